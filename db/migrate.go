@@ -1,0 +1,98 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/openwaba/openwaba/db/migrations"
+)
+
+// Set names one database's migrations.
+type Set int
+
+const (
+	// Core is the openwaba database: coreapp's business state and the
+	// webapp's auth tables.
+	Core Set = iota
+	// Chatd is the network's database.
+	Chatd
+)
+
+func (s Set) fs() (fs.FS, error) {
+	switch s {
+	case Core:
+		return fs.Sub(migrations.Core, "core")
+	case Chatd:
+		return fs.Sub(migrations.Chatd, "chatd")
+	}
+	return nil, fmt.Errorf("unknown migration set %d", s)
+}
+
+func provider(db *sql.DB, s Set) (*goose.Provider, error) {
+	fsys, err := s.fs()
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectMySQL, db, fsys)
+}
+
+// Migrate applies every pending migration of set s. Processes starting
+// together (several coreapps) take turns: a named database lock is held
+// while migrating, so one applies the migrations and the others find them
+// applied.
+func Migrate(ctx context.Context, db *sql.DB, s Set) error {
+	p, err := provider(db, s)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	name := fmt.Sprintf("openwaba_migrate_%d", s)
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 300)", name).Scan(&got); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("migrate: another process held the migration lock for 5 minutes")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name)
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// WaitForSchema blocks until another process (coreapp) has applied every
+// migration of set s that this binary knows, or ctx ends.
+func WaitForSchema(ctx context.Context, db *sql.DB, s Set, onWait func(current, want int64)) error {
+	p, err := provider(db, s)
+	if err != nil {
+		return err
+	}
+	srcs := p.ListSources()
+	want := srcs[len(srcs)-1].Version
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		cur, err := p.GetDBVersion(ctx)
+		if err == nil && cur >= want {
+			return nil
+		}
+		if onWait != nil {
+			onWait(cur, want)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for schema version %d (have %d): %w", want, cur, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
