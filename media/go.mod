@@ -1,0 +1,3 @@
+module github.com/openwaba/openwaba/media
+
+go 1.26.8
