@@ -1,0 +1,303 @@
+// Command waphone is a simulated customer phone on the chatd network.
+//
+//	waphone [--network ADDR[,ADDR]] [--admin HOST:PORT] [--root-key KEY | --root-key-file FILE] --home DIR register NUMBER [--name NAME] [--code CODE]
+//	waphone --home DIR            interactive, for a terminal
+//	waphone --home DIR --json     one JSON command per stdin line, one JSON event per stdout line
+//
+// ADDR is HOST:PORT (raw) or tls://HOST:PORT (inside TLS); HTTPS_PROXY is
+// honoured. The network root key (base64, as chatd writes it to
+// chat-root.pub) is pinned at registration and kept in the phone's home;
+// without --root-key or --root-key-file it is read from the admin API.
+//
+// JSON commands:
+//
+//	{"cmd":"send","to":"<digits>","text":"…","reply_to":"<id>","id":"<optional id>"}
+//	{"cmd":"send","to":"<digits>","file":"PATH","type":"image|audio|video|document|sticker","caption":"…","filename":"…","id":"<optional id>"}
+//	{"cmd":"read","id":"<message id>"}
+//
+// A send with a file sends it as an attachment (type defaults to document).
+//
+// JSON events: message, receipt (sent|delivered|read), queued, ready, error;
+// see package waphone. A received attachment is saved in the phone's home:
+//
+//	{"event":"message","id":…,"from":…,"type":"image","file":"<saved path>","sha256":"<hex>","mime_type":…,"caption":…,"filename":…,"timestamp":…,"name":…}
+//
+// Interactive commands: /to NUMBER, then text lines; /file PATH [TYPE]
+// [CAPTION]; /read ID; /quit.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/openwaba/openwaba/chatd/config"
+	"github.com/openwaba/openwaba/chatd/waphone"
+	"github.com/openwaba/openwaba/chatd/wire"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:])
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "waphone:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) error {
+	fs := flag.NewFlagSet("waphone", flag.ContinueOnError)
+	home := fs.String("home", os.Getenv("WAPHONE_HOME"), "the phone's home directory (keys, seen messages)")
+	network := fs.String("network", "127.0.0.1:5222", "chatd addresses, tried in order (comma-separated; tls://HOST:PORT for TLS)")
+	rootKey := fs.String("root-key", "", "the network root key to pin at registration (base64; default: read it from the admin API)")
+	rootKeyFile := fs.String("root-key-file", "", "file holding the network root key (chatd's chat-root.pub)")
+	admin := fs.String("admin", "", "chatd sandbox admin address for verification codes (default: network host, port 5280)")
+	jsonMode := fs.Bool("json", false, "JSON commands on stdin, JSON events on stdout")
+	logLevel := fs.String("log-level", "warn", "log level on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *home == "" {
+		return errors.New("--home is required")
+	}
+	log, err := config.NewLogger(stderr, config.Log{Level: *logLevel, Format: "text"})
+	if err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "register" {
+		rfs := flag.NewFlagSet("register", flag.ContinueOnError)
+		name := rfs.String("name", "", "profile name shown to businesses")
+		code := rfs.String("code", "", "verification code (default: read it from the sandbox admin API)")
+		var number string
+		if len(rest) > 1 && !strings.HasPrefix(rest[1], "-") {
+			number, rest = rest[1], append([]string{rest[0]}, rest[2:]...)
+		}
+		if err := rfs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		if number == "" && rfs.NArg() > 0 {
+			number = rfs.Arg(0)
+		}
+		addrs := splitAddrs(*network)
+		if *admin == "" {
+			host, _, _ := net.SplitHostPort(strings.TrimPrefix(addrs[0], "tls://"))
+			*admin = net.JoinHostPort(host, "5280")
+		}
+		if *name == "" {
+			*name = "Customer " + number
+		}
+		root, err := parseRootKey(*rootKey, *rootKeyFile)
+		if err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := waphone.Register(rctx, waphone.RegisterOptions{Home: *home, Network: addrs, Admin: *admin, Number: number, Name: *name, Code: *code, Log: log, RootKey: root}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "registered %s in %s\n", number, *home)
+		return nil
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unknown command %q", rest[0])
+	}
+	p, err := waphone.Open(*home, waphone.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runErr := make(chan error, 1)
+	wg.Go(func() { runErr <- p.Run(ctx) })
+	out := &output{w: stdout, json: *jsonMode}
+	wg.Go(func() {
+		for e := range p.Events() {
+			out.event(e)
+		}
+	})
+	// The stdin reader cannot be interrupted by ctx; it ends at EOF or when
+	// the process exits, and it only calls into the phone.
+	go readCommands(ctx, stdin, p, out)
+	if !*jsonMode {
+		fmt.Fprintf(stdout, "waphone %s. Type: /to NUMBER, then a message; /file PATH [TYPE] [CAPTION]; /read ID; /quit\n", p.Number())
+	}
+	err = <-runErr
+	cancel()
+	return err
+}
+
+// parseRootKey returns the root key given by flag or file, or nil for none.
+func parseRootKey(key, file string) (ed25519.PublicKey, error) {
+	switch {
+	case key != "" && file != "":
+		return nil, errors.New("give --root-key or --root-key-file, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--root-key-file: %w", err)
+		}
+		key = string(b)
+	case key == "":
+		return nil, nil
+	}
+	k, err := wire.ParseRootKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("--root-key: %w", err)
+	}
+	return k, nil
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+type output struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+}
+
+func (o *output) event(e waphone.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.json {
+		b, _ := json.Marshal(e)
+		o.w.Write(append(b, '\n'))
+		return
+	}
+	switch e.Event {
+	case "message":
+		reply := ""
+		if e.Context != nil {
+			reply = " (reply to " + e.Context.ID + ")"
+		}
+		if e.File != "" {
+			fmt.Fprintf(o.w, "<< %s [%s] %s%s: [%s %s %s] %s\n", e.From, e.ID, e.Name, reply, e.Type, e.MimeType, e.File, e.Caption)
+			return
+		}
+		fmt.Fprintf(o.w, "<< %s [%s] %s%s: %s\n", e.From, e.ID, e.Name, reply, e.Text)
+	case "receipt":
+		fmt.Fprintf(o.w, "   %s %s\n", e.ID, e.Status)
+	case "queued":
+		fmt.Fprintf(o.w, ">> %s [%s]\n", e.To, e.ID)
+	case "ready":
+		fmt.Fprintf(o.w, "-- online as %s\n", e.From)
+	case "error":
+		fmt.Fprintf(o.w, "!! %s %s\n", e.ID, e.Error)
+	}
+}
+
+type command struct {
+	Cmd      string `json:"cmd"`
+	To       string `json:"to"`
+	Text     string `json:"text"`
+	ID       string `json:"id"`
+	ReplyTo  string `json:"reply_to"`
+	File     string `json:"file"`
+	Type     string `json:"type"`
+	Caption  string `json:"caption"`
+	Filename string `json:"filename"`
+}
+
+// fileCommand parses "/file PATH [TYPE] [CAPTION…]" for the chat to.
+func fileCommand(to, args string) (command, error) {
+	path, rest, _ := strings.Cut(strings.TrimSpace(args), " ")
+	if path == "" {
+		return command{}, errors.New("usage: /file PATH [TYPE] [CAPTION]")
+	}
+	c := command{Cmd: "send", To: to, File: path}
+	rest = strings.TrimSpace(rest)
+	first, after, _ := strings.Cut(rest, " ")
+	if slices.Contains(waphone.MediaTypes, first) {
+		c.Type, rest = first, strings.TrimSpace(after)
+	}
+	c.Caption = rest
+	return c, nil
+}
+
+func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *output) {
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	chat := ""
+	for sc.Scan() && ctx.Err() == nil {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var c command
+		if out.json {
+			if err := json.Unmarshal([]byte(line), &c); err != nil {
+				out.event(waphone.Event{Event: "error", Error: "bad command: " + err.Error()})
+				continue
+			}
+		} else {
+			switch {
+			case line == "/quit":
+				return
+			case strings.HasPrefix(line, "/to "):
+				chat = strings.TrimSpace(strings.TrimPrefix(line, "/to "))
+				continue
+			case strings.HasPrefix(line, "/read "):
+				c = command{Cmd: "read", ID: strings.TrimSpace(strings.TrimPrefix(line, "/read "))}
+			case chat == "":
+				out.event(waphone.Event{Event: "error", Error: "choose a chat first: /to NUMBER"})
+				continue
+			case line == "/file" || strings.HasPrefix(line, "/file "):
+				var err error
+				if c, err = fileCommand(chat, strings.TrimPrefix(line, "/file")); err != nil {
+					out.event(waphone.Event{Event: "error", Error: err.Error()})
+					continue
+				}
+			default:
+				c = command{Cmd: "send", To: chat, Text: line}
+			}
+		}
+		switch c.Cmd {
+		case "send":
+			var id string
+			var err error
+			if c.File != "" {
+				if c.Type == "" {
+					c.Type = "document"
+				}
+				id, err = p.SendMedia(ctx, c.To, c.File, c.Type, c.Caption, c.Filename, c.ID)
+			} else {
+				id, err = p.SendText(ctx, c.To, c.Text, c.ReplyTo, c.ID)
+			}
+			if err != nil {
+				out.event(waphone.Event{Event: "error", ID: c.ID, Error: err.Error()})
+				continue
+			}
+			out.event(waphone.Event{Event: "queued", ID: id, To: c.To})
+		case "read":
+			if err := p.Read(ctx, c.ID); err != nil {
+				out.event(waphone.Event{Event: "error", ID: c.ID, Error: err.Error()})
+			}
+		default:
+			out.event(waphone.Event{Event: "error", Error: fmt.Sprintf("unknown command %q", c.Cmd)})
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/openwaba/openwaba/chatd/shard"
+	"github.com/openwaba/openwaba/db"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
+)
+
+// storeItem is one stanza to commit to a recipient's queue.
+type storeItem struct {
+	kind      int
+	sender    string // "" for the server's own notifications (not deduplicated)
+	id        string
+	t         int64 // server time given to the stanza, unix seconds
+	recipient string
+	shard     uint32 // the recipient's slot; flushStore sets it again for a business recipient
+	payload   []byte // nil: store nothing (only expire expireSeq)
+	// expireSeq, when set, is a row the janitor expires in the same
+	// transaction; the item is stored only if that row was still queued.
+	expireSeq uint64
+
+	// Results, overwritten on every flush.
+	dup     bool   // the sender used this id before; firstT is the first time
+	skipped bool   // expireSeq was delivered meanwhile: nothing stored
+	firstT  int64  // the time to ack with
+	seq     uint64 // the queue row
+}
+
+type stanzaKey struct {
+	sender string
+	kind   int
+	id     string
+}
+
+// flushStore commits a batch of stanzas with five statements: expire the
+// janitor's rows, read the business recipients' shard counts, find ids the
+// senders used before, record the new ids, and insert the queue rows. It runs on the queue's single writer, so queue rows
+// are numbered consecutively and commit in seq order.
+func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem) error {
+	for _, it := range items {
+		it.dup, it.skipped, it.firstT, it.seq = false, false, it.t, 0
+		if it.expireSeq == 0 {
+			continue
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM queue WHERE seq = ?", it.expireSeq)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			it.skipped = true
+		}
+	}
+
+	if err := s.resolveShards(ctx, tx, items); err != nil {
+		return err
+	}
+
+	// Ids used before (in earlier batches, or earlier in this one).
+	first := map[stanzaKey]int64{}
+	var keys []any
+	nKeys := 0
+	for _, it := range items {
+		if it.sender != "" && !it.skipped && it.payload != nil {
+			keys = append(keys, it.sender, it.kind, it.id)
+			nKeys++
+		}
+	}
+	if nKeys > 0 {
+		q, err := tx.QueryContext(ctx, "SELECT sender, kind, stanza_id, t FROM stanza_ids WHERE (sender, kind, stanza_id) IN ("+db.Rows("(?,?,?)", nKeys)+")", keys...)
+		if err != nil {
+			return err
+		}
+		for q.Next() {
+			var k stanzaKey
+			var t int64
+			if err := q.Scan(&k.sender, &k.kind, &k.id, &t); err != nil {
+				q.Close()
+				return err
+			}
+			first[k] = t
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return err
+		}
+	}
+
+	now, expires := time.Now().UnixMilli(), time.Now().Add(s.cfg.QueueTTL).UnixMilli()
+	var idRows, queueRows []any
+	var queued []*storeItem
+	for _, it := range items {
+		if it.skipped || it.payload == nil {
+			continue // nothing to store (an expired row that is only dropped)
+		}
+		if it.sender != "" {
+			k := stanzaKey{it.sender, it.kind, it.id}
+			if t, ok := first[k]; ok {
+				it.dup, it.firstT = true, t
+				continue
+			}
+			first[k] = it.t
+			idRows = append(idRows, it.sender, it.kind, it.id, it.t)
+		}
+		queueRows = append(queueRows, it.recipient, it.shard, it.sender, it.kind, it.id, it.payload, now, expires)
+		queued = append(queued, it)
+	}
+	if len(idRows) > 0 {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO stanza_ids (sender, kind, stanza_id, t) VALUES "+db.Rows("(?,?,?,?)", len(idRows)/4), idRows...); err != nil {
+			return err
+		}
+	}
+	if len(queued) == 0 {
+		return nil
+	}
+	res, err := tx.ExecContext(ctx, "INSERT INTO queue (recipient, shard, sender, kind, stanza_id, payload, created_at, expires_at) VALUES "+
+		db.Rows("(?,?,?,?,?,?,?,?)", len(queued)), queueRows...)
+	if err != nil {
+		return err
+	}
+	firstSeq, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(queued)) {
+		return fmt.Errorf("queue insert stored %d of %d rows", n, len(queued))
+	}
+	// One writer and one multi-row insert: the rows got consecutive ids.
+	for i, it := range queued {
+		it.seq = uint64(firstSeq) + uint64(i)*s.seqStep
+	}
+	return nil
+}
+
+// flushAcks deletes acked rows with one statement.
+func flushAcks(ctx context.Context, tx *sql.Tx, seqs []uint64) error {
+	args := make([]any, len(seqs))
+	for i, s := range seqs {
+		args[i] = s
+	}
+	_, err := tx.ExecContext(ctx, "DELETE FROM queue WHERE seq IN ("+db.Placeholders(len(seqs))+")", args...)
+	return err
+}
+
+// resolveShards sets the slot of every stanza for a business account from
+// its shard count as committed, read under a shared lock on the account
+// row. A SetShards (which locks that row first) therefore commits either
+// before this batch, which then uses the new count, or after it, and then
+// re-maps these rows: no row is ever left on a slot of the old mapping,
+// whatever count the routing chatd had cached. The server's own
+// notifications (no sender) stay on the slot they were given.
+func (s *Server) resolveShards(ctx context.Context, tx *sql.Tx, items []*storeItem) error {
+	seen := map[string]bool{}
+	var numbers []any
+	for _, it := range items {
+		if it.sender == "" || it.skipped || it.payload == nil || seen[it.recipient] {
+			continue
+		}
+		seen[it.recipient] = true
+		numbers = append(numbers, it.recipient)
+	}
+	if len(numbers) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT number, kind, shards FROM accounts WHERE number IN ("+db.Placeholders(len(numbers))+") LOCK IN SHARE MODE", numbers...)
+	if err != nil {
+		return err
+	}
+	shards := map[string]int{} // business recipients only
+	for rows.Next() {
+		var number string
+		var kind int32
+		var n int
+		if err := rows.Scan(&number, &kind, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		if chatdv1.AccountKind(kind) == chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS {
+			shards[number] = n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if n, ok := shards[it.recipient]; ok && it.sender != "" {
+			it.shard = shard.For(it.sender, n)
+		}
+	}
+	return nil
+}

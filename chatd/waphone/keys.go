@@ -1,0 +1,252 @@
+package waphone
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openwaba/openwaba/chatd/e2ee"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
+	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
+)
+
+// keysFile holds the phone's Signal state: identity, pre-keys, sessions,
+// and a buffer of recently decrypted messages. It is rewritten atomically
+// after every change, before the phone acts on it, so a phone killed at any
+// point restarts consistent: a redelivered message found in the buffer is
+// shown from there instead of failing to decrypt a second time.
+const (
+	keysFile    = "signal.json"
+	preKeysFile = "prekeys.json" // the one-time pre-keys, rewritten only when they change
+)
+
+// bufferSize is how many decrypted messages are kept for redeliveries: the
+// phone acks a message right after showing it, so only the few decrypted
+// and not yet acked when it dies are ever pushed again.
+const bufferSize = 128
+
+// Pre-key pool sizes.
+const (
+	firstPreKeys = 200
+	topUpPreKeys = 100
+	lowPreKeys   = 20
+)
+
+// e2e is the phone's end-to-end layer: the seam that keeps the Signal
+// implementation (keyring, over chatd/e2ee and go.mau.fi/libsignal)
+// replaceable.
+type e2e interface {
+	// seal encrypts content for peer (b: the peer's bundle when there is no
+	// session), persisting the advanced session first.
+	seal(ctx context.Context, peer string, c *messagev1.Content, b *chatdv1.PreKeyBundle) (*chatdv1.Enc, error)
+	// open decrypts a message from peer (a message decrypted before is
+	// returned again from a buffer).
+	open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (*messagev1.Content, error)
+	// hasSession reports whether there is a session with peer.
+	hasSession(ctx context.Context, peer string) bool
+	// forget drops the session with peer.
+	forget(ctx context.Context, peer string) error
+	// preKeyUpload creates n one-time pre-keys and returns their upload.
+	preKeyUpload(n int) (*chatdv1.PreKeyUpload, error)
+	// registrationID is the device's Signal registration id.
+	registrationID() uint32
+}
+
+var _ e2e = (*keyring)(nil)
+
+// registrationID implements e2e.
+func (k *keyring) registrationID() uint32 { return k.st.GetLocalRegistrationID() }
+
+// keyring is the phone's end-to-end state. It is safe for concurrent use.
+type keyring struct {
+	path, preKeyPath string
+	savedGen         uint64 // pre-key generation last written
+
+	mu     sync.Mutex // guards the fields below and serializes Signal operations
+	st     *e2ee.MemStore
+	buffer map[string][]byte // "from id" → plaintext
+	order  []string          // buffer insertion order
+}
+
+type keysState struct {
+	Store  json.RawMessage   `json:"store"`
+	Buffer map[string][]byte `json:"buffer"`
+	Order  []string          `json:"order"`
+}
+
+// openKeyring loads the phone's keys, creating a new identity for a new
+// install (a home without them).
+func openKeyring(home string) (*keyring, error) {
+	k := &keyring{path: filepath.Join(home, keysFile), preKeyPath: filepath.Join(home, preKeysFile), buffer: map[string][]byte{}}
+	b, err := os.ReadFile(k.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		id, err := e2ee.NewIdentity()
+		if err != nil {
+			return nil, err
+		}
+		k.st = e2ee.NewMemStore(id)
+		return k, k.saveLocked()
+	case err != nil:
+		return nil, err
+	}
+	var s keysState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", keysFile, err)
+	}
+	pks, err := os.ReadFile(k.preKeyPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if k.st, err = e2ee.LoadMemStoreParts(s.Store, pks); err != nil {
+		return nil, fmt.Errorf("%s: %w", keysFile, err)
+	}
+	_, _, k.savedGen, _ = k.st.SnapshotParts()
+	if s.Buffer != nil {
+		k.buffer, k.order = s.Buffer, s.Order
+	}
+	return k, nil
+}
+
+// saveLocked writes the state; k.mu must be held (or k not shared yet). The
+// main file goes first: its pre-key counter may then run ahead of the
+// pre-key file after a crash (ids are skipped), never behind it (ids reused).
+func (k *keyring) saveLocked() error {
+	store, prekeys, gen, err := k.st.SnapshotParts()
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(keysState{Store: store, Buffer: k.buffer, Order: k.order})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(k.path, b); err != nil {
+		return err
+	}
+	if gen == k.savedGen && fileExists(k.preKeyPath) {
+		return nil
+	}
+	if err := writeAtomic(k.preKeyPath, prekeys); err != nil {
+		return err
+	}
+	k.savedGen = gen
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// preKeyUpload returns an upload for a pool of n new one-time keys (with the
+// identity and signed pre-key), stored before it is sent.
+func (k *keyring) preKeyUpload(n int) (*chatdv1.PreKeyUpload, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	spk, err := k.st.SignedPreKey()
+	if err != nil {
+		return nil, err
+	}
+	pks, err := k.st.GeneratePreKeys(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.saveLocked(); err != nil {
+		return nil, err
+	}
+	return e2ee.Upload(k.st.Identity(), spk, pks), nil
+}
+
+// hasSession reports whether the phone has a session with peer.
+func (k *keyring) hasSession(ctx context.Context, peer string) bool {
+	ok, _ := e2ee.HasSession(ctx, k.st, peer)
+	return ok
+}
+
+// forget drops the session with peer (to rebuild it from a new bundle).
+func (k *keyring) forget(ctx context.Context, peer string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.st.DeleteSession(ctx, e2ee.Address(peer)); err != nil {
+		return err
+	}
+	return k.saveLocked()
+}
+
+// seal encrypts content for peer (b: the peer's bundle when there is no
+// session) and stores the advanced session before returning. A peer that
+// reinstalled is trusted: phones accept new identities, like WhatsApp.
+func (k *keyring) seal(ctx context.Context, peer string, c *messagev1.Content, b *chatdv1.PreKeyBundle) (*chatdv1.Enc, error) {
+	plain, err := proto.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	enc, err := e2ee.Seal(ctx, k.st, peer, plain, b)
+	if errors.Is(err, e2ee.ErrIdentityChanged) && b != nil {
+		key, kerr := e2ee.BundleIdentity(b)
+		if kerr != nil {
+			return nil, kerr
+		}
+		if err := e2ee.Trust(ctx, k.st, peer, key); err != nil {
+			return nil, err
+		}
+		enc, err = e2ee.Seal(ctx, k.st, peer, plain, b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return enc, k.saveLocked()
+}
+
+// open decrypts a message from peer. A message decrypted before (and kept
+// in the buffer) is returned again; a duplicate beyond the buffer returns
+// e2ee.ErrDuplicate.
+func (k *keyring) open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (*messagev1.Content, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key := peer + " " + id
+	plain, ok := k.buffer[key]
+	if !ok {
+		opened, err := e2ee.Open(ctx, k.st, peer, enc)
+		if errors.Is(err, e2ee.ErrIdentityChanged) && opened.Identity != nil {
+			if err := e2ee.Trust(ctx, k.st, peer, opened.Identity); err != nil {
+				return nil, err
+			}
+			opened, err = e2ee.Open(ctx, k.st, peer, enc)
+		}
+		if err != nil {
+			return nil, err
+		}
+		plain = opened.Plaintext
+		k.buffer[key] = plain
+		k.order = append(k.order, key)
+		for len(k.order) > bufferSize {
+			delete(k.buffer, k.order[0])
+			k.order = k.order[1:]
+		}
+		if err := k.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
+	c := new(messagev1.Content)
+	if err := proto.Unmarshal(plain, c); err != nil {
+		return nil, fmt.Errorf("%w: %v", e2ee.ErrUndecryptable, err)
+	}
+	return c, nil
+}
