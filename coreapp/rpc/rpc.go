@@ -1,0 +1,542 @@
+// Package rpc is coreapp's gRPC server (core.v1.Core): the webapp forwards
+// every REST call but authentication here. Errors leave as gRPC statuses that
+// carry a core.v1.Error with the on-prem code; internal causes go to the log
+// only. Every call must present the cluster token (metadata "authorization:
+// Bearer <token>").
+package rpc
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/cluster"
+	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/receive"
+	"github.com/openwaba/openwaba/coreapp/send"
+	"github.com/openwaba/openwaba/coreapp/settings"
+	"github.com/openwaba/openwaba/coreapp/slot"
+	"github.com/openwaba/openwaba/db"
+	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
+	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
+)
+
+// MaxTextBody is the longest text body, in characters.
+const MaxTextBody = 4096
+
+// Server implements core.v1.Core.
+type Server struct {
+	corev1.UnimplementedCoreServer
+	log      *slog.Logger
+	accounts *account.Store
+	settings *settings.Store
+	send     *send.Store
+	receive  *receive.Store
+	slots    *slot.Manager
+	media    *medialib.Store
+	cluster  *cluster.Cluster
+}
+
+var _ corev1.CoreServer = (*Server)(nil)
+
+// New returns a Server.
+func New(log *slog.Logger, accounts *account.Store, st *settings.Store, snd *send.Store, rcv *receive.Store, slots *slot.Manager, ml *medialib.Store, cl *cluster.Cluster) *Server {
+	return &Server{log: log, accounts: accounts, settings: st, send: snd, receive: rcv, slots: slots, media: ml, cluster: cl}
+}
+
+// AuthInterceptor refuses calls without the cluster token.
+func AuthInterceptor(token []byte) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := checkToken(ctx, token); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// errCutOff answers calls while this node cannot reach the database.
+var errCutOff = status.Error(codes.Unavailable, "this coreapp cannot reach the database")
+
+// AvailabilityInterceptor refuses calls while this node counts itself cut
+// from the database, and aborts the calls in flight when it becomes so,
+// with Unavailable: the webapp retries them on another node (with the same
+// request id, so a send that did commit is not sent twice).
+func AvailabilityInterceptor(cl *cluster.Cluster) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == corev1.Core_Wake_FullMethodName {
+			return handler(ctx, req)
+		}
+		dbctx := cl.DBContext()
+		if dbctx.Err() != nil {
+			return nil, errCutOff
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(dbctx, cancel)()
+		resp, err := handler(ctx, req)
+		if err != nil && dbctx.Err() != nil {
+			return nil, errCutOff
+		}
+		return resp, err
+	}
+}
+
+// StreamAuthInterceptor refuses streams without the cluster token.
+func StreamAuthInterceptor(token []byte) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := checkToken(ss.Context(), token); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
+func checkToken(ctx context.Context, token []byte) error {
+	want := []byte("Bearer " + string(token))
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get("authorization")
+	if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
+		return status.Error(codes.Unauthenticated, "missing or wrong cluster token")
+	}
+	return nil
+}
+
+// apiError builds a status carrying an on-prem error.
+func apiError(c codes.Code, code int32, title, details string) error {
+	st, err := status.New(c, title).WithDetails(&corev1.Error{Code: code, Title: title, Details: details})
+	if err != nil {
+		return status.Error(c, title)
+	}
+	return st.Err()
+}
+
+// Titles of the on-prem errors used here.
+const (
+	titleAccessDenied = "Access denied"
+	titleNotFound     = "Resource not found"
+	titleMissing      = "Required parameter is missing"
+	titleInvalid      = "Parameter value is not valid"
+	titleUnknownParam = "Parameter is not required"
+	titleNotReady     = "Service not ready"
+	titleInternal     = "Internal error"
+)
+
+// translate maps an internal error to the status the webapp sees.
+func (s *Server) translate(ctx context.Context, op string, err error) error {
+	var se *settings.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		title := map[int]string{settings.CodeMissing: titleMissing, settings.CodeInvalid: titleInvalid, settings.CodeUnknown: titleUnknownParam}[se.Code]
+		return apiError(codes.InvalidArgument, int32(se.Code), title, se.Details)
+	case errors.Is(err, account.ErrNoAccount):
+		return apiError(codes.FailedPrecondition, 1011, titleNotReady, "no phone number is registered; register one with POST /v1/account")
+	case errors.Is(err, account.ErrNotFound):
+		return apiError(codes.NotFound, 1006, titleNotFound, "unknown phone number")
+	case errors.Is(err, account.ErrNoPending):
+		return apiError(codes.FailedPrecondition, 1006, titleNotFound, account.ErrNoPending.Error())
+	case errors.Is(err, account.ErrAmbiguous):
+		return apiError(codes.InvalidArgument, 1009, titleInvalid, account.ErrAmbiguous.Error())
+	case errors.Is(err, account.ErrWrongCode):
+		return apiError(codes.InvalidArgument, 1009, titleInvalid, account.ErrWrongCode.Error())
+	case errors.Is(err, account.ErrTooManyCodes):
+		return apiError(codes.ResourceExhausted, 1015, "Too many requests", account.ErrTooManyCodes.Error())
+	case errors.Is(err, account.ErrNetworkRefused):
+		s.log.WarnContext(ctx, op+": refused by the network", "err", err)
+		return apiError(codes.PermissionDenied, 1005, titleAccessDenied, "the chat network refused the registration")
+	case errors.Is(err, account.ErrNetwork):
+		s.log.WarnContext(ctx, op+": chat network unreachable", "err", err)
+		return apiError(codes.Unavailable, 1014, titleInternal, "the chat network cannot be reached; try again")
+	case errors.Is(err, slot.ErrNotMaster):
+		return apiError(codes.FailedPrecondition, 1017, "Not Primary Master", "this call runs on the primary master; try another node")
+	case errors.Is(err, slot.ErrNotOwner):
+		return apiError(codes.FailedPrecondition, 1018, "Not Primary Coreapp", "another node holds the number's connection; try another node")
+	case errors.Is(err, slot.ErrReshard):
+		s.log.WarnContext(ctx, op+": unfinished", "err", err)
+		return apiError(codes.Unavailable, 1014, titleInternal, "the shard change did not complete yet; the primary master completes it, or retry")
+	case errors.Is(err, receive.ErrNotFound):
+		return apiError(codes.NotFound, 1006, titleNotFound, "unknown message id")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return status.FromContextError(err).Err()
+	case db.IsRetryable(err):
+		// Still contended after retries: the webapp retries Unavailable with
+		// the same request id, so a send is never duplicated.
+		s.log.WarnContext(ctx, op+": database contention", "request_id", requestID(ctx), "err", err)
+		return apiError(codes.Unavailable, 1016, "System overloaded", "temporary database contention; retry")
+	}
+	s.log.ErrorContext(ctx, op+" failed", "request_id", requestID(ctx), "err", err)
+	return apiError(codes.Internal, 1014, titleInternal, "")
+}
+
+func requestID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-request-id"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func onlyDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// RegisterAccount implements core.v1.Core.
+func (s *Server) RegisterAccount(ctx context.Context, req *corev1.RegisterAccountRequest) (*corev1.RegisterAccountResponse, error) {
+	if !onlyDigits(req.Cc) || len(req.Cc) > 3 || !onlyDigits(req.PhoneNumber) || !wire.ValidNumber(req.Cc+req.PhoneNumber) {
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "cc and phone_number must be digits forming a 5 to 20 digit number")
+	}
+	method := req.Method
+	if method == "" {
+		method = "sms"
+	}
+	if method != "sms" && method != "voice" {
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "method must be sms or voice")
+	}
+	res, err := s.accounts.Register(ctx, account.RegisterRequest{CC: req.Cc, PhoneNumber: req.PhoneNumber, Method: method, Cert: req.Cert, Pin: req.Pin})
+	if err != nil {
+		return nil, s.translate(ctx, "register", err)
+	}
+	if res.AlreadyRegistered {
+		s.slots.Reconcile()
+	}
+	return &corev1.RegisterAccountResponse{AlreadyRegistered: res.AlreadyRegistered, Vname: res.VName}, nil
+}
+
+// VerifyAccount implements core.v1.Core.
+func (s *Server) VerifyAccount(ctx context.Context, req *corev1.VerifyAccountRequest) (*corev1.VerifyAccountResponse, error) {
+	if len(req.Code) != 6 || !onlyDigits(req.Code) {
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "code must be 6 digits")
+	}
+	a, err := s.accounts.Verify(ctx, req.GetAccount().GetWaId(), req.Code)
+	if err != nil {
+		return nil, s.translate(ctx, "verify", err)
+	}
+	s.slots.Reconcile()
+	return &corev1.VerifyAccountResponse{Account: toProto(a)}, nil
+}
+
+func toProto(a account.Account) *corev1.Account {
+	return &corev1.Account{WaId: a.WaID, Cc: a.CC, PhoneNumber: a.PhoneNumber, State: a.State, Vname: a.VName, Shards: uint32(a.Shards)}
+}
+
+// GetAccount implements core.v1.Core.
+func (s *Server) GetAccount(ctx context.Context, req *corev1.GetAccountRequest) (*corev1.Account, error) {
+	// Uncached: an admin reads back what it just changed, maybe through
+	// another node.
+	a, err := s.accounts.ResolveFresh(ctx, req.GetAccount().GetWaId())
+	if err != nil {
+		return nil, s.translate(ctx, "get account", err)
+	}
+	return toProto(a), nil
+}
+
+// verified resolves an account that may send and receive.
+func (s *Server) verified(ctx context.Context, ref *corev1.AccountRef) (account.Account, error) {
+	a, err := s.accounts.Resolve(ctx, ref.GetWaId())
+	if err != nil {
+		return a, err
+	}
+	if !a.Verified() {
+		return a, apiError(codes.FailedPrecondition, 1011, titleNotReady, "the phone number's registration is not complete; verify it with POST /v1/account/verify")
+	}
+	return a, nil
+}
+
+// SendMessage implements core.v1.Core.
+func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest) (*corev1.SendMessageResponse, error) {
+	a, err := s.verified(ctx, req.Account)
+	if err != nil {
+		return nil, s.translateOrPass(ctx, "send", err)
+	}
+	switch {
+	case !wire.ValidNumber(req.To):
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "to must be a phone number of 5 to 20 digits")
+	case req.To == a.WaID:
+		return nil, apiError(codes.InvalidArgument, 1021, "Bad user", "a message cannot be sent to the sender's own number")
+	case req.RecipientType != "" && req.RecipientType != "individual":
+		return nil, apiError(codes.InvalidArgument, 1002, "Invalid recipient type", "recipient_type must be individual")
+	case len(req.RequestId) > 64:
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "request id longer than 64 characters")
+	}
+	c := req.Content
+	t := c.GetText()
+	if md := c.GetMedia(); md != nil {
+		checked, err := s.checkMedia(ctx, a, md)
+		if err != nil {
+			return nil, err
+		}
+		c = &messagev1.Content{Body: &messagev1.Content_Media{Media: checked}, Context: c.Context}
+		if len(c.GetContext().GetMessageId()) > 64 {
+			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "context.message_id is too long")
+		}
+	}
+	switch {
+	case c.GetMedia() != nil:
+	case t == nil:
+		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "text.body is required")
+	case strings.TrimSpace(t.Body) == "":
+		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "text.body is required")
+	case utf8.RuneCountInString(t.Body) > MaxTextBody:
+		return nil, apiError(codes.InvalidArgument, 1001, "Message too long", "text.body is longer than 4096 characters")
+	case len(c.GetContext().GetMessageId()) > 64:
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "context.message_id is too long")
+	}
+	reqID := req.RequestId
+	if reqID == "" {
+		reqID = requestID(ctx)
+	}
+	m, dup, err := s.send.Accept(ctx, a, reqID, req.To, c)
+	if err != nil {
+		return nil, s.translate(ctx, "send", err)
+	}
+	if !dup {
+		s.slots.Enqueue(a.ID, m)
+	}
+	return &corev1.SendMessageResponse{Id: m.ID}, nil
+}
+
+// translateOrPass keeps errors that already are statuses.
+func (s *Server) translateOrPass(ctx context.Context, op string, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return s.translate(ctx, op, err)
+}
+
+// MarkRead implements core.v1.Core.
+func (s *Server) MarkRead(ctx context.Context, req *corev1.MarkReadRequest) (*corev1.MarkReadResponse, error) {
+	a, err := s.verified(ctx, req.Account)
+	if err != nil {
+		return nil, s.translateOrPass(ctx, "mark read", err)
+	}
+	if req.MessageId == "" || len(req.MessageId) > 64 {
+		return nil, apiError(codes.NotFound, 1006, titleNotFound, "unknown message id")
+	}
+	sh, err := s.receive.MarkRead(ctx, a.ID, req.MessageId)
+	if err != nil {
+		return nil, s.translate(ctx, "mark read", err)
+	}
+	s.slots.ReceiptsPending(a.ID, sh)
+	return &corev1.MarkReadResponse{}, nil
+}
+
+// CheckContacts implements core.v1.Core. Both blocking modes answer the
+// final status at once; a number that is not a valid phone number is
+// invalid without asking the network.
+func (s *Server) CheckContacts(ctx context.Context, req *corev1.CheckContactsRequest) (*corev1.CheckContactsResponse, error) {
+	a, err := s.verified(ctx, req.Account)
+	if err != nil {
+		return nil, s.translateOrPass(ctx, "check contacts", err)
+	}
+	norm := make([]string, len(req.Contacts))
+	var ask []string
+	for i, in := range req.Contacts {
+		norm[i] = normalize(in)
+		if wire.ValidNumber(norm[i]) {
+			ask = append(ask, norm[i])
+		}
+	}
+	found := map[string]bool{}
+	failed := false
+	if len(ask) > 0 {
+		found, err = s.slots.CheckContacts(ctx, a.ID, ask)
+		if errors.Is(err, slot.ErrNotConnected) && s.slots.OwnerElsewhere(ctx, a.ID) {
+			return nil, s.translate(ctx, "check contacts", slot.ErrNotOwner)
+		}
+		if errors.Is(err, slot.ErrNotConnected) {
+			failed = true
+		} else if err != nil {
+			return nil, s.translate(ctx, "check contacts", err)
+		}
+	}
+	out := &corev1.CheckContactsResponse{}
+	for i, in := range req.Contacts {
+		r := &corev1.ContactResult{Input: in, Status: "invalid"}
+		switch {
+		case !wire.ValidNumber(norm[i]):
+		case failed:
+			r.Status = "failed"
+		case found[norm[i]]:
+			r.Status, r.WaId = "valid", norm[i]
+		}
+		out.Contacts = append(out.Contacts, r)
+	}
+	return out, nil
+}
+
+// normalize keeps the digits of a phone number as typed ("+1 (631) 555-1001").
+func normalize(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' || r == ' ' || r == '-' || r == '(' || r == ')' || r == '.':
+		default:
+			return ""
+		}
+	}
+	return b.String()
+}
+
+// settingsAccount resolves the account whose settings a call addresses:
+// account 0 (the deployment's settings) while no number exists.
+func (s *Server) settingsAccount(ctx context.Context, ref *corev1.AccountRef) (int64, string, error) {
+	a, err := s.accounts.Resolve(ctx, ref.GetWaId())
+	if errors.Is(err, account.ErrNoAccount) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	return a.ID, a.WaID, nil
+}
+
+func settingsJSON(app settings.Application, waID string) (*corev1.Settings, error) {
+	app.WaID = waID
+	b, err := json.Marshal(app)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Settings{Json: b}, nil
+}
+
+// GetSettings implements core.v1.Core.
+func (s *Server) GetSettings(ctx context.Context, req *corev1.GetSettingsRequest) (*corev1.Settings, error) {
+	id, waID, err := s.settingsAccount(ctx, req.Account)
+	if err != nil {
+		return nil, s.translate(ctx, "get settings", err)
+	}
+	app, err := s.settings.Get(ctx, id)
+	if err != nil {
+		return nil, s.translate(ctx, "get settings", err)
+	}
+	return settingsJSON(app, waID)
+}
+
+// UpdateSettings implements core.v1.Core.
+func (s *Server) UpdateSettings(ctx context.Context, req *corev1.UpdateSettingsRequest) (*corev1.Settings, error) {
+	id, waID, err := s.settingsAccount(ctx, req.Account)
+	if err != nil {
+		return nil, s.translate(ctx, "update settings", err)
+	}
+	app, err := s.settings.Update(ctx, id, req.PatchJson)
+	if err != nil {
+		return nil, s.translate(ctx, "update settings", err)
+	}
+	return settingsJSON(app, waID)
+}
+
+// ResetSettings implements core.v1.Core.
+func (s *Server) ResetSettings(ctx context.Context, req *corev1.ResetSettingsRequest) (*corev1.Settings, error) {
+	id, waID, err := s.settingsAccount(ctx, req.Account)
+	if err != nil {
+		return nil, s.translate(ctx, "reset settings", err)
+	}
+	app, err := s.settings.Reset(ctx, id)
+	if err != nil {
+		return nil, s.translate(ctx, "reset settings", err)
+	}
+	return settingsJSON(app, waID)
+}
+
+// GetWebhookConfig implements core.v1.Core.
+func (s *Server) GetWebhookConfig(ctx context.Context, req *corev1.GetWebhookConfigRequest) (*corev1.WebhookConfig, error) {
+	id, _, err := s.settingsAccount(ctx, req.Account)
+	if err != nil {
+		return nil, s.translate(ctx, "get webhook config", err)
+	}
+	app, err := s.settings.Get(ctx, id)
+	if err != nil {
+		return nil, s.translate(ctx, "get webhook config", err)
+	}
+	return &corev1.WebhookConfig{Url: app.Webhooks.URL, Headers: app.Webhooks.Headers}, nil
+}
+
+// SetWebhookConfig implements core.v1.Core: it sets webhooks.url and the
+// extra headers, replacing the previous headers.
+func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookConfigRequest) (*corev1.WebhookConfig, error) {
+	id, _, err := s.settingsAccount(ctx, req.Account)
+	if err != nil {
+		return nil, s.translate(ctx, "set webhook config", err)
+	}
+	cfg := req.GetConfig()
+	if cfg.GetUrl() == "" {
+		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "url is required")
+	}
+	headers := cfg.GetHeaders()
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	patch, err := json.Marshal(map[string]any{"webhooks": map[string]any{"url": cfg.GetUrl(), "headers": headers}})
+	if err != nil {
+		return nil, s.translate(ctx, "set webhook config", err)
+	}
+	app, err := s.settings.Update(ctx, id, patch)
+	if err != nil {
+		return nil, s.translate(ctx, "set webhook config", err)
+	}
+	return &corev1.WebhookConfig{Url: app.Webhooks.URL, Headers: app.Webhooks.Headers}, nil
+}
+
+// GetHealth implements core.v1.Core.
+func (s *Server) GetHealth(ctx context.Context, req *corev1.GetHealthRequest) (*corev1.GetHealthResponse, error) {
+	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	if errors.Is(err, account.ErrNoAccount) {
+		return &corev1.GetHealthResponse{GatewayStatus: "unregistered"}, nil
+	}
+	if err != nil {
+		return nil, s.translate(ctx, "health", err)
+	}
+	if !a.Verified() {
+		return &corev1.GetHealthResponse{GatewayStatus: "unregistered"}, nil
+	}
+	status, nodes, err := s.slots.Health(ctx, a)
+	if err != nil {
+		return nil, s.translate(ctx, "health", err)
+	}
+	return &corev1.GetHealthResponse{GatewayStatus: status, Nodes: nodes}, nil
+}
+
+// SetShards implements core.v1.Core.
+func (s *Server) SetShards(ctx context.Context, req *corev1.SetShardsRequest) (*corev1.Account, error) {
+	a, err := s.verified(ctx, req.Account)
+	if err != nil {
+		return nil, s.translateOrPass(ctx, "set shards", err)
+	}
+	if req.Cc+req.PhoneNumber != a.WaID {
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "cc and phone_number do not name the account")
+	}
+	if !slices.Contains(slot.ValidShards, int(req.Shards)) {
+		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "shards must be 1, 2, 4, 8, 16 or 32")
+	}
+	a, err = s.slots.SetShards(ctx, a, int(req.Shards))
+	if err != nil {
+		return nil, s.translate(ctx, "set shards", err)
+	}
+	return toProto(a), nil
+}
+
+// Wake implements core.v1.Core (called by other coreapps).
+func (s *Server) Wake(ctx context.Context, req *corev1.WakeRequest) (*corev1.WakeResponse, error) {
+	s.cluster.HandleWake(req.Slots)
+	return &corev1.WakeResponse{}, nil
+}

@@ -1,0 +1,398 @@
+// Package send is the outbound side of coreapp: accepting a message
+// (committed before its id is returned), the per-slot Sender that seals and
+// sends accepted messages and pending receipts over the slot's chatd session,
+// and the status transitions (sent, delivered, read, failed) that chatd's acks
+// and the customer's receipts cause, each committed with its status webhook.
+//
+// Accepts and transitions from many callers are written in shared
+// transactions with a few multi-row statements per batch (db.Batcher).
+package send
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openwaba/openwaba/chatd/shard"
+	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/settings"
+	"github.com/openwaba/openwaba/coreapp/webhook"
+	"github.com/openwaba/openwaba/db"
+	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
+)
+
+// Status of an outbound message; the order is the order of progress.
+const (
+	StatusAccepted  = 0
+	StatusSent      = 1
+	StatusDelivered = 2
+	StatusRead      = 3
+	StatusFailed    = 9
+)
+
+var statusNames = map[int]string{StatusSent: "sent", StatusDelivered: "delivered", StatusRead: "read", StatusFailed: "failed"}
+
+// Message is an accepted outbound message.
+type Message struct {
+	Seq     int64 // 0 for a message handed over by Accept (not needed to send it)
+	ID      string
+	Peer    string
+	Shard   uint32
+	Content []byte // serialized messagev1.Content
+	Payload []byte // serialized chatdv1.Enc once sealed
+	retry   uint32 // the retry receipt this send answers (0: none)
+}
+
+// Store accepts messages and records their progress. Run must be running.
+type Store struct {
+	settings *settings.Store
+	log      *slog.Logger
+	accepts  *db.Batcher[*acceptItem]
+	moves    *db.Batcher[*transition]
+	// webhookWake is called after a commit that enqueued webhooks.
+	webhookWake func()
+}
+
+// NewStore returns a Store writing to d.
+func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()) *Store {
+	st := &Store{settings: s, log: log, webhookWake: webhookWake}
+	st.accepts = db.NewBatcher(d, log, db.BatchOptions{Workers: 4}, flushAccepts)
+	st.moves = db.NewBatcher(d, log, db.BatchOptions{Workers: 2}, st.flushTransitions)
+	return st
+}
+
+// Run writes until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.accepts.Run(ctx) })
+	wg.Go(func() { s.moves.Run(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// NewMessageID returns a message id in the wamid style.
+func NewMessageID() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return "wamid." + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+type acceptItem struct {
+	accountID int64
+	m         Message
+	requestID string
+	existing  string // result: the id of an earlier message with the same request id
+}
+
+// Accept stores an outbound message and returns it once committed. A
+// request id already used for this account returns the first message
+// instead, with dup set.
+func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to string, content *messagev1.Content) (Message, bool, error) {
+	b, err := proto.Marshal(content)
+	if err != nil {
+		return Message{}, false, err
+	}
+	it := &acceptItem{accountID: acct.ID, requestID: requestID,
+		m: Message{ID: NewMessageID(), Peer: to, Shard: shard.For(to, acct.Shards), Content: b}}
+	if err := s.accepts.Do(ctx, it); err != nil {
+		return Message{}, false, fmt.Errorf("accept message: %w", err)
+	}
+	if it.existing != "" {
+		return Message{ID: it.existing}, true, nil
+	}
+	return it.m, false, nil
+}
+
+// flushAccepts inserts a batch of messages: one query finds request ids used
+// before, one multi-row insert stores the rest.
+func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
+	byAccount := map[int64][]*acceptItem{}
+	for _, it := range items {
+		it.existing = ""
+		byAccount[it.accountID] = append(byAccount[it.accountID], it)
+	}
+	// The shard of a message comes from the account's shard count as of
+	// this transaction: the lock orders accepts against a shard change,
+	// which re-maps the messages accepted before it. The lock is exclusive
+	// so that the accepts of an account commit one after another, on every
+	// node: within a slot, seq order is then commit order (Sender relies on
+	// it to keep a customer's messages in order across nodes).
+	ids := make([]any, 0, len(byAccount))
+	for acct := range byAccount {
+		ids = append(ids, acct)
+	}
+	q, err := tx.QueryContext(ctx, "SELECT id, shards FROM accounts WHERE id IN ("+db.Placeholders(len(ids))+") ORDER BY id FOR UPDATE", ids...)
+	if err != nil {
+		return err
+	}
+	shards := map[int64]int{}
+	for q.Next() {
+		var id int64
+		var n int
+		if err := q.Scan(&id, &n); err != nil {
+			q.Close()
+			return err
+		}
+		shards[id] = n
+	}
+	q.Close()
+	if err := q.Err(); err != nil {
+		return err
+	}
+	for acct, its := range byAccount {
+		for _, it := range its {
+			it.m.Shard = shard.For(it.m.Peer, max(shards[acct], 1))
+		}
+	}
+	var rows []any
+	n := 0
+	now := db.NowMillis()
+	for acct, its := range byAccount {
+		var reqs []any
+		for _, it := range its {
+			if it.requestID != "" {
+				reqs = append(reqs, it.requestID)
+			}
+		}
+		used := map[string]string{}
+		if len(reqs) > 0 {
+			q, err := tx.QueryContext(ctx, "SELECT request_id, id FROM outbound_messages WHERE account_id = ? AND request_id IN ("+db.Placeholders(len(reqs))+")",
+				append([]any{acct}, reqs...)...)
+			if err != nil {
+				return err
+			}
+			for q.Next() {
+				var r, id string
+				if err := q.Scan(&r, &id); err != nil {
+					q.Close()
+					return err
+				}
+				used[r] = id
+			}
+			q.Close()
+			if err := q.Err(); err != nil {
+				return err
+			}
+		}
+		for _, it := range its {
+			var reqID any
+			if it.requestID != "" {
+				if id, ok := used[it.requestID]; ok {
+					it.existing = id
+					continue
+				}
+				used[it.requestID] = it.m.ID // a repeat within the batch gets this one
+				reqID = it.requestID
+			}
+			rows = append(rows, acct, it.m.ID, reqID, it.m.Peer, it.m.Shard, it.m.Content, now, now)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// A concurrent batch may commit the same request id between the query
+	// above and this insert: the duplicate row is skipped here and matched
+	// below, instead of failing the batch.
+	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, peer, shard, status, content, created_at, updated_at) VALUES "+
+		db.Rows("(?,?,?,?,?,0,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
+	if err != nil {
+		return err
+	}
+	if inserted, _ := res.RowsAffected(); inserted == int64(n) {
+		return nil
+	}
+	for acct, its := range byAccount {
+		var reqs []any
+		for _, it := range its {
+			if it.requestID != "" {
+				reqs = append(reqs, it.requestID)
+			}
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		q, err := tx.QueryContext(ctx, "SELECT request_id, id FROM outbound_messages WHERE account_id = ? AND request_id IN ("+db.Placeholders(len(reqs))+")",
+			append([]any{acct}, reqs...)...)
+		if err != nil {
+			return err
+		}
+		stored := map[string]string{}
+		for q.Next() {
+			var r, id string
+			if err := q.Scan(&r, &id); err != nil {
+				q.Close()
+				return err
+			}
+			stored[r] = id
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return err
+		}
+		// Every item of a request id gets the id actually stored for it
+		// (not the in-batch first one, which may have lost to another batch).
+		for _, it := range its {
+			if it.requestID == "" {
+				continue
+			}
+			if id := stored[it.requestID]; id != it.m.ID {
+				it.existing = id
+			} else {
+				it.existing = ""
+			}
+		}
+	}
+	return nil
+}
+
+// transition is one status change to commit.
+type transition struct {
+	accountID int64
+	peer      string // when set, the message must be to this peer
+	id        string
+	status    int
+	t         int64 // event time, unix seconds
+	err       *webhook.Error
+}
+
+// ErrNotFound is returned for an unknown message.
+var ErrNotFound = errors.New("message not found")
+
+// Advance moves messages forward to status (never backwards) and enqueues the
+// status webhooks the account's settings ask for, in a shared transaction.
+// done is called after the commit.
+func (s *Store) Advance(accountID int64, peer string, ids []string, status int, t int64, done func(error)) {
+	s.submit(accountID, peer, ids, status, t, nil, done)
+}
+
+// Fail marks messages failed with an on-prem error, unless they were already
+// delivered.
+func (s *Store) Fail(accountID int64, peer string, ids []string, t int64, e webhook.Error, done func(error)) {
+	s.submit(accountID, peer, ids, StatusFailed, t, &e, done)
+}
+
+func (s *Store) submit(accountID int64, peer string, ids []string, status int, t int64, e *webhook.Error, done func(error)) {
+	if len(ids) == 0 {
+		done(nil)
+		return
+	}
+	// One item per id; done fires once, after the last one committed.
+	var mu sync.Mutex
+	left, first := len(ids), error(nil)
+	for _, id := range ids {
+		s.moves.Go(&transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e}, func(err error) {
+			mu.Lock()
+			left--
+			if err != nil && first == nil {
+				first = err
+			}
+			last := left == 0
+			mu.Unlock()
+			if last {
+				if first == nil {
+					s.webhookWake()
+				}
+				done(first)
+			}
+		})
+	}
+}
+
+// flushTransitions applies a batch of status changes: per account, one query
+// locks the messages, one update per resulting status, and one multi-row
+// insert of the webhook events.
+func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*transition) error {
+	byAccount := map[int64][]*transition{}
+	for _, tr := range items {
+		byAccount[tr.accountID] = append(byAccount[tr.accountID], tr)
+	}
+	var events []webhook.Event
+	now := db.NowMillis()
+	for acct, trs := range byAccount {
+		app, err := s.settings.Get(ctx, acct)
+		if err != nil {
+			return err
+		}
+		want := map[int]bool{StatusSent: app.SentEnabled(), StatusDelivered: app.Webhooks.Message.Delivered,
+			StatusRead: app.Webhooks.Message.Read, StatusFailed: true}
+		ids := make([]any, 0, len(trs))
+		seen := map[string]bool{}
+		for _, tr := range trs {
+			if !seen[tr.id] {
+				seen[tr.id] = true
+				ids = append(ids, tr.id)
+			}
+		}
+		type row struct {
+			peer   string
+			status int
+			code   int
+		}
+		state := map[string]*row{}
+		q, err := tx.QueryContext(ctx, "SELECT id, peer, status FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
+			append([]any{acct}, ids...)...)
+		if err != nil {
+			return err
+		}
+		for q.Next() {
+			var id string
+			r := &row{}
+			if err := q.Scan(&id, &r.peer, &r.status); err != nil {
+				q.Close()
+				return err
+			}
+			state[id] = r
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return err
+		}
+		changed := map[string]bool{}
+		for _, tr := range trs {
+			r := state[tr.id]
+			switch {
+			case r == nil, tr.peer != "" && tr.peer != r.peer:
+				continue // unknown here, or a receipt from someone else
+			case tr.status == StatusFailed && r.status >= StatusDelivered:
+				continue
+			case tr.status != StatusFailed && (r.status >= tr.status):
+				continue
+			}
+			r.status = tr.status
+			if tr.err != nil {
+				r.code = tr.err.Code
+			}
+			changed[tr.id] = true
+			if want[tr.status] {
+				st := webhook.Status{ID: tr.id, RecipientID: r.peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10)}
+				if tr.err != nil {
+					st.Errors = []webhook.Error{*tr.err}
+				}
+				events = append(events, webhook.StatusEvent(acct, st))
+			}
+		}
+		// One update per (status, error code) group.
+		groups := map[[2]int][]any{}
+		for id := range changed {
+			r := state[id]
+			k := [2]int{r.status, r.code}
+			groups[k] = append(groups[k], id)
+		}
+		for k, gids := range groups {
+			if _, err := tx.ExecContext(ctx, "UPDATE outbound_messages SET status = ?, error_code = ?, updated_at = ? WHERE account_id = ? AND id IN ("+db.Placeholders(len(gids))+")",
+				append([]any{k[0], k[1], now, acct}, gids...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return webhook.Enqueue(tx, events...)
+}

@@ -1,0 +1,154 @@
+package send
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/settings"
+	"github.com/openwaba/openwaba/coreapp/webhook"
+	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/dbtest"
+	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
+)
+
+func newStore(t *testing.T) (*Store, *sql.DB) {
+	t.Helper()
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"message":{"sent":true,"delivered":true,"read":true}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(d, st, slog.New(slog.DiscardHandler), func() {})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, d
+}
+
+func text(body string) *messagev1.Content {
+	return &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: body}}}
+}
+
+var acct = account.Account{ID: 1, WaID: "15550100", State: account.StateVerified, Shards: 1}
+
+func TestAcceptDeduplicatesRequestIDs(t *testing.T) {
+	s, d := newStore(t)
+	// Concurrent sends, many sharing request ids, land in shared batches.
+	ids := make([]string, 40)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			m, _, err := s.Accept(t.Context(), acct, []string{"req-a", "req-b", ""}[i%3], "15551234567", text("x"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = m.ID
+		})
+	}
+	wg.Wait()
+	byReq := map[string]map[string]bool{}
+	for i, id := range ids {
+		r := []string{"req-a", "req-b", ""}[i%3]
+		if byReq[r] == nil {
+			byReq[r] = map[string]bool{}
+		}
+		byReq[r][id] = true
+	}
+	if len(byReq["req-a"]) != 1 || len(byReq["req-b"]) != 1 {
+		t.Errorf("ids per request id: req-a %d, req-b %d; want one each", len(byReq["req-a"]), len(byReq["req-b"]))
+	}
+	if len(byReq[""]) != 13 {
+		t.Errorf("sends without a request id got %d distinct ids, want 13", len(byReq[""]))
+	}
+	var n int
+	if err := d.QueryRow("SELECT COUNT(*) FROM outbound_messages").Scan(&n); err != nil || n != 15 {
+		t.Errorf("stored messages = %d (%v), want 15", n, err)
+	}
+}
+
+func advance(t *testing.T, s *Store, peer, id string, status int) {
+	t.Helper()
+	ch := make(chan error, 1)
+	s.Advance(1, peer, []string{id}, status, 100, func(err error) { ch <- err })
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func statusOf(t *testing.T, d *sql.DB, id string) int {
+	t.Helper()
+	var st int
+	if err := d.QueryRow("SELECT status FROM outbound_messages WHERE id = ?", id).Scan(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func webhookStatuses(t *testing.T, d *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := d.QueryRow("SELECT COUNT(*) FROM webhook_events WHERE kind = ?", webhook.KindStatus).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestTransitionsOnlyMoveForward(t *testing.T) {
+	s, d := newStore(t)
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(t, s, "", m.ID, StatusSent)
+	advance(t, s, "15551234567", m.ID, StatusRead)
+	advance(t, s, "15551234567", m.ID, StatusDelivered) // late: ignored
+	advance(t, s, "15559999999", m.ID, StatusRead)      // from someone else: ignored
+	if got := statusOf(t, d, m.ID); got != StatusRead {
+		t.Errorf("status = %d, want read", got)
+	}
+	if n := webhookStatuses(t, d); n != 2 {
+		t.Errorf("status webhooks = %d, want 2 (sent, read)", n)
+	}
+	ch := make(chan error, 1)
+	s.Fail(1, "", []string{m.ID}, 100, webhook.Error{Code: 410, Title: "Message expired"}, func(err error) { ch <- err })
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+	if got := statusOf(t, d, m.ID); got != StatusRead {
+		t.Errorf("a delivered message was marked failed (status %d)", got)
+	}
+}
+
+func TestFailRecordsTheError(t *testing.T) {
+	s, d := newStore(t)
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	s.Fail(1, "", []string{m.ID}, 100, webhook.Error{Code: 1013, Title: "User is not valid"}, func(err error) { ch <- err })
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+	var st, code int
+	if err := d.QueryRow("SELECT status, error_code FROM outbound_messages WHERE id = ?", m.ID).Scan(&st, &code); err != nil {
+		t.Fatal(err)
+	}
+	if st != StatusFailed || code != 1013 {
+		t.Errorf("status, error = %d, %d; want failed, 1013", st, code)
+	}
+	var payload string
+	if err := d.QueryRow("SELECT payload FROM webhook_events").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"` + m.ID + `","recipient_id":"15551234567","status":"failed","timestamp":"100","errors":[{"code":1013,"title":"User is not valid"}]}`
+	if payload != want {
+		t.Errorf("failed webhook =\n%s\nwant\n%s", payload, want)
+	}
+}

@@ -1,0 +1,445 @@
+// Package settings is the on-prem application settings object
+// (/v1/settings/application): its defaults, the validation of a PATCH, and
+// its storage per account. Account 0 holds the deployment's settings, used
+// before any number is registered and copied into each new account.
+//
+// A Store is safe for concurrent use; it caches each account's settings for a
+// few seconds, so a change made on another node is seen within CacheTTL.
+package settings
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openwaba/openwaba/db"
+)
+
+// Application is the settings object. Field names are the on-prem ones.
+type Application struct {
+	Webhooks                  Webhooks `json:"webhooks"`
+	SentStatus                bool     `json:"sent_status"`
+	CallbackPersist           bool     `json:"callback_persist"`
+	CallbackBackoffDelayMs    int      `json:"callback_backoff_delay_ms"`
+	MaxCallbackBackoffDelayMs int      `json:"max_callback_backoff_delay_ms"`
+	HeartbeatInterval         int      `json:"heartbeat_interval"`
+	UnhealthyInterval         int      `json:"unhealthy_interval"`
+	Media                     Media    `json:"media"`
+	NotifyUserChangeNumber    bool     `json:"notify_user_change_number"`
+	ShowSecurityNotifications bool     `json:"show_security_notifications"`
+	PassThrough               bool     `json:"pass_through"`
+	WaID                      string   `json:"wa_id,omitempty"` // read-only
+}
+
+// Webhooks is the "webhooks" group.
+type Webhooks struct {
+	URL                   string  `json:"url"`
+	MaxConcurrentRequests int     `json:"max_concurrent_requests"`
+	Message               Message `json:"message"`
+	// Headers are sent with every webhook (360dialog's /v1/configs/webhook;
+	// an openwaba extension in this object).
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Message selects the status webhooks.
+type Message struct {
+	Sent      bool `json:"sent"`
+	Delivered bool `json:"delivered"`
+	Read      bool `json:"read"`
+}
+
+// Media is the "media" group.
+type Media struct {
+	AutoDownload []string `json:"auto_download"`
+}
+
+// Defaults returns the settings of a fresh deployment.
+func Defaults() Application {
+	return Application{
+		Webhooks: Webhooks{
+			MaxConcurrentRequests: 6,
+			Message:               Message{Sent: false, Delivered: true, Read: true},
+		},
+		SentStatus:                false,
+		CallbackPersist:           true,
+		CallbackBackoffDelayMs:    3000,
+		MaxCallbackBackoffDelayMs: 900000,
+		// openwaba fails over within about unhealthy_interval + one
+		// heartbeat (docs/architecture.md, "Slots and leases"); on-prem's
+		// defaults are 5 and 30.
+		HeartbeatInterval:         1,
+		UnhealthyInterval:         3,
+		Media:                     Media{AutoDownload: []string{"image", "video", "voice", "sticker", "audio", "document"}},
+		NotifyUserChangeNumber:    true,
+		ShowSecurityNotifications: true,
+	}
+}
+
+// SentEnabled reports whether "sent" status webhooks are on (either the
+// legacy sent_status or webhooks.message.sent).
+func (a Application) SentEnabled() bool { return a.SentStatus || a.Webhooks.Message.Sent }
+
+// Error is a validation failure with its on-prem code: 1008 (missing), 1009
+// (invalid value) or 1010 (unknown parameter).
+type Error struct {
+	Code    int
+	Details string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Details) }
+
+// Codes of Error.
+const (
+	CodeMissing = 1008
+	CodeInvalid = 1009
+	CodeUnknown = 1010
+)
+
+// flexInt accepts 3000 and "3000" (on-prem documents these as strings).
+type flexInt int
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("not an integer: %s", b)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+type patch struct {
+	Webhooks *struct {
+		URL                   *string           `json:"url"`
+		MaxConcurrentRequests *flexInt          `json:"max_concurrent_requests"`
+		Message               *patchMessage     `json:"message"`
+		Headers               map[string]string `json:"headers"`
+	} `json:"webhooks"`
+	SentStatus                *bool    `json:"sent_status"`
+	CallbackPersist           *bool    `json:"callback_persist"`
+	CallbackBackoffDelayMs    *flexInt `json:"callback_backoff_delay_ms"`
+	MaxCallbackBackoffDelayMs *flexInt `json:"max_callback_backoff_delay_ms"`
+	HeartbeatInterval         *flexInt `json:"heartbeat_interval"`
+	UnhealthyInterval         *flexInt `json:"unhealthy_interval"`
+	Media                     *struct {
+		AutoDownload *[]string `json:"auto_download"`
+	} `json:"media"`
+	NotifyUserChangeNumber    *bool           `json:"notify_user_change_number"`
+	ShowSecurityNotifications *bool           `json:"show_security_notifications"`
+	PassThrough               *bool           `json:"pass_through"`
+	WaID                      json.RawMessage `json:"wa_id"` // read-only: accepted and ignored, so a GET body can be PATCHed back
+}
+
+type patchMessage struct {
+	Sent      *bool `json:"sent"`
+	Delivered *bool `json:"delivered"`
+	Read      *bool `json:"read"`
+}
+
+var autoDownloadTypes = []string{"image", "video", "voice", "sticker", "audio", "document"}
+
+// maxConcurrent lists the allowed webhooks.max_concurrent_requests values.
+var maxConcurrent = []int{6, 12, 18, 24}
+
+// Apply validates the JSON patch and returns cur with it applied.
+func Apply(cur Application, patchJSON []byte) (Application, error) {
+	trimmed := bytes.TrimSpace(patchJSON)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return cur, &Error{CodeInvalid, "the body must be a JSON object"}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return cur, &Error{CodeInvalid, "invalid JSON: " + err.Error()}
+	}
+	if len(raw) == 0 {
+		return cur, &Error{CodeMissing, "No valid parameters"}
+	}
+	var p patch
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return cur, decodeError(err)
+	}
+	next := cur
+	next.Webhooks.Headers = cloneMap(cur.Webhooks.Headers)
+	next.Media.AutoDownload = slices.Clone(cur.Media.AutoDownload)
+	if w := p.Webhooks; w != nil {
+		if w.URL != nil {
+			if err := ValidateWebhookURL(*w.URL); err != nil {
+				return cur, err
+			}
+			next.Webhooks.URL = *w.URL
+		}
+		if w.MaxConcurrentRequests != nil {
+			n := int(*w.MaxConcurrentRequests)
+			if !slices.Contains(maxConcurrent, n) {
+				return cur, &Error{CodeInvalid, "webhooks.max_concurrent_requests must be 6, 12, 18 or 24"}
+			}
+			next.Webhooks.MaxConcurrentRequests = n
+		}
+		if m := w.Message; m != nil {
+			setBool(&next.Webhooks.Message.Sent, m.Sent)
+			setBool(&next.Webhooks.Message.Delivered, m.Delivered)
+			setBool(&next.Webhooks.Message.Read, m.Read)
+		}
+		if w.Headers != nil {
+			if err := ValidateHeaders(w.Headers); err != nil {
+				return cur, err
+			}
+			next.Webhooks.Headers = w.Headers
+		}
+	}
+	setBool(&next.SentStatus, p.SentStatus)
+	setBool(&next.CallbackPersist, p.CallbackPersist)
+	setBool(&next.NotifyUserChangeNumber, p.NotifyUserChangeNumber)
+	setBool(&next.ShowSecurityNotifications, p.ShowSecurityNotifications)
+	if p.PassThrough != nil {
+		if cur.PassThrough && !*p.PassThrough {
+			return cur, &Error{CodeInvalid, "pass_through cannot be turned off once on"}
+		}
+		next.PassThrough = *p.PassThrough
+	}
+	for _, r := range []struct {
+		name     string
+		v        *flexInt
+		dst      *int
+		min, max int
+	}{
+		{"callback_backoff_delay_ms", p.CallbackBackoffDelayMs, &next.CallbackBackoffDelayMs, 1, 86_400_000},
+		{"max_callback_backoff_delay_ms", p.MaxCallbackBackoffDelayMs, &next.MaxCallbackBackoffDelayMs, 1, 86_400_000},
+		{"heartbeat_interval", p.HeartbeatInterval, &next.HeartbeatInterval, 1, 3600},
+		{"unhealthy_interval", p.UnhealthyInterval, &next.UnhealthyInterval, 1, 3600},
+	} {
+		if r.v == nil {
+			continue
+		}
+		if n := int(*r.v); n < r.min || n > r.max {
+			return cur, &Error{CodeInvalid, fmt.Sprintf("%s must be between %d and %d", r.name, r.min, r.max)}
+		}
+		*r.dst = int(*r.v)
+	}
+	if next.MaxCallbackBackoffDelayMs < next.CallbackBackoffDelayMs {
+		return cur, &Error{CodeInvalid, "max_callback_backoff_delay_ms must not be smaller than callback_backoff_delay_ms"}
+	}
+	if next.UnhealthyInterval < next.HeartbeatInterval {
+		return cur, &Error{CodeInvalid, "unhealthy_interval must not be smaller than heartbeat_interval"}
+	}
+	if p.Media != nil && p.Media.AutoDownload != nil {
+		for _, t := range *p.Media.AutoDownload {
+			if !slices.Contains(autoDownloadTypes, t) {
+				return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download: unknown type %q (allowed: %s)", t, strings.Join(autoDownloadTypes, ", "))}
+			}
+		}
+		next.Media.AutoDownload = *p.Media.AutoDownload
+	}
+	return next, nil
+}
+
+func setBool(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &Error{CodeInvalid, fmt.Sprintf("%s must be of type %s", te.Field, te.Type)}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return &Error{CodeUnknown, "unknown parameter " + f}
+	}
+	return &Error{CodeInvalid, msg}
+}
+
+// ValidateWebhookURL accepts "" (webhooks off), https URLs, and plain http
+// to a loopback address (for development).
+func ValidateWebhookURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 2048 {
+		return &Error{CodeInvalid, "webhooks.url is longer than 2048 characters"}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return &Error{CodeInvalid, "webhooks.url is not a valid URL"}
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return &Error{CodeInvalid, "webhooks.url must use https (plain http is allowed only to a loopback address)"}
+	}
+	return &Error{CodeInvalid, "webhooks.url must use https"}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ValidateHeaders checks extra webhook headers: at most 20, valid names,
+// values of at most 1024 bytes without line breaks.
+func ValidateHeaders(h map[string]string) error {
+	if len(h) > 20 {
+		return &Error{CodeInvalid, "at most 20 webhook headers"}
+	}
+	for k, v := range h {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) }) {
+			return &Error{CodeInvalid, fmt.Sprintf("header name %q is not a valid HTTP header name", k)}
+		}
+		if http.CanonicalHeaderKey(k) == "Content-Type" || http.CanonicalHeaderKey(k) == "Content-Length" || http.CanonicalHeaderKey(k) == "Host" {
+			return &Error{CodeInvalid, fmt.Sprintf("header %q cannot be overridden", k)}
+		}
+		if len(v) > 1024 || strings.ContainsAny(v, "\r\n") {
+			return &Error{CodeInvalid, fmt.Sprintf("header %q: value too long or with a line break", k)}
+		}
+	}
+	return nil
+}
+
+// CacheTTL is how long a Store serves an account's settings from memory.
+const CacheTTL = 2 * time.Second
+
+// Store keeps settings in the app_settings table.
+type Store struct {
+	db *sql.DB
+
+	mu    sync.Mutex // guards cache
+	cache map[int64]cached
+}
+
+type cached struct {
+	app Application
+	at  time.Time
+}
+
+// NewStore returns a Store on d.
+func NewStore(d *sql.DB) *Store { return &Store{db: d, cache: map[int64]cached{}} }
+
+// Get returns the settings of accountID (0: the deployment's), falling back
+// to the deployment's and then to Defaults.
+func (s *Store) Get(ctx context.Context, accountID int64) (Application, error) {
+	s.mu.Lock()
+	c, ok := s.cache[accountID]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) < CacheTTL {
+		return c.app, nil
+	}
+	app := Defaults()
+	var doc []byte
+	err := s.db.QueryRowContext(ctx,
+		"SELECT doc FROM app_settings WHERE account_id IN (?, 0) ORDER BY account_id DESC LIMIT 1", accountID).Scan(&doc)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return app, fmt.Errorf("load settings: %w", err)
+	default:
+		if err := json.Unmarshal(doc, &app); err != nil {
+			return app, fmt.Errorf("stored settings of account %d: %w", accountID, err)
+		}
+	}
+	s.mu.Lock()
+	s.cache[accountID] = cached{app, time.Now()}
+	s.mu.Unlock()
+	return app, nil
+}
+
+// Put stores the settings of accountID.
+func (s *Store) Put(ctx context.Context, accountID int64, app Application) error {
+	app.WaID = ""
+	doc, err := json.Marshal(app)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		"INSERT INTO app_settings (account_id, doc, updated_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), updated_at = VALUES(updated_at)",
+		accountID, doc, db.NowMillis())
+	if err != nil {
+		return fmt.Errorf("store settings: %w", err)
+	}
+	s.mu.Lock()
+	s.cache[accountID] = cached{app, time.Now()}
+	s.mu.Unlock()
+	return nil
+}
+
+// Update applies a JSON patch to the settings of accountID under a row lock,
+// so concurrent PATCHes do not lose each other's fields.
+func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte) (Application, error) {
+	var next Application
+	err := db.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		cur := Defaults()
+		var doc []byte
+		err := tx.QueryRowContext(ctx, "SELECT doc FROM app_settings WHERE account_id = ? FOR UPDATE", accountID).Scan(&doc)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if accountID != 0 {
+				if d, err := s.Get(ctx, 0); err == nil {
+					cur = d
+				}
+			}
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(doc, &cur); err != nil {
+				return err
+			}
+		}
+		if next, err = Apply(cur, patchJSON); err != nil {
+			return err
+		}
+		next.WaID = ""
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			"INSERT INTO app_settings (account_id, doc, updated_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), updated_at = VALUES(updated_at)",
+			accountID, b, db.NowMillis())
+		return err
+	})
+	if err != nil {
+		return Application{}, err
+	}
+	s.mu.Lock()
+	s.cache[accountID] = cached{next, time.Now()}
+	s.mu.Unlock()
+	return next, nil
+}
+
+// Reset restores the defaults for accountID.
+func (s *Store) Reset(ctx context.Context, accountID int64) (Application, error) {
+	app := Defaults()
+	return app, s.Put(ctx, accountID, app)
+}

@@ -1,0 +1,124 @@
+package settings
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/dbtest"
+)
+
+func TestApplyValidation(t *testing.T) {
+	tests := []struct {
+		name     string
+		patch    string
+		wantCode int // 0: accepted
+	}{
+		{"empty object", `{}`, CodeMissing},
+		{"not an object", `[1]`, CodeInvalid},
+		{"not json", `{"webhooks":`, CodeInvalid},
+		{"unknown top-level field", `{"colour":"blue"}`, CodeUnknown},
+		{"unknown nested field", `{"webhooks":{"urls":"https://x"}}`, CodeUnknown},
+		{"wrong type", `{"sent_status":"yes"}`, CodeInvalid},
+		{"wrong nested type", `{"webhooks":{"url":42}}`, CodeInvalid},
+		{"https url", `{"webhooks":{"url":"https://hooks.example.com/wa"}}`, 0},
+		{"http to loopback", `{"webhooks":{"url":"http://127.0.0.1:8080/hook"}}`, 0},
+		{"http to localhost", `{"webhooks":{"url":"http://localhost/hook"}}`, 0},
+		{"http to ipv6 loopback", `{"webhooks":{"url":"http://[::1]:8080/hook"}}`, 0},
+		{"http to a public host", `{"webhooks":{"url":"http://example.com/hook"}}`, CodeInvalid},
+		{"ftp", `{"webhooks":{"url":"ftp://example.com/hook"}}`, CodeInvalid},
+		{"empty url disables", `{"webhooks":{"url":""}}`, 0},
+		{"concurrency 12", `{"webhooks":{"max_concurrent_requests":12}}`, 0},
+		{"concurrency 7", `{"webhooks":{"max_concurrent_requests":7}}`, CodeInvalid},
+		{"backoff as string", `{"callback_backoff_delay_ms":"1500"}`, 0},
+		{"backoff zero", `{"callback_backoff_delay_ms":0}`, CodeInvalid},
+		{"max below step", `{"callback_backoff_delay_ms":5000,"max_callback_backoff_delay_ms":1000}`, CodeInvalid},
+		{"auto download", `{"media":{"auto_download":["image","document"]}}`, 0},
+		{"auto download unknown type", `{"media":{"auto_download":["hologram"]}}`, CodeInvalid},
+		{"read-only wa_id ignored", `{"wa_id":"123","sent_status":true}`, 0},
+		{"header", `{"webhooks":{"headers":{"X-Tenant":"a"}}}`, 0},
+		{"header with newline", `{"webhooks":{"headers":{"X-Tenant":"a\r\nX: b"}}}`, CodeInvalid},
+		{"content-type header", `{"webhooks":{"headers":{"content-type":"text/plain"}}}`, CodeInvalid},
+		{"unhealthy below heartbeat", `{"heartbeat_interval":10,"unhealthy_interval":5}`, CodeInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Apply(Defaults(), []byte(tt.patch))
+			var se *Error
+			switch {
+			case tt.wantCode == 0 && err != nil:
+				t.Fatalf("Apply(%s) = %v, want accepted", tt.patch, err)
+			case tt.wantCode != 0 && !errors.As(err, &se):
+				t.Fatalf("Apply(%s) = %v, want error %d", tt.patch, err, tt.wantCode)
+			case tt.wantCode != 0 && se.Code != tt.wantCode:
+				t.Fatalf("Apply(%s) code = %d (%s), want %d", tt.patch, se.Code, se.Details, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestApplyLeavesMissingFieldsAlone(t *testing.T) {
+	cur := Defaults()
+	cur.Webhooks.URL = "https://old.example.com"
+	cur.CallbackBackoffDelayMs = 1000
+	got, err := Apply(cur, []byte(`{"webhooks":{"message":{"read":false}},"sent_status":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cur
+	want.Webhooks.Message.Read = false
+	want.SentStatus = true
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Apply mismatch (-want +got):\n%s", diff)
+	}
+	if !got.SentEnabled() {
+		t.Error("sent_status true must enable sent webhooks")
+	}
+}
+
+func TestPassThroughCannotBeTurnedOff(t *testing.T) {
+	cur, err := Apply(Defaults(), []byte(`{"pass_through":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(cur, []byte(`{"pass_through":false}`)); err == nil {
+		t.Error("turning pass_through off was accepted")
+	}
+}
+
+func TestStoreAccountFallsBackToDeployment(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	s := NewStore(d)
+	ctx := t.Context()
+	if _, err := s.Update(ctx, 0, []byte(`{"webhooks":{"url":"https://deploy.example.com"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh Store (no cache) sees the deployment's settings for an account
+	// that has none of its own.
+	got, err := NewStore(d).Get(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Webhooks.URL != "https://deploy.example.com" {
+		t.Errorf("account 7 url = %q, want the deployment's", got.Webhooks.URL)
+	}
+	if _, err := s.Update(ctx, 7, []byte(`{"sent_status":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = NewStore(d).Get(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.SentStatus || got.Webhooks.URL != "https://deploy.example.com" {
+		t.Errorf("after PATCH account 7 = %+v, want its own copy with sent_status", got)
+	}
+	reset, err := s.Reset(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Defaults(), reset); diff != "" {
+		t.Errorf("Reset mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,249 @@
+// Package webhook is the webhook outbox: events are inserted in the same
+// transaction as the state change they report (Enqueue), and a Dispatcher on
+// every node claims due events (SELECT … FOR UPDATE SKIP LOCKED), POSTs them
+// in the on-prem payload shape to the account's webhooks.url, deletes them on
+// a 2xx answer, and otherwise reschedules them with linear backoff
+// (callback_backoff_delay_ms per failed attempt, capped at
+// max_callback_backoff_delay_ms). Delivery is at least once; every event
+// carries a stable id (message id, or message id and status) so receivers can
+// deduplicate.
+//
+// Events of one kind for one account are batched into one POST (at most
+// MaxBatch): several statuses in "statuses", several messages in
+// "messages" with their "contacts".
+package webhook
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/openwaba/openwaba/db"
+)
+
+// Kinds of events.
+const (
+	KindMessage = "message"
+	KindStatus  = "status"
+	// KindService is a service report (media or message garbage
+	// collection), posted as {"services":[…]}.
+	KindService = "service"
+)
+
+// Contact is the on-prem contacts[] entry.
+type Contact struct {
+	Profile struct {
+		Name string `json:"name"`
+	} `json:"profile"`
+	WaID string `json:"wa_id"`
+}
+
+// InboundMessage is the on-prem messages[] entry.
+type InboundMessage struct {
+	From      string          `json:"from"`
+	ID        string          `json:"id"`
+	Timestamp string          `json:"timestamp"`
+	Type      string          `json:"type"`
+	Text      *Text           `json:"text,omitempty"`
+	Image     *Media          `json:"image,omitempty"`
+	Audio     *Media          `json:"audio,omitempty"`
+	Video     *Media          `json:"video,omitempty"`
+	Document  *Media          `json:"document,omitempty"`
+	Sticker   *Media          `json:"sticker,omitempty"`
+	Context   *MessageContext `json:"context,omitempty"`
+	System    *System         `json:"system,omitempty"`
+	Errors    []Error         `json:"errors,omitempty"`
+}
+
+// System is the body of a "system" message.
+type System struct {
+	Body     string `json:"body"`
+	Customer string `json:"customer,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	Type     string `json:"type"`
+}
+
+// Media is the on-prem media object of an inbound message: the id to fetch
+// it with GET /v1/media/{id} (absent when the download failed; the message
+// then carries errors), and what the customer's message says of the file.
+type Media struct {
+	ID       string `json:"id,omitempty"`
+	MimeType string `json:"mime_type"`
+	SHA256   string `json:"sha256"`
+	Caption  string `json:"caption,omitempty"`
+	Filename string `json:"filename,omitempty"`
+}
+
+// SetMedia sets the media object of the message's type.
+func (m *InboundMessage) SetMedia(msgType string, md *Media) {
+	m.Type = msgType
+	switch msgType {
+	case "image":
+		m.Image = md
+	case "audio":
+		m.Audio = md
+	case "video":
+		m.Video = md
+	case "document":
+		m.Document = md
+	case "sticker":
+		m.Sticker = md
+	}
+}
+
+// media returns the message's media object, if any.
+func (m *InboundMessage) media() *Media {
+	for _, md := range []*Media{m.Image, m.Audio, m.Video, m.Document, m.Sticker} {
+		if md != nil {
+			return md
+		}
+	}
+	return nil
+}
+
+// MessageEventJSON is the stored form of a message event, for an event
+// enqueued later (an inbound media message waits for its download).
+func MessageEventJSON(c Contact, m InboundMessage) ([]byte, error) {
+	return json.Marshal(messageEvent{c, m})
+}
+
+// FailMedia rewrites a stored message event whose file could not be
+// downloaded: the media object loses its id and the message carries e.
+func FailMedia(event []byte, e Error) ([]byte, error) {
+	var ev messageEvent
+	if err := json.Unmarshal(event, &ev); err != nil {
+		return nil, err
+	}
+	if md := ev.Message.media(); md != nil {
+		md.ID = ""
+	}
+	ev.Message.Errors = append(ev.Message.Errors, e)
+	return json.Marshal(ev)
+}
+
+// ServiceEvent is a service report: payload is one services[] entry, such
+// as {"media":{"gc":{…}}}.
+func ServiceEvent(accountID int64, payload any) Event {
+	return Event{accountID, KindService, payload}
+}
+
+// Text is the body of a text message.
+type Text struct {
+	Body string `json:"body"`
+}
+
+// MessageContext points at the message replied to.
+type MessageContext struct {
+	From string `json:"from,omitempty"`
+	ID   string `json:"id"`
+}
+
+// Error is an on-prem error object.
+type Error struct {
+	Code    int    `json:"code"`
+	Title   string `json:"title"`
+	Details string `json:"details,omitempty"`
+}
+
+// Status is the on-prem statuses[] entry.
+type Status struct {
+	ID          string  `json:"id"`
+	RecipientID string  `json:"recipient_id"`
+	Status      string  `json:"status"` // sent, delivered, read, failed
+	Timestamp   string  `json:"timestamp"`
+	Errors      []Error `json:"errors,omitempty"`
+}
+
+// messageEvent is what a KindMessage row stores.
+type messageEvent struct {
+	Contact Contact        `json:"contact"`
+	Message InboundMessage `json:"message"`
+}
+
+// Event is one outbox row to insert.
+type Event struct {
+	AccountID int64
+	Kind      string
+	Payload   any
+}
+
+// MessageEvent is an inbound-message event.
+func MessageEvent(accountID int64, c Contact, m InboundMessage) Event {
+	return Event{accountID, KindMessage, messageEvent{c, m}}
+}
+
+// IdentityChangedEvent is the on-prem user_identity_changed system message:
+// the customer's identity key changed (a reinstall); fingerprint is a hash of
+// the new key. System messages carry no contacts entry.
+func IdentityChangedEvent(accountID int64, customer, id, fingerprint string, t int64) Event {
+	return Event{accountID, KindMessage, messageEvent{Message: InboundMessage{
+		From: customer, ID: id, Timestamp: strconv.FormatInt(t, 10), Type: "system",
+		System: &System{Body: "User " + customer + " changed their security code", Customer: customer, Identity: fingerprint, Type: "user_identity_changed"},
+	}}}
+}
+
+// StatusEvent is a status event.
+func StatusEvent(accountID int64, s Status) Event { return Event{accountID, KindStatus, s} }
+
+// Enqueue inserts events in tx with one statement.
+func Enqueue(tx *sql.Tx, events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := db.NowMillis()
+	args := make([]any, 0, 5*len(events))
+	for _, e := range events {
+		b, err := json.Marshal(e.Payload)
+		if err != nil {
+			return err
+		}
+		args = append(args, e.AccountID, e.Kind, b, now, now)
+	}
+	if _, err := tx.Exec("INSERT INTO webhook_events (account_id, kind, payload, created_at, next_attempt_at, attempts) VALUES "+
+		db.Rows("(?,?,?,?,?,0)", len(events)), args...); err != nil {
+		return fmt.Errorf("enqueue webhooks: %w", err)
+	}
+	return nil
+}
+
+// body builds one POST body from events of one kind.
+func body(kind string, payloads [][]byte) ([]byte, error) {
+	switch kind {
+	case KindStatus:
+		statuses := make([]json.RawMessage, len(payloads))
+		for i, p := range payloads {
+			statuses[i] = p
+		}
+		return json.Marshal(struct {
+			Statuses []json.RawMessage `json:"statuses"`
+		}{statuses})
+	case KindService:
+		services := make([]json.RawMessage, len(payloads))
+		for i, p := range payloads {
+			services[i] = p
+		}
+		return json.Marshal(struct {
+			Services []json.RawMessage `json:"services"`
+		}{services})
+	case KindMessage:
+		var out struct {
+			Contacts []Contact        `json:"contacts,omitempty"`
+			Messages []InboundMessage `json:"messages"`
+		}
+		seen := map[string]bool{}
+		for _, p := range payloads {
+			var e messageEvent
+			if err := json.Unmarshal(p, &e); err != nil {
+				return nil, err
+			}
+			if e.Contact.WaID != "" && !seen[e.Contact.WaID] {
+				seen[e.Contact.WaID] = true
+				out.Contacts = append(out.Contacts, e.Contact)
+			}
+			out.Messages = append(out.Messages, e.Message)
+		}
+		return json.Marshal(out)
+	}
+	return nil, fmt.Errorf("unknown webhook kind %q", kind)
+}
