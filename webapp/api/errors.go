@@ -1,0 +1,278 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// On-prem error codes used by the webapp.
+const (
+	codeGeneric           = 1000
+	codeTooLong           = 1001
+	codeRecipientType     = 1002
+	codeExists            = 1004
+	codeAccessDenied      = 1005
+	codeNotFound          = 1006
+	codeMissing           = 1008
+	codeInvalid           = 1009
+	codeNotRequired       = 1010
+	codeNotReady          = 1011
+	codeInternal          = 1014
+	codeTooManyRequests   = 1015
+	codePasswordChange    = 1024
+	codeInvalidRequest    = 1025
+	codeSystemOverloaded  = 1016
+	codeNotPrimaryMaster  = 1017
+	codeNotPrimaryCoreapp = 1018
+	codeDatabaseError     = 1023
+	codeReceiverIncapable = 1026
+)
+
+var titles = map[int]string{
+	codeGeneric:           "Generic error",
+	codeTooLong:           "Message too long",
+	codeRecipientType:     "Invalid recipient type",
+	codeExists:            "Resource already exists",
+	codeAccessDenied:      "Access denied",
+	codeNotFound:          "Resource not found",
+	codeMissing:           "Required parameter is missing",
+	codeInvalid:           "Parameter value is not valid",
+	codeNotRequired:       "Parameter is not required",
+	codeNotReady:          "Service not ready",
+	codeInternal:          "Internal error",
+	codeTooManyRequests:   "Too many requests",
+	codeSystemOverloaded:  "System overloaded",
+	codeNotPrimaryMaster:  "Not Primary Master",
+	codeNotPrimaryCoreapp: "Not Primary Coreapp",
+	codeDatabaseError:     "Database error occurred",
+	codePasswordChange:    "Password Change Required",
+	codeInvalidRequest:    "Invalid Request",
+	codeReceiverIncapable: "Receiver incapable",
+}
+
+// Error is an API failure: the HTTP status and one on-prem error. cause, if
+// set, is logged and never sent.
+type Error struct {
+	Status  int
+	Code    int
+	Title   string
+	Details string
+	cause   error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%d %d %s", e.Status, e.Code, e.Title)
+	if e.Details != "" {
+		s += ": " + e.Details
+	}
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+func apiErr(httpStatus, code int, format string, args ...any) *Error {
+	return &Error{Status: httpStatus, Code: code, Title: titles[code], Details: fmt.Sprintf(format, args...)}
+}
+
+func missing(format string, args ...any) *Error {
+	return apiErr(http.StatusBadRequest, codeMissing, format, args...)
+}
+
+func invalid(format string, args ...any) *Error {
+	return apiErr(http.StatusBadRequest, codeInvalid, format, args...)
+}
+
+func notRequired(format string, args ...any) *Error {
+	return apiErr(http.StatusBadRequest, codeNotRequired, format, args...)
+}
+
+func unauthorized(details string) *Error {
+	return apiErr(http.StatusUnauthorized, codeAccessDenied, "%s", details)
+}
+
+func forbidden(details string) *Error {
+	return apiErr(http.StatusForbidden, codeAccessDenied, "%s", details)
+}
+
+func notFound(format string, args ...any) *Error {
+	return apiErr(http.StatusNotFound, codeNotFound, format, args...)
+}
+
+func internal(cause error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: codeInternal, Title: titles[codeInternal], cause: cause}
+}
+
+// grpcHTTP maps a gRPC code to the HTTP status and the on-prem code used when
+// the status carries no corev1.Error detail.
+var grpcHTTP = map[codes.Code]struct{ status, code int }{
+	codes.InvalidArgument:    {http.StatusBadRequest, codeInvalid},
+	codes.OutOfRange:         {http.StatusBadRequest, codeInvalid},
+	codes.NotFound:           {http.StatusNotFound, codeNotFound},
+	codes.AlreadyExists:      {http.StatusConflict, codeExists},
+	codes.PermissionDenied:   {http.StatusForbidden, codeAccessDenied},
+	codes.Unauthenticated:    {http.StatusUnauthorized, codeAccessDenied},
+	codes.FailedPrecondition: {http.StatusBadRequest, codeNotReady},
+	codes.ResourceExhausted:  {http.StatusTooManyRequests, codeTooManyRequests},
+	codes.Unavailable:        {http.StatusServiceUnavailable, codeInternal},
+	codes.DeadlineExceeded:   {http.StatusGatewayTimeout, codeInternal},
+	codes.Aborted:            {http.StatusServiceUnavailable, codeInternal},
+}
+
+// toError turns any error a handler or middleware returned into the API
+// error to render.
+func toError(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return fromHTTPError(he)
+	}
+	var gs interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &gs) {
+		return fromStatus(gs.GRPCStatus(), err)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(mbe.Limit)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Status: http.StatusGatewayTimeout, Code: codeInternal, Title: titles[codeInternal], Details: "the request timed out", cause: err}
+	}
+	return internal(err)
+}
+
+func tooLarge(limit int64) *Error {
+	return apiErr(http.StatusRequestEntityTooLarge, codeInvalidRequest, "the request body is larger than %d bytes", limit)
+}
+
+func fromHTTPError(he *echo.HTTPError) *Error {
+	msg, _ := he.Message.(string)
+	e := &Error{Status: he.Code, cause: he.Internal}
+	switch he.Code {
+	case http.StatusNotFound:
+		e.Code, e.Details = codeNotFound, "unknown path"
+	case http.StatusMethodNotAllowed:
+		e.Code, e.Details = codeNotFound, "method not allowed on this path"
+	case http.StatusUnauthorized:
+		e.Code, e.Details = codeAccessDenied, msg
+	case http.StatusForbidden:
+		e.Code, e.Details = codeAccessDenied, msg
+	case http.StatusRequestEntityTooLarge:
+		e.Code, e.Details = codeInvalidRequest, "the request body is too large"
+	case http.StatusTooManyRequests:
+		e.Code = codeTooManyRequests
+	case http.StatusServiceUnavailable:
+		e.Code = codeNotReady
+	default:
+		if he.Code >= 400 && he.Code < 500 {
+			e.Code, e.Details = codeInvalidRequest, msg
+		} else {
+			e.Status, e.Code = http.StatusInternalServerError, codeInternal
+			if e.cause == nil {
+				e.cause = he
+			}
+		}
+	}
+	e.Title = titles[e.Code]
+	return e
+}
+
+// fromStatus renders a coreapp gRPC status. The HTTP status comes from the
+// gRPC code; code, title and details come from the corev1.Error detail when
+// present. Without one, the status message is passed on as details for
+// client errors (4xx) only: a 5xx message may describe internals. The
+// "try another node" codes 1017 and 1018 (still failing after every attempt)
+// are 503 whatever the gRPC code: the client should retry.
+func fromStatus(st *status.Status, err error) *Error {
+	m, ok := grpcHTTP[st.Code()]
+	if !ok {
+		m = struct{ status, code int }{http.StatusInternalServerError, codeInternal}
+	}
+	e := &Error{Status: m.status, Code: m.code, cause: err}
+	if ce := errorDetail(st); ce != nil {
+		e.Code = int(ce.GetCode())
+		e.Title = ce.GetTitle()
+		e.Details = ce.GetDetails()
+		if e.Title == "" {
+			e.Title = titleOf(e.Code)
+		}
+		if e.Code == codeNotPrimaryMaster || e.Code == codeNotPrimaryCoreapp {
+			e.Status = http.StatusServiceUnavailable
+		}
+		return e
+	}
+	e.Title = titles[e.Code]
+	switch {
+	case m.status < 500:
+		e.Details = st.Message()
+	case st.Code() == codes.Unavailable:
+		e.Details = "Coreapp unreachable, retry later"
+	case st.Code() == codes.DeadlineExceeded:
+		e.Details = "Coreapp did not answer in time"
+	}
+	return e
+}
+
+func titleOf(code int) string {
+	if t, ok := titles[code]; ok {
+		return t
+	}
+	return titles[codeGeneric]
+}
+
+type errorBody struct {
+	Meta   meta        `json:"meta"`
+	Errors []errorItem `json:"errors"`
+}
+
+type errorItem struct {
+	Code    int    `json:"code"`
+	Title   string `json:"title"`
+	Details string `json:"details,omitempty"`
+}
+
+// handleError is the server's one echo.HTTPErrorHandler.
+func (s *Server) handleError(err error, c echo.Context) {
+	e := toError(err)
+	level := slog.LevelDebug
+	switch {
+	case e.Status >= 500:
+		level = slog.LevelError
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		level = slog.LevelInfo
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		level = slog.LevelDebug // the client went away
+	}
+	attrs := []any{"request_id", requestID(c), "method", c.Request().Method, "path", c.Request().URL.Path,
+		"status", e.Status, "code", e.Code, "details", e.Details}
+	if e.cause != nil {
+		attrs = append(attrs, "err", e.cause)
+	}
+	s.log.Log(c.Request().Context(), level, "request failed", attrs...)
+
+	if c.Response().Committed {
+		return
+	}
+	body := errorBody{Meta: s.meta, Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(e.Status)
+	} else {
+		err = c.JSON(e.Status, body)
+	}
+	if err != nil {
+		s.log.Warn("write error response", "request_id", requestID(c), "err", err)
+	}
+}

@@ -1,0 +1,387 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
+	"github.com/openwaba/openwaba/webapp/auth"
+)
+
+// Version is the meta.version of every response.
+const Version = "v2.53.0-openwaba"
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// DefaultAttempts is Options.Attempts when not set.
+const DefaultAttempts = 5
+
+// Options tune a Server. Zero values take the defaults.
+type Options struct {
+	// MonitoringKey is WA_API_KEY: "Authorization: Apikey <key>" is accepted on
+	// the monitoring routes when it is set.
+	MonitoringKey string
+	// CoreToken is presented to coreapp as "authorization: Bearer <token>".
+	CoreToken string
+	// CallTimeout bounds a coreapp call (10 s); SendTimeout bounds SendMessage (30 s).
+	CallTimeout, SendTimeout time.Duration
+	// MediaTimeout bounds a whole media upload or download (5 min): the
+	// coreapp stream, and reading the request and writing the response,
+	// which it allows beyond the http.Server's ReadTimeout and WriteTimeout.
+	MediaTimeout time.Duration
+	// Attempts is how many times a call is tried in all while it fails with
+	// Unavailable or the error codes 1017/1018 (5: with 3 coreapps every
+	// node is tried, and two more tries ride out a failover); RetryBackoff is
+	// the first pause between attempts (100 ms, doubling: 1.5 s of pauses
+	// for 5 attempts). The call's deadline covers every attempt.
+	Attempts     int
+	RetryBackoff time.Duration
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Server is the REST API. Build it with New and serve Handler().
+type Server struct {
+	core  corev1.CoreClient
+	auth  *auth.Store
+	log   *slog.Logger
+	opts  Options
+	meta  meta
+	monit [32]byte // SHA-256 of the monitoring key, compared in constant time
+	e     *echo.Echo
+}
+
+type meta struct {
+	APIStatus string `json:"api_status"`
+	Version   string `json:"version"`
+}
+
+// New returns a Server that forwards to core and authenticates with store.
+func New(core corev1.CoreClient, store *auth.Store, log *slog.Logger, opts Options) *Server {
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 30 * time.Second
+	}
+	if opts.MediaTimeout <= 0 {
+		opts.MediaTimeout = 5 * time.Minute
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = DefaultAttempts
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 100 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		core: core,
+		auth: store,
+		log:  log,
+		opts: opts,
+		meta: meta{APIStatus: "stable", Version: Version},
+	}
+	if opts.MonitoringKey != "" {
+		s.monit = sha256.Sum256([]byte(opts.MonitoringKey))
+	}
+	s.e = s.newEcho()
+	return s
+}
+
+// Handler returns the HTTP handler (the echo instance).
+func (s *Server) Handler() http.Handler { return s.e }
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(
+		s.requestID,
+		s.accessLog,
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				s.log.Error("panic in handler", "request_id", requestID(c), "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+				return internal(fmt.Errorf("panic: %w", err))
+			},
+		}),
+	)
+
+	type route struct {
+		method, path string
+		access       access
+		h            echo.HandlerFunc
+	}
+	routes := []route{
+		{http.MethodPost, "/v1/users/login", public, s.login},
+		{http.MethodPost, "/v1/users/logout", userOnly, s.logout},
+		{http.MethodPost, "/v1/users", adminOnly, s.createUser},
+		{http.MethodGet, "/v1/users/:username", userOnly, s.getUser},
+		{http.MethodPut, "/v1/users/:username", userOnly, s.updateUser},
+		{http.MethodDelete, "/v1/users/:username", adminOnly, s.deleteUser},
+
+		{http.MethodPost, "/v1/account", adminOnly, s.registerAccount},
+		{http.MethodPost, "/v1/account/verify", adminOnly, s.verifyAccount},
+		{http.MethodPost, "/v1/account/shards", adminOnly, s.setShards},
+		{http.MethodGet, "/v1/account/shards", adminOnly, s.getShards},
+		{http.MethodPost, "/v1/account/api_keys", adminOnly, s.createAPIKey},
+		{http.MethodGet, "/v1/account/api_keys", adminOnly, s.listAPIKeys},
+		{http.MethodDelete, "/v1/account/api_keys/:prefix", adminOnly, s.deleteAPIKey},
+
+		{http.MethodPost, "/v1/messages", anyPrincipal, s.sendMessage},
+		{http.MethodPut, "/v1/messages/:id", anyPrincipal, s.markRead},
+		{http.MethodPost, "/v1/contacts", anyPrincipal, s.checkContacts},
+
+		{http.MethodGet, "/v1/settings/application", adminOrKey, s.getSettings},
+		{http.MethodPatch, "/v1/settings/application", adminOrKey, s.patchSettings},
+		{http.MethodDelete, "/v1/settings/application", adminOrKey, s.resetSettings},
+
+		{http.MethodGet, "/v1/configs/webhook", adminOrKey, s.getWebhook},
+		{http.MethodPost, "/v1/configs/webhook", adminOrKey, s.setWebhook},
+		{http.MethodGet, "/v1/configs/phone_number", anyPrincipal, s.phoneNumber},
+
+		{http.MethodGet, "/v1/media/:id", anyPrincipal, s.downloadMedia},
+		{http.MethodDelete, "/v1/media/:id", anyPrincipal, s.deleteMedia},
+		{http.MethodPut, "/v1/services/media/gc", adminOrKey, s.collectMedia},
+		{http.MethodGet, "/v1/settings/application/media/providers", adminOrKey, s.getMediaProviders},
+		{http.MethodPost, "/v1/settings/application/media/providers", adminOrKey, s.setMediaProviders},
+		{http.MethodDelete, "/v1/settings/application/media/providers/:name", adminOrKey, s.deleteMediaProvider},
+
+		{http.MethodGet, "/v1/health", monitoring, s.health},
+	}
+	for _, r := range routes {
+		if r.access == public {
+			e.Add(r.method, r.path, r.h, s.bodyLimit)
+			continue
+		}
+		e.Add(r.method, r.path, r.h, s.bodyLimit, s.authenticate(r.access))
+	}
+	// POST /v1/media (any principal) streams its body to coreapp and enforces
+	// media.MaxUpload itself: it is the one route without bodyLimit.
+	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
+	return e
+}
+
+// requestID takes the client's X-Request-Id (1 to 64 printable ASCII
+// characters) or makes one, echoes it in the response, and keeps it for the
+// coreapp call (metadata x-request-id and SendMessageRequest.request_id, so a
+// client that retries with the same id never sends twice).
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		bad := id != "" && !validRequestID(id)
+		if id == "" || bad {
+			id = rand.Text()
+		}
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		if bad {
+			return invalid("the X-Request-Id header must be 1 to 64 printable ASCII characters")
+		}
+		return next(c)
+	}
+}
+
+const requestIDKey = "openwaba.request_id"
+
+func validRequestID(id string) bool {
+	return len(id) >= 1 && len(id) <= 64 && printableASCII(id)
+}
+
+// printableASCII reports whether s has only the characters 0x21 to 0x7e.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// accessLog logs every request at debug level after the error handler ran.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := s.opts.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		attrs := []any{"request_id", requestID(c), "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", c.Response().Status, "bytes", c.Response().Size, "duration", s.opts.Now().Sub(start), "remote", c.RealIP()}
+		if p, ok := c.Get(principalKey).(principal); ok {
+			attrs = append(attrs, "principal", p)
+		}
+		s.log.Debug("request", attrs...)
+		return nil
+	}
+}
+
+// bodyLimit refuses bodies over MaxBody: at once when Content-Length says so,
+// otherwise when reading passes the limit (see readBody). Every route but
+// POST /v1/media, which streams its body, has it.
+func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > MaxBody {
+			return tooLarge(MaxBody)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
+		return next(c)
+	}
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public       access = iota // no authentication (login checks Basic itself)
+	anyPrincipal               // any user (bearer) or API key
+	adminOrKey                 // the admin user (bearer) or an API key
+	adminOnly                  // the admin user (bearer) only
+	userOnly                   // any user (bearer); API keys refused
+	monitoring                 // anyPrincipal, or the WA_API_KEY monitoring key
+)
+
+type principalKind int
+
+const (
+	kindUser principalKind = iota + 1
+	kindAPIKey
+	kindMonitor
+)
+
+// principal is who made a request.
+type principal struct {
+	kind     principalKind
+	username string    // kindUser
+	role     auth.Role // kindUser
+	token    string    // kindUser: the presented token, for logout
+	waID     string    // kindAPIKey: the key's number
+	prefix   string    // kindAPIKey
+}
+
+// LogValue names the principal without its secrets.
+func (p principal) LogValue() slog.Value {
+	switch p.kind {
+	case kindUser:
+		return slog.StringValue("user:" + p.username)
+	case kindAPIKey:
+		return slog.StringValue("api_key:" + p.prefix)
+	case kindMonitor:
+		return slog.StringValue("monitoring_key")
+	}
+	return slog.StringValue("none")
+}
+
+// account is the AccountRef a principal addresses: an API key its number,
+// everyone else the default account.
+func (p principal) account() *corev1.AccountRef {
+	return &corev1.AccountRef{WaId: p.waID}
+}
+
+const principalKey = "openwaba.principal"
+
+func principalOf(c echo.Context) principal {
+	p, _ := c.Get(principalKey).(principal)
+	return p
+}
+
+// authenticate resolves the principal, in this order: D360-API-KEY header,
+// Authorization Bearer, Authorization Apikey (monitoring routes only), and
+// then checks it against the route's access.
+func (s *Server) authenticate(a access) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, err := s.identify(c, a)
+			if err != nil {
+				return err
+			}
+			if err := authorize(p, a); err != nil {
+				return err
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+func (s *Server) identify(c echo.Context, a access) (principal, error) {
+	ctx := c.Request().Context()
+	if key := c.Request().Header.Get("D360-API-KEY"); key != "" {
+		k, err := s.auth.ValidateAPIKey(ctx, key)
+		if errors.Is(err, auth.ErrInvalidAPIKey) {
+			return principal{}, unauthorized("invalid or revoked API key")
+		}
+		if err != nil {
+			return principal{}, internal(err)
+		}
+		return principal{kind: kindAPIKey, waID: k.WaID, prefix: k.Prefix}, nil
+	}
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if h == "" {
+		return principal{}, unauthorized("missing credentials: send Authorization: Bearer <token> or D360-API-KEY")
+	}
+	scheme, cred, _ := strings.Cut(h, " ")
+	cred = strings.TrimSpace(cred)
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		sess, err := s.auth.ValidateToken(ctx, cred)
+		switch {
+		case errors.Is(err, auth.ErrTokenExpired):
+			return principal{}, unauthorized("token expired, log in again")
+		case errors.Is(err, auth.ErrInvalidToken):
+			return principal{}, unauthorized("invalid token")
+		case err != nil:
+			return principal{}, internal(err)
+		}
+		return principal{kind: kindUser, username: sess.Username, role: sess.Role, token: cred}, nil
+	case "apikey":
+		if a != monitoring || s.opts.MonitoringKey == "" {
+			return principal{}, unauthorized("the Apikey scheme is accepted on monitoring endpoints only")
+		}
+		got := sha256.Sum256([]byte(cred))
+		if subtle.ConstantTimeCompare(got[:], s.monit[:]) != 1 {
+			return principal{}, unauthorized("invalid API key")
+		}
+		return principal{kind: kindMonitor}, nil
+	}
+	return principal{}, unauthorized("unsupported authorization scheme")
+}
+
+func authorize(p principal, a access) error {
+	switch p.kind {
+	case kindAPIKey:
+		if a == adminOnly || a == userOnly {
+			return forbidden("API keys cannot call this endpoint")
+		}
+	case kindUser:
+		if (a == adminOnly || a == adminOrKey) && p.role != auth.RoleAdmin {
+			return forbidden("this endpoint requires the admin role")
+		}
+	case kindMonitor:
+		if a != monitoring {
+			return unauthorized("the Apikey scheme is accepted on monitoring endpoints only")
+		}
+	default:
+		return unauthorized("not authenticated")
+	}
+	return nil
+}

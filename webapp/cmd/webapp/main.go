@@ -1,0 +1,216 @@
+// Command webapp serves the WhatsApp Business API on-premises REST API over
+// HTTPS and forwards the work to the coreapps over gRPC. It owns the users,
+// tokens and api_keys tables and waits for coreapp to migrate the schema.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/clusterkeys"
+	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
+	"github.com/openwaba/openwaba/webapp/api"
+	"github.com/openwaba/openwaba/webapp/auth"
+	"github.com/openwaba/openwaba/webapp/config"
+	"github.com/openwaba/openwaba/webapp/coreconn"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stderr, os.Args[1:]) // logs go to stderr, like the other binaries
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webapp:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the webapp and blocks until ctx ends, then shuts down in reverse
+// start order: HTTP, the gRPC connection, the database. Logs go to stdout.
+func run(ctx context.Context, stdout io.Writer, args []string) error {
+	cfg, err := config.Load(args, isTerminal(stdout), stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stdout, cfg.Log)
+	if err != nil {
+		return err
+	}
+	log.Info("webapp starting", "version", api.Version, "config", cfg)
+	// A signal while we wait for the database or coreapp is a normal stop.
+	stopped := func(err error) error {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			log.Info("webapp stopped before it was ready", "reason", err)
+			return nil
+		}
+		return err
+	}
+
+	d, err := db.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return stopped(err)
+	}
+	defer d.Close()
+	var logged bool
+	err = db.WaitForSchema(ctx, d, db.Core, func(current, want int64) {
+		if !logged {
+			log.Info("waiting for coreapp to apply the schema", "current", current, "want", want)
+			logged = true
+		}
+	})
+	if err != nil {
+		return stopped(err)
+	}
+
+	store := auth.New(d, auth.Options{})
+	if err := store.SeedAdmin(ctx); err != nil {
+		return err
+	}
+
+	certPEM, err := clusterkeys.GetOrCreate(ctx, d, clusterkeys.WebCert, clusterkeys.SelfSigned("openwaba", cfg.Web.ServerName, "localhost"))
+	if err != nil {
+		return fmt.Errorf("web certificate: %w", err)
+	}
+	cert, err := clusterkeys.KeyPair(certPEM)
+	if err != nil {
+		return fmt.Errorf("web certificate: %w", err)
+	}
+
+	coreCert, coreToken, err := waitForCoreSecrets(ctx, d, log)
+	if err != nil {
+		return stopped(err)
+	}
+	coreTLS, err := clusterkeys.PinnedClientConfig(coreCert)
+	if err != nil {
+		return fmt.Errorf("coreapp certificate: %w", err)
+	}
+	endpoints, err := cfg.Core.Parsed()
+	if err != nil {
+		return err
+	}
+	// Every address of every endpoint; calls go round robin to ready nodes
+	// and retries to other nodes (see package coreconn).
+	conn, err := coreconn.Dial(endpoints, coreconn.Options{Creds: credentials.NewTLS(coreTLS), Log: log})
+	if err != nil {
+		return fmt.Errorf("dial coreapps %v: %w", cfg.Core.Endpoints, err)
+	}
+	defer conn.Close()
+
+	srv := api.New(corev1.NewCoreClient(conn), store, log, api.Options{
+		MonitoringKey: cfg.APIKey,
+		CoreToken:     string(coreToken),
+	})
+	addr := net.JoinHostPort(cfg.Web.Addr, strconv.Itoa(cfg.Web.Port))
+	hs := &http.Server{
+		Addr:    addr,
+		Handler: srv.Handler(),
+		TLSConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second, // above SendMessage's 30 s deadline and retries
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// Mostly TLS handshake noise from probes and scanners.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	log.Info("webapp listening", "url", "https://"+addr, "core_endpoint", strings.Join(cfg.Core.Endpoints, ","))
+
+	served := make(chan error, 1)
+	go func() { served <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+
+	log.Info("webapp shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("webapp stopped")
+	return nil
+}
+
+// waitForCoreSecrets polls until a coreapp has published its certificate and
+// the call token, logging now and then while it waits.
+func waitForCoreSecrets(ctx context.Context, d *sql.DB, log *slog.Logger) (cert, token []byte, err error) {
+	const every = time.Second
+	var lastLog time.Time
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cert, err = clusterkeys.Get(ctx, d, clusterkeys.CoreCert)
+		if err == nil {
+			token, err = clusterkeys.Get(ctx, d, clusterkeys.CoreToken)
+		}
+		if err == nil {
+			return cert, token, nil
+		}
+		if !errors.Is(err, clusterkeys.ErrNotFound) {
+			return nil, nil, fmt.Errorf("read coreapp secrets: %w", err)
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			log.Info("waiting for a coreapp to publish its certificate and token", "missing", err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("waiting for coreapp secrets: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
+	level, err := c.SlogLevel()
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
