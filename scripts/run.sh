@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs the sandbox stack in the foreground: chatd (the network), one coreapp
+# and one webapp, logging to this terminal. Ctrl-C stops all three.
+# Every setting can be overridden from the environment (see README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-$PWD/bin}
+
+export WA_DB_ENGINE=${WA_DB_ENGINE:-MYSQL}
+export WA_DB_HOSTNAME=${WA_DB_HOSTNAME:-127.0.0.1}
+export WA_DB_PORT=${WA_DB_PORT:-3306}
+export WA_DB_USERNAME=${WA_DB_USERNAME:-root}
+export WA_DB_PASSWORD=${WA_DB_PASSWORD:-}
+export WA_DB_NAME=${WA_DB_NAME:-openwaba}
+export WA_CHATD_DB_NAME=${WA_CHATD_DB_NAME:-chatd}
+export WA_WEB_PORT=${WA_WEB_PORT:-9090}
+export WA_CORE_PORT=${WA_CORE_PORT:-6250}
+export WA_CORE_ENDPOINT=${WA_CORE_ENDPOINT:-127.0.0.1:$WA_CORE_PORT}
+export WA_CHAT_HOST=${WA_CHAT_HOST:-127.0.0.1}
+export WA_CHAT_PORT=${WA_CHAT_PORT:-5222}
+export WA_CHAT_FALLBACK_PORT=${WA_CHAT_FALLBACK_PORT:-5443} # 443 needs root; compose uses 443
+export WA_CHATD_ADMIN_PORT=${WA_CHATD_ADMIN_PORT:-5280}
+export WA_CHATD_MEDIA_PORT=${WA_CHATD_MEDIA_PORT:-5281} # HTTPS media server; phones find it on the chat host
+export WA_DATA_DIR=${WA_DATA_DIR:-$PWD/data}
+# coreapp's media volume (chatd keeps its encrypted blobs in $WA_DATA_DIR/media).
+export WA_MEDIA_DIR=${WA_MEDIA_DIR:-$WA_DATA_DIR/wamedia}
+export WA_LOG_FORMAT=${WA_LOG_FORMAT:-text}
+mkdir -p "$WA_DATA_DIR"
+# chatd writes the network root key there at start; coreapp pins it.
+root_file="$WA_DATA_DIR/chat-root.pub"
+if [ -z "${WA_CHAT_ROOT_KEY:-}" ]; then
+	export WA_CHAT_ROOT_KEY_FILE=${WA_CHAT_ROOT_KEY_FILE:-$root_file}
+fi
+
+# The database must answer before anything starts.
+if ! (exec 3<>"/dev/tcp/$WA_DB_HOSTNAME/$WA_DB_PORT") 2>/dev/null; then
+	cat >&2 <<MSG
+make run: no MySQL/MariaDB answers at $WA_DB_HOSTNAME:$WA_DB_PORT.
+Start one (e.g. 'sudo systemctl start mariadb', or 'docker compose up -d db'
+with WA_DB_PASSWORD=testpass WA_DB_PORT=33060), or point WA_DB_HOSTNAME,
+WA_DB_PORT, WA_DB_USERNAME and WA_DB_PASSWORD at yours.
+MSG
+	exit 1
+fi
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+stopping=0
+trap 'stopping=1' INT TERM
+trap stop EXIT
+
+# A key file left by an earlier run may belong to another chatd database:
+# wait for this chatd to write its own before coreapp reads it.
+rm -f "$root_file"
+"$BIN/chatd" & pids+=($!)
+for _ in $(seq 1 600); do
+	[ "$stopping" = 1 ] && exit 0
+	[ -s "$root_file" ] && break
+	if ! kill -0 "${pids[0]}" 2>/dev/null; then
+		echo "make run: chatd exited during start-up (see the log above)" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+"$BIN/coreapp" & pids+=($!)
+"$BIN/webapp" & pids+=($!)
+
+url="https://127.0.0.1:$WA_WEB_PORT"
+for _ in $(seq 1 600); do
+	[ "$stopping" = 1 ] && exit 0
+	for p in "${pids[@]}"; do
+		if ! kill -0 "$p" 2>/dev/null; then
+			echo "make run: a process exited during start-up (see the log above)" >&2
+			exit 1
+		fi
+	done
+	if curl -ks -o /dev/null "$url/v1/health"; then break; fi
+	sleep 0.2
+done
+
+cat <<MSG
+
+================================================================================
+ openwaba is running.   API: $url   (self-signed certificate: use curl -k)
+
+ 1. First login (the admin password must be changed):
+    curl -k -X POST $url/v1/users/login -u admin:secret \\
+         -H 'Content-Type: application/json' -d '{"new_password":"Secret-123"}'
+ 2. Register the business number (code from the sandbox network):
+    curl -k -X POST $url/v1/account -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"cc":"1","phone_number":"5550100","method":"sms"}'
+    curl -s http://127.0.0.1:$WA_CHATD_ADMIN_PORT/sandbox/codes/15550100
+    curl -k -X POST $url/v1/account/verify -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"code":"<code>"}'
+ 3. A customer phone (it pins the network root key in $root_file; attachments
+    go through chatd's media server on port $WA_CHATD_MEDIA_PORT: /file PATH [TYPE] [CAPTION]):
+    $BIN/waphone --network 127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT,tls://127.0.0.1:$WA_CHAT_FALLBACK_PORT \\
+         --root-key-file $root_file --admin 127.0.0.1:$WA_CHATD_ADMIN_PORT \\
+         --home /tmp/phone1 register 15551234567
+    $BIN/waphone --home /tmp/phone1
+ Ctrl-C stops everything. README.md has the full walk-through.
+================================================================================
+
+MSG
+
+# Stay in the foreground until Ctrl-C or until one process ends.
+wait -n "${pids[@]}" || true
+if [ "$stopping" = 1 ]; then
+	echo "stopping…"
+	exit 0
+fi
+echo "make run: a process exited; stopping the others" >&2
+exit 1
