@@ -64,7 +64,11 @@ type Store struct {
 // NewStore returns a Store writing to d.
 func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()) *Store {
 	st := &Store{settings: s, log: log, webhookWake: webhookWake}
-	st.accepts = db.NewBatcher(d, log, db.BatchOptions{Workers: 4}, flushAccepts)
+	// One accept transaction at a time: each locks the rows of its
+	// accounts until it commits (see flushAccepts), so parallel batches of
+	// one node would only queue behind each other; one batch takes every
+	// waiting request instead (measured: as fast, lower latency).
+	st.accepts = db.NewBatcher(d, log, db.BatchOptions{Workers: 1}, flushAccepts)
 	st.moves = db.NewBatcher(d, log, db.BatchOptions{Workers: 2}, st.flushTransitions)
 	return st
 }
