@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,51 @@ func newHA(t testing.TB, o stack.Options, shards, phones int) *haEnv {
 		p.WaitFor(30*time.Second, "warm-up", func(e waphone.Event) bool { return e.Event == "message" && e.ID == ids[i] })
 	}
 	return h
+}
+
+// assertHealth checks GET /v1/health through every webapp: the on-prem
+// multi-node shape, one entry per live coreapp keyed "<hostname>:<node id>"
+// with gateway_status and role, exactly one primary master, and the
+// business connected on at least one node.
+func (h *haEnv) assertHealth(nodes int) {
+	h.t.Helper()
+	host, _ := os.Hostname()
+	for _, w := range h.s.Webs {
+		if w.Proc.Exited() {
+			continue
+		}
+		r := w.Do("GET", "/v1/health", bearer(h.tok), nil)
+		health, _ := r.Body["health"].(map[string]any)
+		if r.Status != 200 || len(health) != nodes {
+			h.t.Errorf("web%d: GET /v1/health = %d %s, want %d node entries", w.Index+1, r.Status, r.Raw, nodes)
+			continue
+		}
+		primaries, connected := 0, 0
+		for key, v := range health {
+			n, _ := v.(map[string]any)
+			node, ok := strings.CutPrefix(key, host+":")
+			if !ok || h.core(node) == nil || !h.core(node).Running() {
+				h.t.Errorf("web%d: health entry %q is not \"<hostname>:<node id>\" of a running coreapp", w.Index+1, key)
+			}
+			switch n["role"] {
+			case "primary_master":
+				primaries++
+			case "secondary_master", "coreapp":
+			default:
+				h.t.Errorf("web%d: health entry %q has role %v", w.Index+1, key, n["role"])
+			}
+			switch n["gateway_status"] {
+			case "connected":
+				connected++
+			case "disconnected", "connecting":
+			default:
+				h.t.Errorf("web%d: health entry %q has gateway_status %v", w.Index+1, key, n["gateway_status"])
+			}
+		}
+		if primaries != 1 || connected == 0 {
+			h.t.Errorf("web%d: health has %d primary masters and %d connected nodes, want 1 and some: %s", w.Index+1, primaries, connected, r.Raw)
+		}
+	}
 }
 
 // numbers are the phones' numbers.
@@ -287,6 +333,17 @@ func deliveryGap(phones []*stack.Phone, prefix string, since time.Time) time.Dur
 	return gap
 }
 
+// loginAt returns when chatd logged the login of the business's slot with
+// epoch (zero if it did not).
+func (h *haEnv) loginAt(sh uint32, epoch int64) time.Time {
+	for _, e := range h.s.ChatdSessionsOf(bizWaID) {
+		if e.Event == "login" && e.Shard == sh && e.Epoch == uint64(epoch) {
+			return e.Time
+		}
+	}
+	return time.Time{}
+}
+
 // assertSessionsDisjoint checks chatd's own log: for every slot of the
 // business, a login never came while another session of the slot was
 // live, and epochs never went down.
@@ -325,6 +382,7 @@ func (h *haEnv) assertSessionsDisjoint() []stack.ChatdSession {
 // on that slot stays within the failover target (with slack).
 func TestFailoverKill(t *testing.T) {
 	h := newHA(t, stack.Options{}, 4, 8)
+	h.assertHealth(3)
 	load := h.startLoad("kill", 60)
 	load.WaitAccepted(100, 30*time.Second)
 
@@ -334,7 +392,7 @@ func TestFailoverKill(t *testing.T) {
 	killed := time.Now()
 	h.s.KillCore(victim.Index)
 	after := h.waitSlotsOff(victim.NodeID, 30*time.Second)[busiest]
-	took := time.Since(killed)
+	took := h.loginAt(busiest, after.Epoch).Sub(killed)
 	if after.Owner == before.Owner || after.Epoch <= before.Epoch {
 		t.Errorf("slot %d: owner %s epoch %d after the kill, want another node with a higher epoch than %s's %d",
 			busiest, after.Owner, after.Epoch, before.Owner, before.Epoch)
@@ -344,8 +402,9 @@ func TestFailoverKill(t *testing.T) {
 	res := load.Stop()
 	h.assertDelivered(res, 60*time.Second)
 
+	h.assertHealth(2)
 	gap := deliveryGap(phones, "kill", killed)
-	t.Logf("killed %s (slot %d, %d phones): slot connected on %s after %s; longest delivery gap %s",
+	t.Logf("killed %s (slot %d, %d phones): slot logged in from %s after %s; longest delivery gap %s",
 		victim.NodeID, busiest, len(phones), after.Owner, took.Round(time.Millisecond), gap.Round(time.Millisecond))
 	if gap > haFailoverLimit {
 		t.Errorf("deliveries on slot %d stopped for %s after the kill, want under %s", busiest, gap, haFailoverLimit)
@@ -412,6 +471,7 @@ func TestPartitionFromChat(t *testing.T) {
 	cut := time.Now()
 	victim.ChatProxy.Hold(true, true)
 	after := h.waitSlotsOff(victim.NodeID, 30*time.Second)
+	moved := h.loginAt(busiest, after[busiest].Epoch).Sub(cut)
 	if after[busiest].Owner == victim.NodeID {
 		t.Errorf("slot %d still owned by %s, which is cut from chatd", busiest, victim.NodeID)
 	}
@@ -421,8 +481,12 @@ func TestPartitionFromChat(t *testing.T) {
 	victim.ChatProxy.Release()
 	res := load.Stop()
 	h.assertDelivered(res, 60*time.Second)
-	t.Logf("cut %s from chatd: slot %d moved to %s; longest delivery gap %s", victim.NodeID, busiest,
-		after[busiest].Owner, deliveryGap(phones, "chatcut", cut).Round(time.Millisecond))
+	gap := deliveryGap(phones, "chatcut", cut)
+	t.Logf("cut %s from chatd: slot %d logged in from %s after %s; longest delivery gap %s", victim.NodeID, busiest,
+		after[busiest].Owner, moved.Round(time.Millisecond), gap.Round(time.Millisecond))
+	if gap > haFailoverLimit {
+		t.Errorf("deliveries on slot %d stopped for %s after the cut, want under %s", busiest, gap, haFailoverLimit)
+	}
 	h.assertSessionsDisjoint()
 }
 

@@ -214,6 +214,14 @@ func (c *Cluster) View() View {
 	defer c.mu.Unlock()
 	v := c.view
 	v.Nodes = slices.Clone(v.Nodes)
+	// This node's own chat state is fresher here than in the database
+	// (written at the next heartbeat): the master must not give slots back
+	// to itself right after it lost the chat network.
+	for i := range v.Nodes {
+		if v.Nodes[i].ID == c.cfg.Node && !c.chatOK && time.Now().Before(c.chatBadTill) {
+			v.Nodes[i].ChatOK = false
+		}
+	}
 	return v
 }
 

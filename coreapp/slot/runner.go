@@ -69,12 +69,13 @@ func newRunner(m *Manager, a account.Account, k Key, epoch uint64, key wire.KeyP
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	sc := m.cfg.Session
 	sc.Addrs, sc.Static, sc.Handler = m.cfg.ChatAddrs, key, r
-	// A dead path to chatd must show well within unhealthy_interval (after
-	// which another node takes the slot): ping every third of it and give
-	// the pong as long again.
+	// A dead path to chatd must show well within unhealthy_interval (the
+	// session gives up after two unanswered pings): with the default 3 s,
+	// a ping every 0.5 s and 0.75 s for its pong notice a dead path in
+	// about 2 s.
 	if t := m.cfg.Cluster.Timings(); sc.PingInterval == 0 {
-		sc.PingInterval = max(t.Unhealthy/3, 500*time.Millisecond)
-		sc.PingTimeout = sc.PingInterval
+		sc.PingInterval = max(t.Unhealthy/6, 500*time.Millisecond)
+		sc.PingTimeout = max(t.Unhealthy/4, 750*time.Millisecond)
 		sc.ReadTimeout = max(2*t.Unhealthy, 3*time.Second)
 	}
 	sc.Log = m.log.With("wa_id", a.WaID, "shard", k.Shard)

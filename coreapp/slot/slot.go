@@ -234,7 +234,10 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			reason = "the account's slots changed"
 		case l.assignedTo != "" && l.assignedTo != m.cfg.Node && view.Alive(l.assignedTo) && isEligible(l.assignedTo):
 			reason = "handed over to " + l.assignedTo
-		case otherCanChat && r.disconnectedFor() > t.Unhealthy:
+		case otherCanChat && r.disconnectedFor() > t.Unhealthy/2:
+			// Its session noticed the loss within ⅔ unhealthy_interval
+			// (keepalive); half of it more without a reconnection means
+			// the path is down, and another node can chat.
 			reason = "cannot reach the chat network"
 			m.cfg.Cluster.SetChatOK(false)
 		}
@@ -335,6 +338,11 @@ func (m *Manager) balance(ctx context.Context, want map[Key]account.Account, lea
 		l.assignedTo = assign[k]
 		leases[k] = l
 		m.log.Debug("slot assigned", "account", k.AccountID, "shard", k.Shard, "node", assign[k])
+		if l.owner == "" || l.expires <= now {
+			// A free slot: wake the assignee now rather than at its next
+			// heartbeat (failover time).
+			m.cfg.Cluster.Wake(assign[k], k.AccountID, k.Shard, false, false)
+		}
 	}
 	return nil
 }
@@ -577,6 +585,8 @@ func (m *Manager) Woken(slots []*corev1.WakeSlot) {
 	for _, w := range slots {
 		r := m.runner(Key{w.AccountId, w.Shard})
 		if r == nil {
+			// Not run here: the master may just have assigned it to us.
+			m.Reconcile()
 			continue
 		}
 		if w.Messages {
