@@ -52,18 +52,13 @@ func BenchmarkHA(b *testing.B) {
 	for k := range kills {
 		load := h.startLoad(fmt.Sprintf("failover%d", k), 100)
 		load.WaitAccepted(100, 30*time.Second)
-		busiest, phones := h.busiestSlot()
-		before := h.waitSlots(30 * time.Second)[busiest]
-		victim := h.core(before.Owner)
-		killed := time.Now()
-		h.s.KillCore(victim.Index)
-		after := h.waitSlotsOff(victim.NodeID, 60*time.Second)[busiest]
-		takeovers = append(takeovers, h.loginAt(busiest, after.Epoch).Sub(killed))
+		kd := h.killBusiest()
+		takeovers = append(takeovers, kd.took)
 		load.WaitAccepted(load.Accepted()+200, 60*time.Second)
 		res := load.Stop()
 		h.waitAllDelivered(res, 2*time.Minute)
-		gaps = append(gaps, deliveryGap(phones, fmt.Sprintf("failover%d", k), killed))
-		h.s.StartCore(victim.Index)
+		gaps = append(gaps, deliveryGap(kd.phones, fmt.Sprintf("failover%d", k), kd.at))
+		h.s.StartCore(kd.victim.Index)
 		h.waitSlots(30 * time.Second)
 	}
 	takeover, gap := median(takeovers), median(gaps)

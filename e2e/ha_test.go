@@ -313,6 +313,30 @@ func bodiesOf(res stack.LoadResult, ids []string) []string {
 	return out
 }
 
+// kill is what killBusiest did.
+type kill struct {
+	victim        *stack.Core
+	slot          uint32
+	phones        []*stack.Phone // the phones on the slot
+	before, after slotLease
+	at            time.Time
+	took          time.Duration // from the kill to chatd's login of the slot from another node
+}
+
+// killBusiest kills -9 the owner of the busiest slot and waits until
+// another node owns it, connected.
+func (h *haEnv) killBusiest() kill {
+	h.t.Helper()
+	busiest, phones := h.busiestSlot()
+	before := h.waitSlots(30 * time.Second)[busiest]
+	victim := h.core(before.Owner)
+	at := time.Now()
+	h.s.KillCore(victim.Index)
+	after := h.waitSlotsOff(victim.NodeID, 60*time.Second)[busiest]
+	return kill{victim: victim, slot: busiest, phones: phones, before: before, after: after, at: at,
+		took: h.loginAt(busiest, after.Epoch).Sub(at)}
+}
+
 // deliveryGap is the longest time after since in which none of the phones
 // received a message of the load (prefix), up to the last one they
 // received.
@@ -386,13 +410,8 @@ func TestFailoverKill(t *testing.T) {
 	load := h.startLoad("kill", 60)
 	load.WaitAccepted(100, 30*time.Second)
 
-	busiest, phones := h.busiestSlot()
-	before := h.waitSlots(10 * time.Second)[busiest]
-	victim := h.core(before.Owner)
-	killed := time.Now()
-	h.s.KillCore(victim.Index)
-	after := h.waitSlotsOff(victim.NodeID, 30*time.Second)[busiest]
-	took := h.loginAt(busiest, after.Epoch).Sub(killed)
+	k := h.killBusiest()
+	busiest, phones, before, after, victim, killed, took := k.slot, k.phones, k.before, k.after, k.victim, k.at, k.took
 	if after.Owner == before.Owner || after.Epoch <= before.Epoch {
 		t.Errorf("slot %d: owner %s epoch %d after the kill, want another node with a higher epoch than %s's %d",
 			busiest, after.Owner, after.Epoch, before.Owner, before.Epoch)
