@@ -49,11 +49,10 @@ func (s *Server) registerAccount(c echo.Context) error {
 	if req.Pin, _, err = field[string](o, "pin"); err != nil {
 		return err
 	}
+	if err := checkNumber(req.Cc, req.PhoneNumber); err != nil {
+		return err
+	}
 	switch {
-	case !allDigits(req.Cc) || len(req.Cc) > 3:
-		return invalid("cc must be 1 to 3 digits")
-	case !allDigits(req.PhoneNumber) || len(req.PhoneNumber) < 4 || len(req.PhoneNumber) > 15:
-		return invalid("phone_number must be 4 to 15 digits")
 	case req.Method != "sms" && req.Method != "voice":
 		return invalid(`method must be "sms" or "voice"`)
 	case req.Pin != "" && (!allDigits(req.Pin) || len(req.Pin) != 6):
@@ -121,11 +120,10 @@ func (s *Server) setShards(c echo.Context) error {
 	if req.Pin, _, err = field[string](o, "pin"); err != nil {
 		return err
 	}
+	if err := checkNumber(req.Cc, req.PhoneNumber); err != nil {
+		return err
+	}
 	switch {
-	case !allDigits(req.Cc) || len(req.Cc) > 3:
-		return invalid("cc must be 1 to 3 digits")
-	case !allDigits(req.PhoneNumber) || len(req.PhoneNumber) < 4 || len(req.PhoneNumber) > 15:
-		return invalid("phone_number must be 4 to 15 digits")
 	case !slices.ContainsFunc(validShards, func(n uint32) bool { return float64(n) == shards }):
 		return invalid("shards must be one of 1, 2, 4, 8, 16 or 32")
 	case req.Pin != "" && (!allDigits(req.Pin) || len(req.Pin) != 6):
@@ -227,4 +225,15 @@ func (s *Server) deleteAPIKey(c echo.Context) error {
 		return fromAuth(err)
 	}
 	return c.JSON(http.StatusOK, metaOnly{Meta: s.meta})
+}
+
+// checkNumber validates a business number's cc and phone_number.
+func checkNumber(cc, phone string) error {
+	switch {
+	case !allDigits(cc) || len(cc) > 3:
+		return invalid("cc must be 1 to 3 digits")
+	case !allDigits(phone) || len(phone) < 4 || len(phone) > 15:
+		return invalid("phone_number must be 4 to 15 digits")
+	}
+	return nil
 }
