@@ -1,5 +1,6 @@
-// Package db opens the MySQL databases of openwaba, applies the embedded
-// migrations, and runs many small writes in shared transactions (Committer).
+// Package db opens the databases of openwaba (MySQL, or an embedded SQLite
+// file for a single node), applies the embedded migrations, and runs many
+// small writes in shared transactions (Committer).
 //
 // Every timestamp column holds unix milliseconds (BIGINT), which keeps the
 // schema free of time-zone handling and portable across engines.
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,18 +25,60 @@ import (
 // Config says how to reach a database server. The field names follow the
 // on-prem WA_DB_* variables.
 type Config struct {
-	Engine   string `mapstructure:"engine"` // "MYSQL"
+	Engine   string `mapstructure:"engine"` // EngineMySQL or EngineSQLite
 	Hostname string `mapstructure:"hostname"`
 	Port     int    `mapstructure:"port"`
 	Username string `mapstructure:"username"`
 	Password string `mapstructure:"password"`
 	Name     string `mapstructure:"name"` // database name
-	// MaxOpenConns caps the pool; 0 means 32.
+	// Dir (WA_DB_DIR, default the data dir) holds the SQLite files, one per
+	// database: Dir/Name.db (EngineSQLite only).
+	Dir string `mapstructure:"dir"`
+	// Path is the SQLite database file; WithDefaults derives it from Dir
+	// and Name.
+	Path string `mapstructure:"-"`
+	// MaxOpenConns caps the pool; 0 means 32 (MySQL) or 16 (SQLite).
 	MaxOpenConns int `mapstructure:"max_open_conns"`
 }
 
+// The storage engines (WA_DB_ENGINE).
+const (
+	EngineMySQL  = "MYSQL"
+	EngineSQLite = "SQLITE"
+)
+
+// WithDefaults fills what the settings left empty. The engine: MySQL when a
+// database host is given (WA_DB_HOSTNAME), else SQLite, so a single node
+// runs with nothing to install; WA_DB_ENGINE chooses explicitly (compose sets
+// MYSQL). dataDir is the process's data dir, the default of Dir.
+func (c Config) WithDefaults(dataDir string) Config {
+	c.Engine = strings.ToUpper(strings.TrimSpace(c.Engine))
+	if c.Engine == "" {
+		c.Engine = EngineSQLite
+		if c.Hostname != "" {
+			c.Engine = EngineMySQL
+		}
+	}
+	if c.Hostname == "" {
+		c.Hostname = "127.0.0.1"
+	}
+	if c.Dir == "" {
+		c.Dir = dataDir
+	}
+	if c.IsSQLite() && c.Path == "" && c.Name != "" {
+		c.Path = filepath.Join(c.Dir, c.Name+".db")
+	}
+	return c
+}
+
+// IsSQLite reports whether c selects the embedded SQLite engine.
+func (c Config) IsSQLite() bool { return strings.EqualFold(c.Engine, EngineSQLite) }
+
 // LogValue keeps the password out of logs.
 func (c Config) LogValue() slog.Value {
+	if c.IsSQLite() {
+		return slog.GroupValue(slog.String("engine", EngineSQLite), slog.String("path", c.Path))
+	}
 	pw := ""
 	if c.Password != "" {
 		pw = "********"
@@ -48,9 +92,14 @@ func (c Config) LogValue() slog.Value {
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
 	switch strings.ToUpper(c.Engine) {
-	case "MYSQL", "":
+	case EngineMySQL, "":
+	case EngineSQLite:
+		if c.Path == "" || strings.ContainsAny(c.Path, "?#") {
+			return fmt.Errorf("SQLite database path %q is empty or holds ? or #", c.Path)
+		}
+		return nil
 	default:
-		return fmt.Errorf("WA_DB_ENGINE %q is not supported (use MYSQL)", c.Engine)
+		return fmt.Errorf("WA_DB_ENGINE %q is not supported (use MYSQL, or SQLITE for a single node)", c.Engine)
 	}
 	if c.Hostname == "" {
 		return errors.New("WA_DB_HOSTNAME is empty")
@@ -89,6 +138,9 @@ func (c Config) mysqlConfig(dbName, isolationVar string) *mysql.Config {
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*sql.DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.IsSQLite() {
+		return openSQLite(ctx, cfg)
 	}
 	isolationVar, err := createDatabase(ctx, cfg, log)
 	if err != nil {
@@ -158,7 +210,7 @@ func isolationVariable(ctx context.Context, admin *sql.DB) string {
 // IsDuplicate reports whether err is a unique-key violation.
 func IsDuplicate(err error) bool {
 	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
+	return errors.As(err, &me) && me.Number == 1062 || sqliteIsDuplicate(err) // ER_DUP_ENTRY
 }
 
 // ErrRetry is returned by a transaction function that saw a concurrent
@@ -166,11 +218,12 @@ func IsDuplicate(err error) bool {
 // first): Tx runs the transaction again.
 var ErrRetry = errors.New("concurrent change; run the transaction again")
 
-// IsRetryable reports whether err is a deadlock, a lock-wait timeout or
-// ErrRetry, after which the whole transaction can simply be run again.
+// IsRetryable reports whether err is a deadlock, a lock-wait timeout (SQLite:
+// busy) or ErrRetry, after which the whole transaction can simply be run
+// again.
 func IsRetryable(err error) bool {
 	var me *mysql.MySQLError
-	return errors.Is(err, ErrRetry) || errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+	return errors.Is(err, ErrRetry) || errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) || sqliteIsRetryable(err)
 }
 
 // Tx runs fn in a transaction and commits it, retrying with a short
@@ -207,7 +260,8 @@ func tx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 
 // NowSQL is the database server's clock in unix milliseconds, as an SQL
 // expression: leases and heartbeats compare times of several machines, so
-// they use this one clock instead of each machine's.
+// they use this one clock instead of each machine's. (On SQLite it becomes
+// the local clock: see toSQLite.)
 const NowSQL = "CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)"
 
 // NowMillis is the timestamp format of every time column.

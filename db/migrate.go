@@ -23,20 +23,28 @@ const (
 	Chatd
 )
 
-func (s Set) fs() (fs.FS, error) {
-	switch s {
-	case Core:
+func (s Set) fs(sqlite bool) (fs.FS, error) {
+	switch {
+	case s == Core && sqlite:
+		return fs.Sub(migrations.SQLite, "sqlite/core")
+	case s == Chatd && sqlite:
+		return fs.Sub(migrations.SQLite, "sqlite/chatd")
+	case s == Core:
 		return fs.Sub(migrations.Core, "core")
-	case Chatd:
+	case s == Chatd:
 		return fs.Sub(migrations.Chatd, "chatd")
 	}
 	return nil, fmt.Errorf("unknown migration set %d", s)
 }
 
 func provider(db *sql.DB, s Set) (*goose.Provider, error) {
-	fsys, err := s.fs()
+	sqlite := IsSQLite(db)
+	fsys, err := s.fs(sqlite)
 	if err != nil {
 		return nil, err
+	}
+	if sqlite {
+		return goose.NewProvider(goose.DialectSQLite3, db, fsys)
 	}
 	return goose.NewProvider(goose.DialectMySQL, db, fsys)
 }
@@ -44,11 +52,18 @@ func provider(db *sql.DB, s Set) (*goose.Provider, error) {
 // Migrate applies every pending migration of set s. Processes starting
 // together (several coreapps) take turns: a named database lock is held
 // while migrating, so one applies the migrations and the others find them
-// applied.
+// applied. On SQLite only one process migrates (coreapp holds LockSQLite;
+// chatd has its own file), so no lock is taken.
 func Migrate(ctx context.Context, db *sql.DB, s Set) error {
 	p, err := provider(db, s)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if IsSQLite(db) {
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/openwaba/openwaba/chatd/waphone"
+	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
 	"github.com/openwaba/openwaba/e2e/stack"
 )
@@ -205,7 +206,11 @@ func TestPrivacy(t *testing.T) {
 func dumpDatabase(t *testing.T, name string) []byte {
 	t.Helper()
 	d := dbtest.Open(t, name)
-	tables, err := d.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", name)
+	q, args := "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", []any{name}
+	if db.IsSQLite(d) {
+		q, args = "SELECT name FROM sqlite_master WHERE type = 'table'", nil
+	}
+	tables, err := d.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,12 +62,10 @@ func BindDB(v *viper.Viper, dbNameEnv, defaultName string) {
 	for key, env := range map[string]string{
 		"db.engine": "WA_DB_ENGINE", "db.hostname": "WA_DB_HOSTNAME", "db.port": "WA_DB_PORT",
 		"db.username": "WA_DB_USERNAME", "db.password": "WA_DB_PASSWORD", "db.name": dbNameEnv,
-		"db.max_open_conns": "WA_DB_MAX_OPEN_CONNS",
+		"db.max_open_conns": "WA_DB_MAX_OPEN_CONNS", "db.dir": "WA_DB_DIR",
 	} {
 		v.BindEnv(key, env)
 	}
-	v.SetDefault("db.engine", "MYSQL")
-	v.SetDefault("db.hostname", "127.0.0.1")
 	v.SetDefault("db.port", 3306)
 	v.SetDefault("db.username", "root")
 	v.SetDefault("db.password", "")
@@ -78,14 +76,15 @@ func BindDB(v *viper.Viper, dbNameEnv, defaultName string) {
 	v.SetDefault("log.level", "info")
 }
 
-// DBFrom reads the bound database settings.
+// DBFrom reads the bound database settings; the SQLite files default to
+// the data dir (see db.Config.WithDefaults).
 func DBFrom(v *viper.Viper) db.Config {
 	return db.Config{
-		Engine: strings.ToUpper(v.GetString("db.engine")), Hostname: v.GetString("db.hostname"),
+		Engine: v.GetString("db.engine"), Hostname: v.GetString("db.hostname"),
 		Port: v.GetInt("db.port"), Username: v.GetString("db.username"),
 		Password: v.GetString("db.password"), Name: v.GetString("db.name"),
-		MaxOpenConns: v.GetInt("db.max_open_conns"),
-	}
+		MaxOpenConns: v.GetInt("db.max_open_conns"), Dir: v.GetString("db.dir"),
+	}.WithDefaults(v.GetString("data_dir"))
 }
 
 // LogFrom reads the bound log settings.

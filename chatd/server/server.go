@@ -147,9 +147,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	s.seqStep = 1
-	if err := s.db.QueryRowContext(ctx, "SELECT @@auto_increment_increment").Scan(&s.seqStep); err != nil {
-		return fmt.Errorf("read auto_increment_increment: %w", err)
+	s.seqStep = 1 // SQLite: AUTOINCREMENT counts by one
+	if !db.IsSQLite(s.db) {
+		if err := s.db.QueryRowContext(ctx, "SELECT @@auto_increment_increment").Scan(&s.seqStep); err != nil {
+			return fmt.Errorf("read auto_increment_increment: %w", err)
+		}
 	}
 	keys := s.cfg.Keys
 	if keys == nil {

@@ -1,6 +1,8 @@
-// Package dbtest gives each test a fresh, migrated database on the real server
-// named by WA_TEST_DSN (for example "root@tcp(127.0.0.1:3306)/"). Without it
-// tests skip, except under CI=true, where they fail.
+// Package dbtest gives each test a fresh, migrated database on the engine
+// named by WA_TEST_ENGINE: "mysql" (the default), on the real server named by
+// WA_TEST_DSN (for example "root@tcp(127.0.0.1:3306)/"), or "sqlite", in
+// files under a temporary directory. Without WA_TEST_DSN MySQL tests skip,
+// except under CI=true, where they fail.
 package dbtest
 
 import (
@@ -11,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +23,22 @@ import (
 	"github.com/openwaba/openwaba/db"
 )
 
-// Server returns the test server's connection settings (database name empty).
+// SQLite reports whether the tests run on SQLite (WA_TEST_ENGINE=sqlite).
+func SQLite() bool { return strings.EqualFold(os.Getenv("WA_TEST_ENGINE"), "sqlite") }
+
+var sqliteDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "openwaba-dbtest-") })
+
+// Server returns the test server's connection settings (database name
+// empty); on SQLite, the directory of the test databases.
 func Server(t testing.TB) db.Config {
 	t.Helper()
+	if SQLite() {
+		dir, err := sqliteDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db.Config{Engine: db.EngineSQLite, Dir: dir}
+	}
 	dsn := os.Getenv("WA_TEST_DSN")
 	if dsn == "" {
 		if os.Getenv("CI") == "true" {
@@ -47,6 +64,18 @@ func Server(t testing.TB) db.Config {
 	return db.Config{Engine: "MYSQL", Hostname: host, Port: port, Username: mc.User, Password: mc.Passwd}
 }
 
+// Env is the WA_DB_* environment that points a process at cfg's server (or,
+// on SQLite, its directory); WA_DB_NAME is left to the caller.
+func Env(cfg db.Config) map[string]string {
+	if cfg.IsSQLite() {
+		return map[string]string{"WA_DB_ENGINE": db.EngineSQLite, "WA_DB_DIR": cfg.Dir}
+	}
+	return map[string]string{
+		"WA_DB_ENGINE": db.EngineMySQL, "WA_DB_HOSTNAME": cfg.Hostname, "WA_DB_PORT": strconv.Itoa(cfg.Port),
+		"WA_DB_USERNAME": cfg.Username, "WA_DB_PASSWORD": cfg.Password,
+	}
+}
+
 // NewName returns a fresh database name on the test server and drops that
 // database when the test ends. The database itself is created by whoever
 // opens it first (db.Open creates missing databases).
@@ -57,6 +86,15 @@ func NewName(t testing.TB) (db.Config, string) {
 	rand.Read(b[:])
 	name := "t_" + hex.EncodeToString(b[:])
 	cfg.Name = name
+	if cfg.IsSQLite() {
+		cfg = cfg.WithDefaults(cfg.Dir)
+		t.Cleanup(func() {
+			for _, suffix := range []string{"", "-wal", "-shm", ".coreapp.lock"} {
+				os.Remove(cfg.Path + suffix)
+			}
+		})
+		return cfg, name
+	}
 	t.Cleanup(func() {
 		c := cfg
 		c.Name = "mysql"
@@ -99,6 +137,7 @@ func Open(t testing.TB, name string) *sql.DB {
 	t.Helper()
 	cfg := Server(t)
 	cfg.Name = name
+	cfg = cfg.WithDefaults(cfg.Dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := db.Open(ctx, cfg, slog.New(slog.DiscardHandler))

@@ -291,6 +291,9 @@ type Stack struct {
 func New(t testing.TB, o Options) *Stack {
 	t.Helper()
 	srv := dbtest.Server(t)
+	if srv.IsSQLite() && (o.Coreapps > 1 || o.ProxyDB) {
+		t.Skip("several coreapps (high availability) need MySQL; this run uses SQLite (WA_TEST_ENGINE=sqlite)")
+	}
 	bins := Build(t)
 	_, coreDB := dbtest.NewName(t)
 	_, chatDB := dbtest.NewName(t)
@@ -298,10 +301,7 @@ func New(t testing.TB, o Options) *Stack {
 	rand.Read(secret)
 	s := &Stack{
 		t: t, Bins: bins, CoreDB: coreDB, ChatDB: chatDB,
-		DBEnv: map[string]string{
-			"WA_DB_ENGINE": "MYSQL", "WA_DB_HOSTNAME": srv.Hostname, "WA_DB_PORT": strconv.Itoa(srv.Port),
-			"WA_DB_USERNAME": srv.Username, "WA_DB_PASSWORD": srv.Password,
-		},
+		DBEnv: dbtest.Env(srv),
 		ChatPort: FreePort(t), FallbackPort: FreePort(t), AdminPort: FreePort(t), MediaPort: FreePort(t),
 		ChatData:       t.TempDir(),
 		KeystoreSecret: base64.StdEncoding.EncodeToString(secret),

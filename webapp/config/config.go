@@ -64,6 +64,8 @@ var env = []struct{ key, name string }{
 	{"db.password", "WA_DB_PASSWORD"},
 	{"db.name", "WA_DB_NAME"},
 	{"db.max_open_conns", "WA_DB_MAX_OPEN_CONNS"},
+	{"db.dir", "WA_DB_DIR"},
+	{"data_dir", "WA_DATA_DIR"},
 	{"web.port", "WA_WEB_PORT"},
 	{"web.addr", "WA_WEB_ADDR"},
 	{"web.servername", "WA_WEB_SERVERNAME"},
@@ -95,8 +97,7 @@ func Load(args []string, logToTerminal bool, usage io.Writer) (Config, error) {
 		}
 	}
 	_ = v.BindEnv("config_file", "WA_CONFIG_FILE")
-	v.SetDefault("db.engine", "MYSQL")
-	v.SetDefault("db.hostname", "127.0.0.1")
+	v.SetDefault("data_dir", "data")
 	v.SetDefault("db.port", 3306)
 	v.SetDefault("db.username", "root")
 	v.SetDefault("db.password", "")
@@ -125,7 +126,9 @@ func Load(args []string, logToTerminal bool, usage io.Writer) (Config, error) {
 	if err := v.Unmarshal(&cfg); err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
 	}
-	cfg.DB.Engine = strings.ToUpper(cfg.DB.Engine)
+	// SQLite (no database host set): the file coreapp writes in the shared
+	// data dir.
+	cfg.DB = cfg.DB.WithDefaults(v.GetString("data_dir"))
 	cfg.Log.Format = strings.ToLower(cfg.Log.Format)
 	cfg.Log.Level = strings.ToLower(cfg.Log.Level)
 	for i, e := range cfg.Core.Endpoints {

@@ -18,7 +18,7 @@ import (
 var allVars = []string{
 	"WA_DB_ENGINE", "WA_DB_HOSTNAME", "WA_DB_PORT", "WA_DB_USERNAME", "WA_DB_PASSWORD", "WA_DB_NAME", "WA_DB_MAX_OPEN_CONNS",
 	"WA_WEB_PORT", "WA_WEB_ADDR", "WA_WEB_SERVERNAME", "WA_CORE_ENDPOINT", "WA_API_KEY",
-	"WA_LOG_FORMAT", "WA_LOG_LEVEL", "WA_CONFIG_FILE",
+	"WA_LOG_FORMAT", "WA_LOG_LEVEL", "WA_CONFIG_FILE", "WA_DB_DIR", "WA_DATA_DIR",
 }
 
 // clearEnv unsets every variable Load reads, for the test's duration.
@@ -30,7 +30,8 @@ func clearEnv(t *testing.T) {
 
 func defaults() config.Config {
 	return config.Config{
-		DB:   db.Config{Engine: "MYSQL", Hostname: "127.0.0.1", Port: 3306, Username: "root", Name: "openwaba", MaxOpenConns: 32},
+		DB: db.Config{Engine: "SQLITE", Hostname: "127.0.0.1", Port: 3306, Username: "root", Name: "openwaba", MaxOpenConns: 32,
+			Dir: "data", Path: filepath.Join("data", "openwaba.db")},
 		Web:  config.Web{Addr: "0.0.0.0", Port: 9090, ServerName: "localhost"},
 		Core: config.Core{Endpoints: []string{"127.0.0.1:6250"}},
 		Log:  config.Log{Format: "json", Level: "info"},
@@ -72,7 +73,7 @@ func TestLoad(t *testing.T) {
 				"WA_LOG_FORMAT": "TEXT", "WA_LOG_LEVEL": "WARN",
 			},
 			want: func(c *config.Config) {
-				c.DB = db.Config{Engine: "MYSQL", Hostname: "mysql", Port: 3307, Username: "wa", Password: "pw", Name: "waba", MaxOpenConns: 8}
+				c.DB = db.Config{Engine: "MYSQL", Hostname: "mysql", Port: 3307, Username: "wa", Password: "pw", Name: "waba", MaxOpenConns: 8, Dir: "data"}
 				c.Web = config.Web{Addr: "127.0.0.1", Port: 9443, ServerName: "waba.example"}
 				c.Core.Endpoints = []string{"coreapp:6250"}
 				c.APIKey = "monitoring-key"
@@ -85,6 +86,7 @@ func TestLoad(t *testing.T) {
 			env:  map[string]string{"WA_DB_PASSWORD": "from-env"},
 			want: func(c *config.Config) {
 				c.DB.Hostname, c.DB.Password, c.Web.Port, c.Log.Level = "db.internal", "from-env", 443, "debug"
+				c.DB.Engine, c.DB.Path = "MYSQL", "" // a database host selects MySQL
 			},
 		},
 		{
@@ -92,7 +94,25 @@ func TestLoad(t *testing.T) {
 			env:  map[string]string{"WA_CONFIG_FILE": yamlFile},
 			want: func(c *config.Config) {
 				c.DB.Hostname, c.DB.Password, c.Web.Port, c.Log.Level = "db.internal", "from-file", 443, "debug"
+				c.DB.Engine, c.DB.Path = "MYSQL", ""
 			},
+		},
+		{
+			name: "SQLite file in the data dir",
+			env:  map[string]string{"WA_DATA_DIR": "/var/lib/wa", "WA_DB_NAME": "biz"},
+			want: func(c *config.Config) {
+				c.DB.Name, c.DB.Dir, c.DB.Path = "biz", "/var/lib/wa", "/var/lib/wa/biz.db"
+			},
+		},
+		{
+			name: "SQLite file in WA_DB_DIR",
+			env:  map[string]string{"WA_DATA_DIR": "/var/lib/wa", "WA_DB_DIR": "/db", "WA_DB_ENGINE": "sqlite"},
+			want: func(c *config.Config) { c.DB.Dir, c.DB.Path = "/db", "/db/openwaba.db" },
+		},
+		{
+			name: "MySQL chosen explicitly",
+			env:  map[string]string{"WA_DB_ENGINE": "MYSQL"},
+			want: func(c *config.Config) { c.DB.Engine, c.DB.Path = "MYSQL", "" },
 		},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
@@ -156,7 +176,7 @@ func TestLoad(t *testing.T) {
 func TestLogValueRedactsSecrets(t *testing.T) {
 	c := defaults()
 	c.Core.Endpoints = []string{"127.0.0.1:6250", "core2:6250"}
-	c.DB.Password = "db-secret-pw"
+	c.DB.Engine, c.DB.Password = "MYSQL", "db-secret-pw"
 	c.APIKey = "monitoring-secret"
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)

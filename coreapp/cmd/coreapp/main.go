@@ -79,6 +79,21 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	}
 	log.Info("chat network root key pinned", "root_key", wire.EncodeRootKey(rootKey))
 
+	if cfg.DB.IsSQLite() {
+		// SQLite is a single node: a second coreapp on the same file would
+		// fight the first over the chat connection.
+		lock, err := db.LockSQLite(cfg.DB, "coreapp")
+		if errors.Is(err, db.ErrSQLiteInUse) {
+			return fmt.Errorf("another coreapp already runs on the SQLite database %s: SQLite mode is a single node; "+
+				"several coreapps (high availability, multiconnect) need MySQL (WA_DB_ENGINE=MYSQL, WA_DB_HOSTNAME, …)", cfg.DB.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("lock the SQLite database: %w", err)
+		}
+		defer lock.Close()
+		log.Info("storage: embedded SQLite (single node)", "path", cfg.DB.Path)
+	}
+
 	octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	d, err := db.Open(octx, cfg.DB, log)
 	cancel()

@@ -73,9 +73,11 @@ func freePort(t *testing.T) int {
 func TestRun(t *testing.T) {
 	cfg, name := dbtest.NewName(t)
 	port := freePort(t)
+	for k, v := range dbtest.Env(cfg) {
+		t.Setenv(k, v)
+	}
 	for k, v := range map[string]string{
-		"WA_DB_HOSTNAME": cfg.Hostname, "WA_DB_PORT": strconv.Itoa(cfg.Port), "WA_DB_USERNAME": cfg.Username,
-		"WA_DB_PASSWORD": cfg.Password, "WA_DB_NAME": name, "WA_DB_ENGINE": "MYSQL",
+		"WA_DB_NAME": name,
 		"WA_WEB_ADDR": "127.0.0.1", "WA_WEB_PORT": strconv.Itoa(port), "WA_WEB_SERVERNAME": "waba.test",
 		"WA_CORE_ENDPOINT": "127.0.0.1:1", "WA_API_KEY": "monitoring-key-123",
 		"WA_LOG_FORMAT": "json", "WA_LOG_LEVEL": "info", "WA_CONFIG_FILE": "",
