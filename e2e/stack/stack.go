@@ -301,7 +301,7 @@ func New(t testing.TB, o Options) *Stack {
 	rand.Read(secret)
 	s := &Stack{
 		t: t, Bins: bins, CoreDB: coreDB, ChatDB: chatDB,
-		DBEnv: dbtest.Env(srv),
+		DBEnv:    dbtest.Env(srv),
 		ChatPort: FreePort(t), FallbackPort: FreePort(t), AdminPort: FreePort(t), MediaPort: FreePort(t),
 		ChatData:       t.TempDir(),
 		KeystoreSecret: base64.StdEncoding.EncodeToString(secret),

@@ -77,7 +77,7 @@ func TestRun(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	for k, v := range map[string]string{
-		"WA_DB_NAME": name,
+		"WA_DB_NAME":  name,
 		"WA_WEB_ADDR": "127.0.0.1", "WA_WEB_PORT": strconv.Itoa(port), "WA_WEB_SERVERNAME": "waba.test",
 		"WA_CORE_ENDPOINT": "127.0.0.1:1", "WA_API_KEY": "monitoring-key-123",
 		"WA_LOG_FORMAT": "json", "WA_LOG_LEVEL": "info", "WA_CONFIG_FILE": "",
