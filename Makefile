@@ -7,7 +7,10 @@ export WA_TEST_DSN ?= root@tcp(127.0.0.1:3306)/
 FUZZTIME ?= 5s
 FUZZ := chatd:./wire:FuzzReadFrame chatd:./wire:FuzzServerHandshake chatd:./wire:FuzzServerHello
 
-.PHONY: help build proto proto-check test test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
+# Modules whose tests use a database: `make test-sqlite` runs them on SQLite.
+DB_MODULES := db chatd coreapp webapp e2e
+
+.PHONY: help build proto proto-check test test-mysql test-sqlite test-zerodep test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -19,7 +22,7 @@ build: ## build webapp, coreapp, chatd, waphone and wabench into bin/
 	cd chatd && go build -o $(BIN)/chatd ./cmd/chatd && go build -o $(BIN)/waphone ./cmd/waphone
 	cd e2e && go build -o $(BIN)/wabench ./cmd/wabench
 
-run: build ## run chatd, coreapp and webapp in the foreground (needs MySQL/MariaDB; Ctrl-C stops)
+run: build ## run chatd, coreapp and webapp in the foreground (SQLite in data/, nothing to install; Ctrl-C stops)
 	@BIN=$(BIN) ./scripts/run.sh
 
 run-ha: build ## run chatd, 3 coreapps and 2 webapps (HA sandbox; pids in data/run/; Ctrl-C stops)
@@ -38,9 +41,19 @@ proto: ## regenerate proto/gen (needs buf, protoc-gen-go, protoc-gen-go-grpc; se
 proto-check: proto ## fail if the committed generated code is stale
 	git diff --exit-code -- proto/gen
 
-test: ## all modules, race detector, shuffled; database tests use WA_TEST_DSN; then make fuzz
-	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -race -shuffle=on -count=1 -timeout 15m ./...) || exit 1; done
+test: ## test-mysql, then test-sqlite, then fuzz
+	@$(MAKE) --no-print-directory test-mysql
+	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory fuzz
+
+test-mysql: ## all modules, race detector, shuffled; database tests on MySQL/MariaDB at WA_TEST_DSN
+	@for m in $(MODULES); do echo "== $$m (MySQL)"; (cd $$m && WA_TEST_ENGINE=mysql go test -race -shuffle=on -count=1 -timeout 15m ./...) || exit 1; done
+
+test-sqlite: ## the database-backed modules again on SQLite (WA_TEST_ENGINE=sqlite; the HA tests skip)
+	@for m in $(DB_MODULES); do echo "== $$m (SQLite)"; (cd $$m && WA_TEST_ENGINE=sqlite go test -race -shuffle=on -count=1 -timeout 15m ./...) || exit 1; done
+
+test-zerodep: ## make run's path on an empty data dir with no database settings (no MySQL needed)
+	cd e2e && go test -count=1 -run '^TestZeroDependencyRun$$' .
 
 fuzz: ## run every fuzz target for FUZZTIME (default 5s) on top of its committed seed corpus
 	@for f in $(FUZZ); do \

@@ -52,6 +52,13 @@ func openSQLite(ctx context.Context, cfg Config) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// Owner-only, like a MySQL data dir; SQLite gives its -wal and -shm
+	// files the mode of the database file.
+	f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	f.Close()
 	// synchronous=FULL: a commit survives a power cut, like InnoDB's
 	// default; batched commits keep the fsyncs few.
 	dsn := "file:" + cfg.Path + fmt.Sprintf("?_pragma=busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) +

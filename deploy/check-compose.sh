@@ -479,6 +479,10 @@ def check(path):
         if target not in ("chatd", "coreapp", "webapp"):
             continue
         host, port = val(name, "WA_DB_HOSTNAME"), val(name, "WA_DB_PORT")
+        if str(val(name, "WA_DB_ENGINE")).upper() != "MYSQL":
+            # Without it a process with no database host would choose its
+            # own SQLite file in its container: containers share nothing.
+            fail(f"service {name}: WA_DB_ENGINE={val(name, 'WA_DB_ENGINE')}, want MYSQL (SQLite is one host's file)")
         if host not in dbs:
             fail(f"service {name}: WA_DB_HOSTNAME={host} is not the database service ({', '.join(dbs) or 'none'})")
         if port != str(MYSQL_PORT):

@@ -2,15 +2,29 @@
 # Runs the sandbox stack in the foreground: chatd (the network), one coreapp
 # and one webapp, logging to this terminal. Ctrl-C stops all three.
 # Every setting can be overridden from the environment (see README.md).
+#
+# Storage: with no WA_DB_* settings everything lives in SQLite files in
+# $WA_DATA_DIR (nothing to install). WA_DB_ENGINE=MYSQL, or a WA_DB_HOSTNAME,
+# selects MySQL/MariaDB.
+#
+# WA_SANDBOX_AUTOREGISTER=1 also logs in as admin once ready (setting the
+# password to WA_SANDBOX_ADMIN_PASSWORD, or to one generated and kept in
+# $WA_DATA_DIR/sandbox-admin-password) and registers the sandbox number
+# WA_SANDBOX_CC + WA_SANDBOX_PHONE (1 5550100) with the code from chatd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
 
-export WA_DB_ENGINE=${WA_DB_ENGINE:-MYSQL}
-export WA_DB_HOSTNAME=${WA_DB_HOSTNAME:-127.0.0.1}
-export WA_DB_PORT=${WA_DB_PORT:-3306}
-export WA_DB_USERNAME=${WA_DB_USERNAME:-root}
-export WA_DB_PASSWORD=${WA_DB_PASSWORD:-}
+if [ -z "${WA_DB_ENGINE:-}" ]; then
+	if [ -n "${WA_DB_HOSTNAME:-}" ]; then WA_DB_ENGINE=MYSQL; else WA_DB_ENGINE=SQLITE; fi
+fi
+export WA_DB_ENGINE=${WA_DB_ENGINE^^}
+if [ "$WA_DB_ENGINE" = MYSQL ]; then
+	export WA_DB_HOSTNAME=${WA_DB_HOSTNAME:-127.0.0.1}
+	export WA_DB_PORT=${WA_DB_PORT:-3306}
+	export WA_DB_USERNAME=${WA_DB_USERNAME:-root}
+	export WA_DB_PASSWORD=${WA_DB_PASSWORD:-}
+fi
 export WA_DB_NAME=${WA_DB_NAME:-openwaba}
 export WA_CHATD_DB_NAME=${WA_CHATD_DB_NAME:-chatd}
 export WA_WEB_PORT=${WA_WEB_PORT:-9090}
@@ -32,15 +46,21 @@ if [ -z "${WA_CHAT_ROOT_KEY:-}" ]; then
 	export WA_CHAT_ROOT_KEY_FILE=${WA_CHAT_ROOT_KEY_FILE:-$root_file}
 fi
 
-# The database must answer before anything starts.
-if ! (exec 3<>"/dev/tcp/$WA_DB_HOSTNAME/$WA_DB_PORT") 2>/dev/null; then
+# MySQL must answer before anything starts.
+if [ "$WA_DB_ENGINE" = MYSQL ] && ! (exec 3<>"/dev/tcp/$WA_DB_HOSTNAME/$WA_DB_PORT") 2>/dev/null; then
 	cat >&2 <<MSG
 make run: no MySQL/MariaDB answers at $WA_DB_HOSTNAME:$WA_DB_PORT.
 Start one (e.g. 'sudo systemctl start mariadb', or 'docker compose up -d db'
 with WA_DB_PASSWORD=testpass WA_DB_PORT=33060), or point WA_DB_HOSTNAME,
-WA_DB_PORT, WA_DB_USERNAME and WA_DB_PASSWORD at yours.
+WA_DB_PORT, WA_DB_USERNAME and WA_DB_PASSWORD at yours. Or unset WA_DB_ENGINE
+and WA_DB_HOSTNAME to keep everything in SQLite files in $WA_DATA_DIR.
 MSG
 	exit 1
+fi
+if [ "$WA_DB_ENGINE" = MYSQL ]; then
+	storage="MySQL at $WA_DB_HOSTNAME:$WA_DB_PORT (databases $WA_DB_NAME, $WA_CHATD_DB_NAME)"
+else
+	storage="SQLite files in ${WA_DB_DIR:-$WA_DATA_DIR} ($WA_DB_NAME.db, $WA_CHATD_DB_NAME.db)"
 fi
 
 pids=()
@@ -70,6 +90,8 @@ done
 "$BIN/webapp" & pids+=($!)
 
 url="https://127.0.0.1:$WA_WEB_PORT"
+cc=${WA_SANDBOX_CC:-1}
+phone=${WA_SANDBOX_PHONE:-5550100}
 for _ in $(seq 1 600); do
 	[ "$stopping" = 1 ] && exit 0
 	for p in "${pids[@]}"; do
@@ -82,20 +104,83 @@ for _ in $(seq 1 600); do
 	sleep 0.2
 done
 
+# json_field NAME: the first string value of "NAME" in the JSON on stdin.
+json_field() { sed -n 's/.*"'"$1"'" *: *"\([^"]*\)".*/\1/p' | head -n1; }
+
+# autoregister logs in as admin and registers cc+phone; it prints what it
+# did (the banner shows it) and never stops the stack.
+autoregister() {
+	local pw_file="$WA_DATA_DIR/sandbox-admin-password" pw token code status
+	pw=${WA_SANDBOX_ADMIN_PASSWORD:-}
+	if [ -z "$pw" ] && [ -s "$pw_file" ]; then pw=$(cat "$pw_file"); fi
+	if [ -z "$pw" ]; then
+		# The policy wants a digit, an upper- and a lower-case letter and a symbol.
+		pw="Sb1-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)"
+		(umask 077 && printf '%s\n' "$pw" >"$pw_file")
+	fi
+	token=$(curl -ks -X POST "$url/v1/users/login" -u admin:secret -H 'Content-Type: application/json' \
+		-d "{\"new_password\":\"$pw\"}" | json_field token)
+	if [ -z "$token" ]; then
+		token=$(curl -ks -X POST "$url/v1/users/login" -u "admin:$pw" | json_field token)
+	fi
+	if [ -z "$token" ]; then
+		echo "autoregister: cannot log in as admin: set WA_SANDBOX_ADMIN_PASSWORD to its password"
+		return
+	fi
+	status=$(curl -ks -o /dev/null -w '%{http_code}' -X POST "$url/v1/account" -H "Authorization: Bearer $token" \
+		-H 'Content-Type: application/json' -d "{\"cc\":\"$cc\",\"phone_number\":\"$phone\",\"method\":\"sms\"}")
+	if [ "$status" = 202 ]; then
+		code=$(curl -s "http://127.0.0.1:$WA_CHATD_ADMIN_PORT/sandbox/codes/$cc$phone" | json_field code)
+		status=$(curl -ks -o /dev/null -w '%{http_code}' -X POST "$url/v1/account/verify" -H "Authorization: Bearer $token" \
+			-H 'Content-Type: application/json' -d "{\"code\":\"$code\"}")
+	fi
+	if [ "$status" != 201 ]; then
+		echo "autoregister: registering +$cc$phone failed (HTTP $status); register by hand as below"
+		return
+	fi
+	echo "registered"
+}
+
+registered=""
+if [ "${WA_SANDBOX_AUTOREGISTER:-0}" = 1 ]; then
+	registered=$(autoregister)
+	[ "$registered" = registered ] || { echo "$registered" >&2; registered=""; }
+fi
+if [ -n "$registered" ]; then
+	pw_hint=${WA_SANDBOX_ADMIN_PASSWORD:+'$WA_SANDBOX_ADMIN_PASSWORD'}
+	pw_hint=${pw_hint:-"\$(cat $WA_DATA_DIR/sandbox-admin-password)"}
+	steps=$(cat <<STEPS
+ 1. The admin password is set and the sandbox number +$cc$phone is registered
+    (WA_SANDBOX_AUTOREGISTER=1). Get a token:
+    TOKEN=\$(curl -ks -X POST $url/v1/users/login -u "admin:$pw_hint" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+ 2. Point the webhook at your receiver:
+    curl -k -X PATCH $url/v1/settings/application -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"webhooks":{"url":"https://your.receiver/hook"}}'
+STEPS
+)
+else
+	steps=$(cat <<STEPS
+ 1. First login (the admin password must be changed):
+    curl -k -X POST $url/v1/users/login -u admin:secret \\
+         -H 'Content-Type: application/json' -d '{"new_password":"Secret-123"}'
+ 2. Register the business number (code from the sandbox network), or start
+    with WA_SANDBOX_AUTOREGISTER=1 to have it done:
+    curl -k -X POST $url/v1/account -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"cc":"$cc","phone_number":"$phone","method":"sms"}'
+    curl -s http://127.0.0.1:$WA_CHATD_ADMIN_PORT/sandbox/codes/$cc$phone
+    curl -k -X POST $url/v1/account/verify -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"code":"<code>"}'
+STEPS
+)
+fi
+
 cat <<MSG
 
 ================================================================================
  openwaba is running.   API: $url   (self-signed certificate: use curl -k)
+ Storage: $storage
 
- 1. First login (the admin password must be changed):
-    curl -k -X POST $url/v1/users/login -u admin:secret \\
-         -H 'Content-Type: application/json' -d '{"new_password":"Secret-123"}'
- 2. Register the business number (code from the sandbox network):
-    curl -k -X POST $url/v1/account -H "Authorization: Bearer \$TOKEN" \\
-         -H 'Content-Type: application/json' -d '{"cc":"1","phone_number":"5550100","method":"sms"}'
-    curl -s http://127.0.0.1:$WA_CHATD_ADMIN_PORT/sandbox/codes/15550100
-    curl -k -X POST $url/v1/account/verify -H "Authorization: Bearer \$TOKEN" \\
-         -H 'Content-Type: application/json' -d '{"code":"<code>"}'
+$steps
  3. A customer phone (it pins the network root key in $root_file; attachments
     go through chatd's media server on port $WA_CHATD_MEDIA_PORT: /file PATH [TYPE] [CAPTION]):
     $BIN/waphone --network 127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT,tls://127.0.0.1:$WA_CHAT_FALLBACK_PORT \\

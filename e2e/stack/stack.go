@@ -309,8 +309,7 @@ func New(t testing.TB, o Options) *Stack {
 		mediaDir:       t.TempDir(),
 		coreEnv:        map[string]string{},
 	}
-	s.Client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 64}}
+	s.Client = newClient()
 	s.StartChatd()
 	for k, v := range o.CoreEnv {
 		s.coreEnv[k] = v
@@ -345,6 +344,45 @@ func New(t testing.TB, o Options) *Stack {
 		s.waitHTTP(w.Proc, w.URL+"/v1/health", true)
 	}
 	return s
+}
+
+// newClient is the API client: it accepts the webapp's self-signed
+// certificate.
+func newClient() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 64}}
+}
+
+// Ports are the loopback ports of a stack started outside the harness.
+type Ports struct {
+	Web, Chat, Fallback, Admin, Media, Core int
+}
+
+// FreePorts returns free ports for every listener of a stack.
+func FreePorts(t testing.TB) Ports {
+	return Ports{Web: FreePort(t), Chat: FreePort(t), Fallback: FreePort(t), Admin: FreePort(t), Media: FreePort(t), Core: FreePort(t)}
+}
+
+// Attach returns a Stack for processes started outside the harness (by
+// scripts/run.sh, say) on ports p, to drive them with the same helpers
+// (Do, Login, NewPhone, …); the methods that start and stop processes do not
+// apply to it.
+func Attach(t testing.TB, p Ports) *Stack {
+	t.Helper()
+	s := &Stack{t: t, ChatPort: p.Chat, FallbackPort: p.Fallback, AdminPort: p.Admin, MediaPort: p.Media,
+		CorePort: p.Core, WebPort: p.Web, URL: fmt.Sprintf("https://127.0.0.1:%d", p.Web), Client: newClient()}
+	s.RootKey = s.fetchRootKey()
+	return s
+}
+
+// RepoRoot is the repository's top directory (where go.work is).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func (s *Stack) env(extra map[string]string) map[string]string {
