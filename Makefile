@@ -28,8 +28,9 @@ run: build ## run chatd, coreapp and webapp in the foreground (SQLite in data/, 
 run-ha: build ## run chatd, 3 coreapps and 2 webapps (HA sandbox; pids in data/run/; Ctrl-C stops)
 	@BIN=$(BIN) ./scripts/run-ha.sh
 
-bench: build ## wabench against a fresh local stack, then bench-ha (needs MySQL/MariaDB); ARGS="…" go to wabench
-	@BIN=$(BIN) ./scripts/bench.sh $(ARGS)
+bench: build ## wabench against a fresh local stack on SQLite, then on MySQL/MariaDB, then bench-ha; ARGS="…" go to wabench
+	@BIN=$(BIN) WA_DB_ENGINE=SQLITE ./scripts/bench.sh $(ARGS)
+	@BIN=$(BIN) WA_DB_ENGINE=MYSQL ./scripts/bench.sh $(ARGS)
 	@$(MAKE) --no-print-directory bench-ha
 
 bench-ha: ## multi-node: 3 coreapps, throughput with 1/2/4 shards, median failover time (BENCH_HA_SECONDS, BENCH_HA_KILLS)

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # make bench: starts a fresh stack (chatd, coreapp, webapp) on its own ports
 # and databases, runs wabench against it, prints the table and writes
-# bench-result.json, then stops the stack. Extra arguments go to wabench,
-# e.g. `make bench ARGS="-messages 20000 -concurrency 64"`.
+# bench-result-<engine>.json, then stops the stack. WA_DB_ENGINE (SQLITE or
+# MYSQL, default MYSQL) picks the storage engine; make bench runs both. Extra
+# arguments go to wabench, e.g. `make bench ARGS="-messages 20000 -concurrency 64"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
 export WA_DB_ENGINE=${WA_DB_ENGINE:-MYSQL}
-export WA_DB_HOSTNAME=${WA_DB_HOSTNAME:-127.0.0.1}
-export WA_DB_PORT=${WA_DB_PORT:-3306}
-export WA_DB_USERNAME=${WA_DB_USERNAME:-root}
-export WA_DB_PASSWORD=${WA_DB_PASSWORD:-}
+WA_DB_ENGINE=${WA_DB_ENGINE^^}
+if [ "$WA_DB_ENGINE" = MYSQL ]; then
+	export WA_DB_HOSTNAME=${WA_DB_HOSTNAME:-127.0.0.1}
+	export WA_DB_PORT=${WA_DB_PORT:-3306}
+	export WA_DB_USERNAME=${WA_DB_USERNAME:-root}
+	export WA_DB_PASSWORD=${WA_DB_PASSWORD:-}
+fi
 export WA_DB_NAME=openwaba_bench WA_CHATD_DB_NAME=chatd_bench
 export WA_WEB_PORT=${BENCH_WEB_PORT:-19090} WA_CORE_PORT=${BENCH_CORE_PORT:-16250}
 export WA_CORE_ENDPOINT=127.0.0.1:$WA_CORE_PORT WA_CHAT_HOST=127.0.0.1
@@ -24,10 +28,15 @@ export WA_MEDIA_DIR=$WA_DATA_DIR/wamedia
 export WA_CHAT_ROOT_KEY_FILE=$WA_DATA_DIR/chat-root.pub
 logs=$(mktemp -d)
 
-mysql_cmd=(mysql)
-command -v mysql >/dev/null || mysql_cmd=(mariadb)
-"${mysql_cmd[@]}" -h "$WA_DB_HOSTNAME" -P "$WA_DB_PORT" -u "$WA_DB_USERNAME" ${WA_DB_PASSWORD:+-p"$WA_DB_PASSWORD"} \
-	-e "DROP DATABASE IF EXISTS $WA_DB_NAME; DROP DATABASE IF EXISTS $WA_CHATD_DB_NAME;"
+# SQLite: the files are made fresh in the new $WA_DATA_DIR.
+if [ "$WA_DB_ENGINE" = MYSQL ]; then
+	mysql_cmd=(mysql)
+	command -v mysql >/dev/null || mysql_cmd=(mariadb)
+	"${mysql_cmd[@]}" -h "$WA_DB_HOSTNAME" -P "$WA_DB_PORT" -u "$WA_DB_USERNAME" ${WA_DB_PASSWORD:+-p"$WA_DB_PASSWORD"} \
+		-e "DROP DATABASE IF EXISTS $WA_DB_NAME; DROP DATABASE IF EXISTS $WA_CHATD_DB_NAME;"
+fi
+result=bench-result-${WA_DB_ENGINE,,}.json
+echo "== make bench on $WA_DB_ENGINE"
 
 pids=()
 cleanup() {
@@ -50,6 +59,6 @@ for _ in $(seq 1 300); do
 done
 "$BIN/wabench" -api "https://127.0.0.1:$WA_WEB_PORT" \
 	-network "127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT" -admin "127.0.0.1:$WA_CHATD_ADMIN_PORT" \
-	-pids "chatd=$chatd_pid,coreapp=$core_pid,webapp=$web_pid" -json bench-result.json "$@" \
+	-pids "chatd=$chatd_pid,coreapp=$core_pid,webapp=$web_pid" -json "$result" "$@" \
 	|| { echo "wabench failed; process logs in $logs" >&2; exit 1; }
-echo "JSON: bench-result.json; process logs: $logs"
+echo "JSON: $result; process logs: $logs"
