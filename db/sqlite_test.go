@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -122,6 +123,41 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 	d.QueryRow("SELECT n FROM q WHERE k = 'other'").Scan(&other)
 	if n != 400 || other != 399 {
 		t.Errorf("counter = %d, other = %d; want 400 and 399 (lost updates)", n, other)
+	}
+}
+
+// Two processes on one file (coreapp and webapp share openwaba.db) each have
+// their own in-process lock: SQLite's busy timeout must make them take turns
+// without an error reaching the caller.
+func TestSQLiteTwoProcessesShareTheFile(t *testing.T) {
+	d1, cfg := openTestSQLite(t)
+	d2, err := Open(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*8*50)
+	for i, d := range []*sql.DB{d1, d2, d1, d2, d1, d2, d1, d2} {
+		wg.Go(func() {
+			for j := range 50 {
+				errs <- Tx(t.Context(), d, func(tx *sql.Tx) error {
+					_, err := tx.Exec("INSERT INTO q (k) VALUES (?)", fmt.Sprintf("p%d-%d", i, j))
+					return err
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a writer got %v", err)
+		}
+	}
+	var n int
+	if err := d2.QueryRow("SELECT COUNT(*) FROM q").Scan(&n); err != nil || n != 400 {
+		t.Fatalf("rows = %d (%v), want 400", n, err)
 	}
 }
 
