@@ -128,10 +128,24 @@ func (c Config) mysqlConfig(dbName, isolationVar string) *mysql.Config {
 		// READ COMMITTED: no gap locks, so concurrent batches of inserts and
 		// updates do not deadlock on index ranges. Every lock this code
 		// relies on is taken explicitly (SELECT … FOR UPDATE).
-		mc.Params = map[string]string{isolationVar: "'READ-COMMITTED'"}
+		mc.Params = map[string]string{isolationVar: "'READ-COMMITTED'",
+			// A node cut off from MySQL in the middle of a transaction
+			// (a network partition that keeps the TCP connection open)
+			// would hold its row locks, such as an account row taken by an
+			// accept batch, until the server noticed: with the default
+			// wait_timeout, hours, blocking every other coreapp. The server
+			// closes a connection silent for this long and rolls its
+			// transaction back; nothing here keeps a transaction open and
+			// idle for seconds, and the pool drops idle connections sooner
+			// (SetConnMaxIdleTime below).
+			"wait_timeout": strconv.Itoa(int(serverIdleTimeout / time.Second))}
 	}
 	return mc
 }
+
+// serverIdleTimeout is the MySQL session's wait_timeout: how long a
+// partitioned node's open transaction can keep its locks.
+const serverIdleTimeout = 10 * time.Second
 
 // Open connects to the database named in cfg, creating it if it does not
 // exist, and waits up to the context's deadline for the server to answer.
@@ -157,7 +171,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(max)
 	db.SetMaxIdleConns(max)
-	db.SetConnMaxIdleTime(3 * time.Minute)
+	db.SetConnMaxIdleTime(serverIdleTimeout / 2)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ping %s: %w", cfg.Name, err)

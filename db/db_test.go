@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
@@ -141,5 +142,38 @@ func TestBatcherFlushesManyItemsPerTransaction(t *testing.T) {
 	}
 	if maxSeen < 2 {
 		t.Errorf("largest batch = %d, want batching under concurrency", maxSeen)
+	}
+}
+
+// A coreapp cut off from MySQL in the middle of a transaction keeps its TCP
+// connection open but silent; its row locks must not block the other nodes
+// for longer than the session's wait_timeout.
+func TestMySQLReleasesLocksOfASilentConnection(t *testing.T) {
+	if dbtest.SQLite() {
+		t.Skip("MySQL sessions only")
+	}
+	d := dbtest.New(t, db.Chatd)
+	if _, err := d.Exec("INSERT INTO slots (number, shard, epoch) VALUES ('1', 0, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := d.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Rollback()
+	if _, err := silent.Exec("SELECT epoch FROM slots WHERE number = '1' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	// The holder now says nothing; another transaction wants the row.
+	start := time.Now()
+	err = db.Tx(t.Context(), d, func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE slots SET epoch = 2 WHERE number = '1'")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the waiting transaction failed after %s: %v", time.Since(start), err)
+	}
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Errorf("the lock of the silent connection was held %s", waited)
 	}
 }

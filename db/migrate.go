@@ -79,6 +79,24 @@ func Migrate(ctx context.Context, db *sql.DB, s Set) error {
 		return fmt.Errorf("migrate: another process held the migration lock for 5 minutes")
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name)
+	// The lock's connection is idle while the pool migrates: keep it under
+	// the session's wait_timeout, or the server would drop it and the lock.
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		t := time.NewTicker(serverIdleTimeout / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-keepCtx.Done():
+				return
+			case <-t.C:
+				conn.PingContext(keepCtx)
+			}
+		}
+	}()
+	defer func() { stopKeep(); <-kept }()
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

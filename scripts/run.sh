@@ -113,13 +113,17 @@ autoregister() {
 	local pw_file="$WA_DATA_DIR/sandbox-admin-password" pw token code status
 	pw=${WA_SANDBOX_ADMIN_PASSWORD:-}
 	if [ -z "$pw" ] && [ -s "$pw_file" ]; then pw=$(cat "$pw_file"); fi
+	local generated=""
 	if [ -z "$pw" ]; then
 		# The policy wants a digit, an upper- and a lower-case letter and a symbol.
 		pw="Sb1-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)"
-		(umask 077 && printf '%s\n' "$pw" >"$pw_file")
+		generated=1
 	fi
 	token=$(curl -ks -X POST "$url/v1/users/login" -u admin:secret -H 'Content-Type: application/json' \
 		-d "{\"new_password\":\"$pw\"}" | json_field token)
+	if [ -n "$token" ] && [ -n "$generated" ]; then
+		(umask 077 && printf '%s\n' "$pw" >"$pw_file")
+	fi
 	if [ -z "$token" ]; then
 		token=$(curl -ks -X POST "$url/v1/users/login" -u "admin:$pw" | json_field token)
 	fi
