@@ -46,6 +46,8 @@ if [ -z "${WA_CHAT_ROOT_KEY:-}" ]; then
 	export WA_CHAT_ROOT_KEY_FILE=${WA_CHAT_ROOT_KEY_FILE:-$root_file}
 fi
 
+command -v curl >/dev/null || { echo "make run: curl is missing (it waits for the API with it): install it, e.g. apt-get install curl" >&2; exit 1; }
+
 # MySQL must answer before anything starts.
 if [ "$WA_DB_ENGINE" = MYSQL ] && ! (exec 3<>"/dev/tcp/$WA_DB_HOSTNAME/$WA_DB_PORT") 2>/dev/null; then
 	cat >&2 <<MSG
