@@ -59,28 +59,42 @@ func Migrate(ctx context.Context, db *sql.DB, s Set) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if IsSQLite(db) {
-		if _, err := p.Up(ctx); err != nil {
+	if !IsSQLite(db) {
+		unlock, err := lockMigrations(ctx, db, s)
+		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		return nil
+		defer unlock()
 	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
+	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	defer conn.Close()
+	return nil
+}
+
+// lockMigrations takes MySQL's named lock for set s on a connection of its
+// own and returns the function that releases it.
+func lockMigrations(ctx context.Context, db *sql.DB, s Set) (unlock func(), err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	name := fmt.Sprintf("openwaba_migrate_%d", s)
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 300)", name).Scan(&got); err != nil {
-		return fmt.Errorf("migrate: lock: %w", err)
+		conn.Close()
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	if got.Int64 != 1 {
-		return fmt.Errorf("migrate: another process held the migration lock for 5 minutes")
+		conn.Close()
+		return nil, fmt.Errorf("another process held the migration lock for 5 minutes")
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name)
-	// The lock's connection is idle while the pool migrates: keep it under
+	// The lock's connection is idle while the pool migrates: ping it within
 	// the session's wait_timeout, or the server would drop it and the lock.
+	// A failed ping means the server dropped the connection and the lock
+	// with it; the migration carries on regardless (stopping half-way
+	// would be worse), so the error is not used. Four pings per
+	// wait_timeout make that unlikely.
 	keepCtx, stopKeep := context.WithCancel(ctx)
 	kept := make(chan struct{})
 	go func() {
@@ -92,15 +106,16 @@ func Migrate(ctx context.Context, db *sql.DB, s Set) error {
 			case <-keepCtx.Done():
 				return
 			case <-t.C:
-				conn.PingContext(keepCtx)
+				_ = conn.PingContext(keepCtx)
 			}
 		}
 	}()
-	defer func() { stopKeep(); <-kept }()
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
+	return func() {
+		stopKeep()
+		<-kept
+		conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name)
+		conn.Close()
+	}, nil
 }
 
 // WaitForSchema blocks until another process (coreapp) has applied every
