@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/openwaba/openwaba/coreapp/account"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/rpc"
 	"github.com/openwaba/openwaba/coreapp/settings"

@@ -113,7 +113,7 @@ func LoadKeys(ctx context.Context, d *sql.DB, log *slog.Logger) (*Keys, error) {
 		return nil, err
 	}
 
-	pemBytes, err := getOrCreateKey(ctx, d, keyTLS, clusterkeys.SelfSigned("openwaba-chatd", "chatd", "localhost"))
+	pemBytes, err := getOrCreateKey(ctx, d, keyTLS, clusterkeys.SelfSigned(clusterkeys.Cert{CommonName: "openwaba-chatd", Hosts: []string{"chatd", "localhost"}, Valid: 10 * 365 * 24 * time.Hour}))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/db/clusterkeys"
 )
 
 // ALPN is the TLS application protocol of chatd's TLS mode.
@@ -22,8 +23,9 @@ const tlsRecordHandshake = 0x16
 // self-signed: clients authenticate chatd by its Noise certificate, inside.
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{ALPN},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: clusterkeys.ServerCipherSuites,
+		NextProtos:   []string{ALPN},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return &s.keys.Load().TLS, nil
 		},

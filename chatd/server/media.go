@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/media/volume"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -120,7 +121,8 @@ func (s *Server) mediaConn(account string) (*chatdv1.IQ, *chatdv1.IQError) {
 // ports' TLS mode: clients pin its hash, learnt from MediaConn.
 func (s *Server) mediaTLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: clusterkeys.ServerCipherSuites,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return &s.keys.Load().TLS, nil
 		},

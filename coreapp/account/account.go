@@ -22,7 +22,7 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )

@@ -16,7 +16,7 @@ import (
 	"sync"
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/signalstore"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
 	"github.com/openwaba/openwaba/media/volume"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
 	"github.com/openwaba/openwaba/coreapp/e2e"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"

@@ -24,7 +24,7 @@ import (
 	"go.mau.fi/libsignal/state/record"
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )

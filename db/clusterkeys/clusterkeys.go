@@ -2,9 +2,16 @@
 // table: whichever process needs one first creates it, and every later process
 // (another webapp, another coreapp) reads the same value. This is how every
 // webapp serves the same TLS certificate and how webapps trust coreapps.
+//
+// Values are sealed at rest by the deployment keystore (WA_KEYSTORE_SECRET,
+// package keystore), each bound to its name, like the Signal keys: a dump of
+// the table alone reveals no private key and no call token. A value written
+// in plaintext by an older version is sealed in place the first time it is
+// read.
 package clusterkeys
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,9 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 )
 
 // Names of the stored secrets.
@@ -32,31 +41,91 @@ const (
 // ErrNotFound is returned by Get for a secret nobody created yet.
 var ErrNotFound = errors.New("secret not found")
 
+// sealContext binds a sealed value to its row.
+func sealContext(name string) string { return "cluster_secret/" + name }
+
 // Get returns the secret called name.
-func Get(ctx context.Context, d *sql.DB, name string) ([]byte, error) {
+func Get(ctx context.Context, d *sql.DB, ks *keystore.Keystore, name string) ([]byte, error) {
 	var v []byte
 	err := d.QueryRowContext(ctx, "SELECT value FROM cluster_secrets WHERE name = ?", name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
-	return v, err
+	if err != nil {
+		return nil, err
+	}
+	plain, err := ks.Open(v, sealContext(name))
+	if err == nil {
+		return plain, nil
+	}
+	if !legacyPlaintext(v) {
+		return nil, fmt.Errorf("cluster secret %s: %w", name, err)
+	}
+	// Written before values were sealed: seal it now (only if nobody else
+	// changed it meanwhile).
+	if _, err := d.ExecContext(ctx, "UPDATE cluster_secrets SET value = ? WHERE name = ? AND value = ?",
+		ks.Seal(v, sealContext(name)), name, v); err != nil {
+		return nil, fmt.Errorf("seal cluster secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// legacyPlaintext reports whether v is a value of the formats this package
+// stored before sealing: PEM, or a token of printable ASCII. A sealed value
+// starts with the keystore's version byte, which is neither.
+func legacyPlaintext(v []byte) bool {
+	if bytes.HasPrefix(v, []byte("-----BEGIN ")) {
+		return true
+	}
+	if len(v) == 0 {
+		return false
+	}
+	for _, b := range v {
+		if b < 0x21 || b > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // GetOrCreate returns the secret called name, creating it with gen if absent.
 // When two processes race, both end up with the first one's value.
-func GetOrCreate(ctx context.Context, d *sql.DB, name string, gen func() ([]byte, error)) ([]byte, error) {
-	if v, err := Get(ctx, d, name); !errors.Is(err, ErrNotFound) {
+func GetOrCreate(ctx context.Context, d *sql.DB, ks *keystore.Keystore, name string, gen func() ([]byte, error)) ([]byte, error) {
+	if v, err := Get(ctx, d, ks, name); !errors.Is(err, ErrNotFound) {
 		return v, err
 	}
 	v, err := gen()
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	_, err = d.ExecContext(ctx, "INSERT INTO cluster_secrets (name, value, created_at) VALUES (?, ?, ?)", name, v, db.NowMillis())
+	_, err = d.ExecContext(ctx, "INSERT INTO cluster_secrets (name, value, created_at) VALUES (?, ?, ?)", name, ks.Seal(v, sealContext(name)), db.NowMillis())
 	if err != nil && !db.IsDuplicate(err) {
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
-	return Get(ctx, d, name)
+	return Get(ctx, d, ks, name)
+}
+
+// Replace swaps the secret called name from old to next, unless another
+// process replaced it first; either way it returns the value now stored.
+func Replace(ctx context.Context, d *sql.DB, ks *keystore.Keystore, name string, old, next []byte) ([]byte, error) {
+	err := db.Tx(ctx, d, func(tx *sql.Tx) error {
+		var v []byte
+		err := tx.QueryRowContext(ctx, "SELECT value FROM cluster_secrets WHERE name = ? FOR UPDATE", name).Scan(&v)
+		if err != nil {
+			return err
+		}
+		cur, err := ks.Open(v, sealContext(name))
+		if err != nil || !bytes.Equal(cur, old) {
+			return err // changed by someone else: keep theirs
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE cluster_secrets SET value = ?, created_at = ? WHERE name = ?",
+			ks.Seal(next, sealContext(name)), db.NowMillis(), name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replace %s: %w", name, err)
+	}
+	return Get(ctx, d, ks, name)
 }
 
 // RandomToken returns a generator of 32 random bytes, hex encoded.
@@ -64,9 +133,20 @@ func RandomToken() ([]byte, error) {
 	return []byte(rand.Text() + rand.Text()), nil
 }
 
-// SelfSigned returns a generator of a self-signed ECDSA P-256 certificate for
-// the given host names, valid for ten years, as PEM (certificate, then key).
-func SelfSigned(commonName string, hosts ...string) func() ([]byte, error) {
+// Cert describes a self-signed certificate to generate.
+type Cert struct {
+	CommonName string
+	// Hosts are the DNS names the certificate names; the loopback addresses
+	// 127.0.0.1 and ::1 are always added as IP addresses.
+	Hosts []string
+	// Valid is how long the certificate is valid (one year when zero).
+	Valid time.Duration
+}
+
+// SelfSigned returns a generator of a self-signed ECDSA P-256 leaf
+// certificate (not a CA: it can sign nothing but itself) for c's names, as
+// PEM (certificate, then key).
+func SelfSigned(c Cert) func() ([]byte, error) {
 	return func() ([]byte, error) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -76,16 +156,22 @@ func SelfSigned(commonName string, hosts ...string) func() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		valid := c.Valid
+		if valid <= 0 {
+			valid = 365 * 24 * time.Hour
+		}
+		now := time.Now()
 		tmpl := &x509.Certificate{
 			SerialNumber:          serial,
-			Subject:               pkix.Name{CommonName: commonName, Organization: []string{"openwaba"}},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().AddDate(10, 0, 0),
-			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+			Subject:               pkix.Name{CommonName: c.CommonName, Organization: []string{"openwaba"}},
+			NotBefore:             now.Add(-time.Hour),
+			NotAfter:              now.Add(valid),
+			KeyUsage:              x509.KeyUsageDigitalSignature,
 			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			BasicConstraintsValid: true,
-			IsCA:                  true,
-			DNSNames:              hosts,
+			IsCA:                  false,
+			DNSNames:              c.Hosts,
+			IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 		if err != nil {
@@ -100,9 +186,22 @@ func SelfSigned(commonName string, hosts ...string) func() ([]byte, error) {
 	}
 }
 
-// KeyPair parses a secret made by SelfSigned.
+// KeyPair parses a secret made by SelfSigned (certificate chain and key in
+// one PEM).
 func KeyPair(pemBytes []byte) (tls.Certificate, error) {
 	return tls.X509KeyPair(pemBytes, pemBytes)
+}
+
+// NotAfter is the expiry of the first certificate of a key pair.
+func NotAfter(pair tls.Certificate) (time.Time, error) {
+	if len(pair.Certificate) == 0 {
+		return time.Time{}, errors.New("no certificate")
+	}
+	c, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.NotAfter, nil
 }
 
 // PinnedClientConfig returns a TLS client configuration that trusts exactly
@@ -123,4 +222,22 @@ func PinnedClientConfig(pemBytes []byte) (*tls.Config, error) {
 			return nil
 		},
 	}, nil
+}
+
+// ServerCipherSuites are the TLS 1.2 suites every openwaba listener offers:
+// ECDHE key exchange with an AEAD (AES-GCM or ChaCha20-Poly1305) only, no
+// CBC and no static RSA. TLS 1.3 suites are not configurable and all AEAD.
+var ServerCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ServerTLS returns the TLS settings of an openwaba listener: TLS 1.2 or
+// later with ServerCipherSuites.
+func ServerTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: ServerCipherSuites}
 }

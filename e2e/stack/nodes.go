@@ -158,6 +158,7 @@ func (s *Stack) launchWeb(w *Web) {
 	e := map[string]string{
 		"WA_DB_NAME": s.CoreDB, "WA_WEB_PORT": strconv.Itoa(w.Port), "WA_WEB_ADDR": "127.0.0.1",
 		"WA_CORE_ENDPOINT": s.CoreEndpoints(), "WA_API_KEY": "monitoring-key-0123456789",
+		"WA_KEYSTORE_SECRET": s.KeystoreSecret,
 	}
 	for k, v := range w.env {
 		e[k] = v

@@ -81,7 +81,7 @@ func (s *Server) verifyAccount(c echo.Context) error {
 	if !allDigits(code) || len(code) != 6 {
 		return invalid("code must be 6 digits")
 	}
-	if _, err := call(s, c, s.opts.CallTimeout, s.core.VerifyAccount, &corev1.VerifyAccountRequest{Account: &corev1.AccountRef{}, Code: code}); err != nil {
+	if _, err := call(s, c, s.opts.CallTimeout, s.core.VerifyAccount, &corev1.VerifyAccountRequest{Account: &corev1.AccountRef{Caller: principalOf(c).caller()}, Code: code}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, metaOnly{Meta: s.meta})
@@ -189,7 +189,7 @@ func (s *Server) createAPIKey(c echo.Context) error {
 	if waID != "" && (!allDigits(waID) || len(waID) < 5 || len(waID) > 20) {
 		return invalid("wa_id must be 5 to 20 digits")
 	}
-	acct, err := call(s, c, s.opts.CallTimeout, s.core.GetAccount, &corev1.GetAccountRequest{Account: &corev1.AccountRef{WaId: waID}})
+	acct, err := call(s, c, s.opts.CallTimeout, s.core.GetAccount, &corev1.GetAccountRequest{Account: &corev1.AccountRef{WaId: waID, Caller: principalOf(c).caller()}})
 	if err != nil {
 		return err
 	}

@@ -30,23 +30,23 @@ func TestShards(t *testing.T) {
 			reply:  &corev1.Account{WaId: "16315551234", Shards: 4},
 			status: 201, want: `{` + metaJSON + `}`,
 			wantMethod: "/core.v1.Core/SetShards",
-			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{}, Cc: "1", PhoneNumber: "6315551234", Shards: 4, Pin: "123456"},
+			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Cc: "1", PhoneNumber: "6315551234", Shards: 4, Pin: "123456"},
 		},
 		{
 			name: "set back to one connection, shards as 1.0", method: "POST", body: `{"cc":"49","phone_number":"15112345678","shards":1.0}`,
 			status: 201, want: `{` + metaJSON + `}`,
 			wantMethod: "/core.v1.Core/SetShards",
-			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{}, Cc: "49", PhoneNumber: "15112345678", Shards: 1},
+			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Cc: "49", PhoneNumber: "15112345678", Shards: 1},
 		},
 		{
 			name: "get", method: "GET", reply: &corev1.Account{WaId: "16315551234", State: "verified", Shards: 8},
 			status: 200, want: `{"account":{"shards":8},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{}},
+			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 		},
 		{
 			name: "get from a coreapp that does not report shards", method: "GET", reply: &corev1.Account{WaId: "16315551234"},
 			status: 200, want: `{"account":{"shards":1},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{}},
+			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 		},
 	}
 	for _, tt := range tests {

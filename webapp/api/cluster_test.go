@@ -258,7 +258,7 @@ func TestRetryOnAnotherCoreapp(t *testing.T) {
 					t.Fatalf("send %s: calls %v did not end on %s", id, calls, good.name)
 				}
 				retried += len(calls) - 1
-				want := &corev1.SendMessageRequest{Account: &corev1.AccountRef{}, RequestId: id, To: "16315551234", RecipientType: "individual",
+				want := &corev1.SendMessageRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, RequestId: id, To: "16315551234", RecipientType: "individual",
 					Content: &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: "once"}}}}
 				checkAttempts(t, calls, id, want)
 			}
@@ -272,7 +272,7 @@ func TestRetryOnAnotherCoreapp(t *testing.T) {
 				t.Fatalf("POST shards: status %d, body %s", r.status, r.body)
 			}
 			checkAttempts(t, cl.taken("SetShards"), "shards-1",
-				&corev1.SetShardsRequest{Account: &corev1.AccountRef{}, Cc: "1", PhoneNumber: "6315551234", Shards: 8})
+				&corev1.SetShardsRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Cc: "1", PhoneNumber: "6315551234", Shards: 8})
 		})
 	}
 }
@@ -370,7 +370,7 @@ func TestMediaAcrossCoreapps(t *testing.T) {
 		if err != nil || res.StatusCode != 200 || !bytes.Equal(b, good.file) {
 			t.Fatalf("download %d: status %d, body %q, %v; want 200 with %q", i, res.StatusCode, b, err, good.file)
 		}
-		checkAttempts(t, cl.taken("DownloadMedia"), fmt.Sprint("dl-", i), &corev1.DownloadMediaRequest{Account: &corev1.AccountRef{}, Id: "m1"})
+		checkAttempts(t, cl.taken("DownloadMedia"), fmt.Sprint("dl-", i), &corev1.DownloadMediaRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Id: "m1"})
 	}
 
 	for _, n := range cl.nodes {

@@ -113,7 +113,7 @@ func TestCoreCalls(t *testing.T) {
 			fail: status.Error(codes.Unavailable, "dial tcp: connection refused"), status: 503, code: 1014, title: "Internal error", details: "Coreapp unreachable",
 			wantMethod: "/core.v1.Core/SendMessage",
 			wantReq: &corev1.SendMessageRequest{
-				Account: &corev1.AccountRef{WaId: keyNumber}, RequestId: "retry-me-1", To: "4915112345678", RecipientType: "individual",
+				Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, RequestId: "retry-me-1", To: "4915112345678", RecipientType: "individual",
 				Content: &messagev1.Content{
 					Body:    &messagev1.Content_Text{Text: &messagev1.Text{Body: "hi", PreviewUrl: true}},
 					Context: &messagev1.ContextInfo{MessageId: "wamid.Q"},
@@ -128,7 +128,7 @@ func TestCoreCalls(t *testing.T) {
 			status: 503, code: 1018, title: "Not Primary Coreapp", details: "no connected slot",
 			wantMethod: "/core.v1.Core/SendMessage",
 			wantReq: &corev1.SendMessageRequest{
-				Account: &corev1.AccountRef{}, RequestId: "retry-me-2", To: "16315551234", RecipientType: "individual",
+				Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, RequestId: "retry-me-2", To: "16315551234", RecipientType: "individual",
 				Content: &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: "yo"}}},
 			},
 			wantCalls: api.DefaultAttempts, wantDeadline: 30 * time.Second, wantID: "retry-me-2",
@@ -139,7 +139,7 @@ func TestCoreCalls(t *testing.T) {
 			fail:   withDetail(codes.FailedPrecondition, "", &corev1.Error{Code: 1017}),
 			status: 503, code: 1017, title: "Not Primary Master", details: "",
 			wantMethod: "/core.v1.Core/SetShards",
-			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{}, Cc: "1", PhoneNumber: "6315551234", Shards: 4},
+			wantReq:    &corev1.SetShardsRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Cc: "1", PhoneNumber: "6315551234", Shards: 4},
 			wantCalls:  api.DefaultAttempts, wantDeadline: 30 * time.Second, // resharding waits for leases
 
 		},
@@ -148,7 +148,7 @@ func TestCoreCalls(t *testing.T) {
 			body: `{"status":"read"}`, opts: []reqOpt{bearer(admin.Value)},
 			fail:   status.Error(codes.Aborted, "lock wait timeout"),
 			status: 503, code: 1014, title: "Internal error", details: "",
-			wantMethod: "/core.v1.Core/MarkRead", wantReq: &corev1.MarkReadRequest{Account: &corev1.AccountRef{}, MessageId: "wamid.Y"},
+			wantMethod: "/core.v1.Core/MarkRead", wantReq: &corev1.MarkReadRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, MessageId: "wamid.Y"},
 			wantCalls: 1, wantDeadline: 10 * time.Second,
 		},
 		{
@@ -159,7 +159,7 @@ func TestCoreCalls(t *testing.T) {
 			status: 400, code: 1013, title: "User is not valid", details: "16315551234 is not a WhatsApp user",
 			wantMethod: "/core.v1.Core/SendMessage",
 			wantReq: &corev1.SendMessageRequest{
-				Account: &corev1.AccountRef{}, To: "16315551234", RecipientType: "individual",
+				Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, To: "16315551234", RecipientType: "individual",
 				Content: &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: "yo", PreviewUrl: true}}},
 			},
 			wantCalls: 1, wantDeadline: 30 * time.Second,
@@ -169,7 +169,7 @@ func TestCoreCalls(t *testing.T) {
 			body: `{"status":"read"}`, opts: []reqOpt{bearer(admin.Value)},
 			fail:   status.Error(codes.NotFound, "message wamid.X not found"),
 			status: 404, code: 1006, title: "Resource not found", details: "message wamid.X not found",
-			wantMethod: "/core.v1.Core/MarkRead", wantReq: &corev1.MarkReadRequest{Account: &corev1.AccountRef{}, MessageId: "wamid.X"},
+			wantMethod: "/core.v1.Core/MarkRead", wantReq: &corev1.MarkReadRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, MessageId: "wamid.X"},
 			wantCalls: 1, wantDeadline: 10 * time.Second,
 		},
 		{
@@ -178,7 +178,7 @@ func TestCoreCalls(t *testing.T) {
 			fail:   withDetail(codes.InvalidArgument, "", &corev1.Error{Code: 1010, Details: "bogus is not a setting"}),
 			status: 400, code: 1010, title: "Parameter is not required", details: "bogus is not a setting",
 			wantMethod: "/core.v1.Core/UpdateSettings",
-			wantReq:    &corev1.UpdateSettingsRequest{Account: &corev1.AccountRef{WaId: keyNumber}, PatchJson: []byte(`{"webhooks": {"url": "https://example.test"}, "bogus": 1}`)},
+			wantReq:    &corev1.UpdateSettingsRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, PatchJson: []byte(`{"webhooks": {"url": "https://example.test"}, "bogus": 1}`)},
 			wantCalls:  1, wantDeadline: 10 * time.Second,
 		},
 		{
@@ -187,7 +187,7 @@ func TestCoreCalls(t *testing.T) {
 			fail:   status.Error(codes.DeadlineExceeded, "slow"),
 			status: 504, code: 1014, title: "Internal error", details: "did not answer in time",
 			wantMethod: "/core.v1.Core/CheckContacts",
-			wantReq:    &corev1.CheckContactsRequest{Account: &corev1.AccountRef{}, Blocking: "no_wait", Contacts: []string{"+1 631 555 1001", "x"}, ForceCheck: true},
+			wantReq:    &corev1.CheckContactsRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Blocking: "no_wait", Contacts: []string{"+1 631 555 1001", "x"}, ForceCheck: true},
 			wantCalls:  1, wantDeadline: 10 * time.Second,
 		},
 		{
@@ -195,7 +195,7 @@ func TestCoreCalls(t *testing.T) {
 			opts:   []reqOpt{header("Authorization", "Apikey "+monitoringKey)},
 			fail:   status.Error(codes.FailedPrecondition, "no account registered"),
 			status: 400, code: 1011, title: "Service not ready", details: "no account registered",
-			wantMethod: "/core.v1.Core/GetHealth", wantReq: &corev1.GetHealthRequest{Account: &corev1.AccountRef{}},
+			wantMethod: "/core.v1.Core/GetHealth", wantReq: &corev1.GetHealthRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 			wantCalls: 1, wantDeadline: 10 * time.Second,
 		},
 		{

@@ -208,6 +208,9 @@ func fromStatus(st *status.Status, err error) *Error {
 		if e.Title == "" {
 			e.Title = titleOf(e.Code)
 		}
+		if hs := int(ce.GetHttpStatus()); hs >= 400 && hs <= 599 {
+			e.Status = hs
+		}
 		if e.Code == codeNotPrimaryMaster || e.Code == codeNotPrimaryCoreapp {
 			e.Status = http.StatusServiceUnavailable
 		}

@@ -250,17 +250,17 @@ func TestUploadStreamsChunks(t *testing.T) {
 		{
 			name: "JPEG by a user, in small writes with Content-Length", contentType: "image/jpeg",
 			body: &pattern{n: int64(len(file)), step: 1000}, opts: []reqOpt{bearer(e.alice), contentLength(int64(len(file)))},
-			wantAccount: &corev1.AccountRef{}, wantMIME: "image/jpeg",
+			wantAccount: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, wantMIME: "image/jpeg",
 		},
 		{
 			name: "opus voice note with an API key, chunked", contentType: "audio/ogg; codecs=opus",
 			body: io.MultiReader(bytes.NewReader(file)), opts: []reqOpt{d360(e.key.Key)},
-			wantAccount: &corev1.AccountRef{WaId: keyNumber}, wantMIME: "audio/ogg; codecs=opus",
+			wantAccount: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, wantMIME: "audio/ogg; codecs=opus",
 		},
 		{
 			name: "upper-case type with odd parameter spacing", contentType: "Application/PDF ;  Name=\"a.pdf\"",
 			body: bytes.NewReader(file), opts: []reqOpt{bearer(e.admin)},
-			wantAccount: &corev1.AccountRef{}, wantMIME: "application/pdf; name=a.pdf",
+			wantAccount: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, wantMIME: "application/pdf; name=a.pdf",
 		},
 	}
 	for _, tt := range tests {
@@ -589,7 +589,7 @@ func TestDownload(t *testing.T) {
 		}
 		files.mu.Lock()
 		defer files.mu.Unlock()
-		want := &corev1.DownloadMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber}, Id: "photo"}
+		want := &corev1.DownloadMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, Id: "photo"}
 		if diff := cmp.Diff(want, files.reqs[len(files.reqs)-1], protocmp.Transform()); diff != "" {
 			t.Errorf("request mismatch (-want +got):\n%s", diff)
 		}
@@ -667,12 +667,12 @@ func TestMediaCalls(t *testing.T) {
 		{
 			name: "delete a file", method: "DELETE", path: "/v1/media/f81d4fae", opts: []reqOpt{bearer(e.alice)},
 			status: 200, want: `{` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{}, Id: "f81d4fae"},
+			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Id: "f81d4fae"},
 		},
 		{
 			name: "delete an unknown file", method: "DELETE", path: "/v1/media/nope", opts: []reqOpt{d360(e.key.Key)},
 			fail: status.Error(codes.NotFound, "media nope not found"), status: 404, code: 1006, want: "nope not found",
-			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber}, Id: "nope"},
+			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, Id: "nope"},
 		},
 		{
 			name: "delete an impossible id", method: "DELETE", path: "/v1/media/" + strings.Repeat("x", 257), opts: []reqOpt{bearer(e.admin)},
@@ -682,13 +682,13 @@ func TestMediaCalls(t *testing.T) {
 			name: "media garbage collection", method: "PUT", path: "/v1/services/media/gc", opts: []reqOpt{bearer(e.admin)},
 			reply: &corev1.CollectMediaResponse{Status: "processing"}, status: 200,
 			want:       `{"services":{"media":{"gc":{"status":"processing"}}},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/CollectMedia", wantReq: &corev1.CollectMediaRequest{Account: &corev1.AccountRef{}},
+			wantMethod: "/core.v1.Core/CollectMedia", wantReq: &corev1.CollectMediaRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 		},
 		{
 			name: "media garbage collection with an API key and an empty object", method: "PUT", path: "/v1/services/media/gc", body: `{}`, opts: []reqOpt{d360(e.key.Key)},
 			status:     200,
 			want:       `{"services":{"media":{"gc":{"status":"processing"}}},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/CollectMedia", wantReq: &corev1.CollectMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber}},
+			wantMethod: "/core.v1.Core/CollectMedia", wantReq: &corev1.CollectMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}},
 		},
 		{
 			name: "providers, masked", method: "GET", path: "/v1/settings/application/media/providers", opts: []reqOpt{bearer(e.admin)},
@@ -696,13 +696,13 @@ func TestMediaCalls(t *testing.T) {
 			want: `{"settings":{"application":{"media":{"providers":[` +
 				`{"name":"cdn","type":"www","config":{"bearer":"********"}},` +
 				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"********"}}}]}}},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/GetMediaProviders", wantReq: &corev1.GetMediaProvidersRequest{Account: &corev1.AccountRef{}},
+			wantMethod: "/core.v1.Core/GetMediaProviders", wantReq: &corev1.GetMediaProvidersRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 		},
 		{
 			name: "no providers", method: "GET", path: "/v1/settings/application/media/providers", opts: []reqOpt{d360(e.key.Key)},
 			status:     200,
 			want:       `{"settings":{"application":{"media":{"providers":[]}}},` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/GetMediaProviders", wantReq: &corev1.GetMediaProvidersRequest{Account: &corev1.AccountRef{WaId: keyNumber}},
+			wantMethod: "/core.v1.Core/GetMediaProviders", wantReq: &corev1.GetMediaProvidersRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}},
 		},
 		{
 			name: "set providers", method: "POST", path: "/v1/settings/application/media/providers", opts: []reqOpt{bearer(e.admin)},
@@ -710,17 +710,17 @@ func TestMediaCalls(t *testing.T) {
 				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"basic-SECRET-2"}}}]`,
 			reply: providers, status: 200, want: `{` + metaJSON + `}`,
 			wantMethod: "/core.v1.Core/SetMediaProviders",
-			wantReq:    &corev1.SetMediaProvidersRequest{Account: &corev1.AccountRef{}, Providers: providers.Providers},
+			wantReq:    &corev1.SetMediaProvidersRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Providers: providers.Providers},
 		},
 		{
 			name: "delete a provider", method: "DELETE", path: "/v1/settings/application/media/providers/files.example", opts: []reqOpt{d360(e.key.Key)},
 			status: 200, want: `{` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/DeleteMediaProvider", wantReq: &corev1.DeleteMediaProviderRequest{Account: &corev1.AccountRef{WaId: keyNumber}, Name: "files.example"},
+			wantMethod: "/core.v1.Core/DeleteMediaProvider", wantReq: &corev1.DeleteMediaProviderRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, Name: "files.example"},
 		},
 		{
 			name: "delete an unknown provider", method: "DELETE", path: "/v1/settings/application/media/providers/nope", opts: []reqOpt{bearer(e.admin)},
 			fail: status.Error(codes.NotFound, "media provider nope not found"), status: 404, code: 1006, want: "nope not found",
-			wantMethod: "/core.v1.Core/DeleteMediaProvider", wantReq: &corev1.DeleteMediaProviderRequest{Account: &corev1.AccountRef{}, Name: "nope"},
+			wantMethod: "/core.v1.Core/DeleteMediaProvider", wantReq: &corev1.DeleteMediaProviderRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Name: "nope"},
 		},
 		{
 			name: "delete an impossible provider name", method: "DELETE", path: "/v1/settings/application/media/providers/" + strings.Repeat("p", 65), opts: []reqOpt{bearer(e.admin)},
@@ -807,7 +807,7 @@ func TestMediaMessages(t *testing.T) {
 			if len(calls) != 1 {
 				t.Fatalf("%d calls, want 1", len(calls))
 			}
-			wantReq := &corev1.SendMessageRequest{Account: &corev1.AccountRef{WaId: keyNumber}, RequestId: "m-1", To: "4915112345678", RecipientType: "individual", Content: tt.want}
+			wantReq := &corev1.SendMessageRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, RequestId: "m-1", To: "4915112345678", RecipientType: "individual", Content: tt.want}
 			if diff := cmp.Diff(wantReq, calls[0].req, protocmp.Transform()); diff != "" {
 				t.Errorf("request mismatch (-want +got):\n%s", diff)
 			}

@@ -292,9 +292,25 @@ func (p principal) LogValue() slog.Value {
 }
 
 // account is the AccountRef a principal addresses: an API key its number,
-// everyone else the default account.
+// everyone else the default account; it names the kind of caller, so
+// coreapp can apply the tenant rules.
 func (p principal) account() *corev1.AccountRef {
-	return &corev1.AccountRef{WaId: p.waID}
+	return &corev1.AccountRef{WaId: p.waID, Caller: p.caller()}
+}
+
+// caller is the principal's kind as coreapp sees it.
+func (p principal) caller() corev1.Caller {
+	switch {
+	case p.kind == kindUser && p.role == auth.RoleAdmin:
+		return corev1.Caller_CALLER_ADMIN
+	case p.kind == kindUser:
+		return corev1.Caller_CALLER_USER
+	case p.kind == kindAPIKey:
+		return corev1.Caller_CALLER_API_KEY
+	case p.kind == kindMonitor:
+		return corev1.Caller_CALLER_MONITOR
+	}
+	return corev1.Caller_CALLER_UNSPECIFIED
 }
 
 const principalKey = "openwaba.principal"

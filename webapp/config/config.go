@@ -26,6 +26,14 @@ type Config struct {
 	// "Authorization: Apikey <key>" on GET /v1/health only.
 	APIKey string `mapstructure:"api_key"`
 	Log    Log    `mapstructure:"log"`
+	// DataDir is WA_DATA_DIR: where a coreapp of this host keeps the
+	// keystore secret when WA_KEYSTORE_SECRET is not set (and the SQLite
+	// files).
+	DataDir string `mapstructure:"data_dir"`
+	// KeystoreSecret (WA_KEYSTORE_SECRET) opens the sealed cluster secrets
+	// (the TLS keys and the core call token); it must equal the coreapps'.
+	// Never logged.
+	KeystoreSecret string `mapstructure:"keystore_secret"`
 }
 
 // Web is the HTTPS listener.
@@ -33,6 +41,9 @@ type Web struct {
 	Addr       string `mapstructure:"addr"`       // bind host, WA_WEB_ADDR
 	Port       int    `mapstructure:"port"`       // WA_WEB_PORT
 	ServerName string `mapstructure:"servername"` // name in the self-signed certificate, WA_WEB_SERVERNAME
+	// MaxConnsPerIP caps the open connections of one client address
+	// (WA_WEB_MAX_CONNS_PER_IP, 256; 0: no cap).
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
 
 // Core says where the coreapps are.
@@ -69,6 +80,8 @@ var env = []struct{ key, name string }{
 	{"web.port", "WA_WEB_PORT"},
 	{"web.addr", "WA_WEB_ADDR"},
 	{"web.servername", "WA_WEB_SERVERNAME"},
+	{"web.max_conns_per_ip", "WA_WEB_MAX_CONNS_PER_IP"},
+	{"keystore_secret", "WA_KEYSTORE_SECRET"},
 	{"core.endpoint", "WA_CORE_ENDPOINT"},
 	{"api_key", "WA_API_KEY"},
 	{"log.format", "WA_LOG_FORMAT"},
@@ -106,6 +119,8 @@ func Load(args []string, logToTerminal bool, usage io.Writer) (Config, error) {
 	v.SetDefault("web.port", 9090)
 	v.SetDefault("web.addr", "0.0.0.0")
 	v.SetDefault("web.servername", "localhost")
+	v.SetDefault("web.max_conns_per_ip", 256)
+	v.SetDefault("keystore_secret", "")
 	v.SetDefault("core.endpoint", "127.0.0.1:6250")
 	v.SetDefault("api_key", "")
 	v.SetDefault("log.format", map[bool]string{true: "text", false: "json"}[logToTerminal])
@@ -152,6 +167,9 @@ func (c Config) Validate() error {
 	if c.Web.Addr == "" {
 		errs = append(errs, errors.New("WA_WEB_ADDR is empty"))
 	}
+	if c.Web.MaxConnsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("WA_WEB_MAX_CONNS_PER_IP %d is negative", c.Web.MaxConnsPerIP))
+	}
 	if c.Web.ServerName == "" {
 		errs = append(errs, errors.New("WA_WEB_SERVERNAME is empty"))
 	}
@@ -185,7 +203,10 @@ func (l Log) SlogLevel() (slog.Level, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("db", c.DB), // db.Config redacts its password
-		slog.Group("web", slog.String("addr", c.Web.Addr), slog.Int("port", c.Web.Port), slog.String("servername", c.Web.ServerName)),
+		slog.Group("web", slog.String("addr", c.Web.Addr), slog.Int("port", c.Web.Port), slog.String("servername", c.Web.ServerName),
+			slog.Int("max_conns_per_ip", c.Web.MaxConnsPerIP)),
+		slog.String("data_dir", c.DataDir),
+		slog.Bool("keystore_secret_set", c.KeystoreSecret != ""),
 		slog.String("core_endpoint", strings.Join(c.Core.Endpoints, ",")),
 		slog.String("api_key", redact(c.APIKey)),
 		slog.Group("log", slog.String("format", c.Log.Format), slog.String("level", c.Log.Level)),

@@ -19,6 +19,7 @@ var allVars = []string{
 	"WA_DB_ENGINE", "WA_DB_HOSTNAME", "WA_DB_PORT", "WA_DB_USERNAME", "WA_DB_PASSWORD", "WA_DB_NAME", "WA_DB_MAX_OPEN_CONNS",
 	"WA_WEB_PORT", "WA_WEB_ADDR", "WA_WEB_SERVERNAME", "WA_CORE_ENDPOINT", "WA_API_KEY",
 	"WA_LOG_FORMAT", "WA_LOG_LEVEL", "WA_CONFIG_FILE", "WA_DB_DIR", "WA_DATA_DIR",
+	"WA_WEB_MAX_CONNS_PER_IP", "WA_KEYSTORE_SECRET",
 }
 
 // clearEnv unsets every variable Load reads, for the test's duration.
@@ -32,9 +33,10 @@ func defaults() config.Config {
 	return config.Config{
 		DB: db.Config{Engine: "SQLITE", Hostname: "127.0.0.1", Port: 3306, Username: "root", Name: "openwaba", MaxOpenConns: 32,
 			Dir: "data", Path: filepath.Join("data", "openwaba.db")},
-		Web:  config.Web{Addr: "0.0.0.0", Port: 9090, ServerName: "localhost"},
-		Core: config.Core{Endpoints: []string{"127.0.0.1:6250"}},
-		Log:  config.Log{Format: "json", Level: "info"},
+		Web:     config.Web{Addr: "0.0.0.0", Port: 9090, ServerName: "localhost", MaxConnsPerIP: 256},
+		Core:    config.Core{Endpoints: []string{"127.0.0.1:6250"}},
+		Log:     config.Log{Format: "json", Level: "info"},
+		DataDir: "data",
 	}
 }
 
@@ -70,11 +72,12 @@ func TestLoad(t *testing.T) {
 				"WA_DB_ENGINE": "mysql", "WA_DB_HOSTNAME": "mysql", "WA_DB_PORT": "3307", "WA_DB_USERNAME": "wa",
 				"WA_DB_PASSWORD": "pw", "WA_DB_NAME": "waba", "WA_DB_MAX_OPEN_CONNS": "8", "WA_WEB_PORT": "9443", "WA_WEB_ADDR": "127.0.0.1",
 				"WA_WEB_SERVERNAME": "waba.example", "WA_CORE_ENDPOINT": "coreapp:6250", "WA_API_KEY": "monitoring-key",
-				"WA_LOG_FORMAT": "TEXT", "WA_LOG_LEVEL": "WARN",
+				"WA_LOG_FORMAT": "TEXT", "WA_LOG_LEVEL": "WARN", "WA_WEB_MAX_CONNS_PER_IP": "0", "WA_KEYSTORE_SECRET": "c2VjcmV0",
 			},
 			want: func(c *config.Config) {
 				c.DB = db.Config{Engine: "MYSQL", Hostname: "mysql", Port: 3307, Username: "wa", Password: "pw", Name: "waba", MaxOpenConns: 8, Dir: "data"}
-				c.Web = config.Web{Addr: "127.0.0.1", Port: 9443, ServerName: "waba.example"}
+				c.Web = config.Web{Addr: "127.0.0.1", Port: 9443, ServerName: "waba.example", MaxConnsPerIP: 0}
+				c.KeystoreSecret = "c2VjcmV0"
 				c.Core.Endpoints = []string{"coreapp:6250"}
 				c.APIKey = "monitoring-key"
 				c.Log = config.Log{Format: "text", Level: "warn"}
@@ -101,13 +104,13 @@ func TestLoad(t *testing.T) {
 			name: "SQLite file in the data dir",
 			env:  map[string]string{"WA_DATA_DIR": "/var/lib/wa", "WA_DB_NAME": "biz"},
 			want: func(c *config.Config) {
-				c.DB.Name, c.DB.Dir, c.DB.Path = "biz", "/var/lib/wa", "/var/lib/wa/biz.db"
+				c.DB.Name, c.DB.Dir, c.DB.Path, c.DataDir = "biz", "/var/lib/wa", "/var/lib/wa/biz.db", "/var/lib/wa"
 			},
 		},
 		{
 			name: "SQLite file in WA_DB_DIR",
 			env:  map[string]string{"WA_DATA_DIR": "/var/lib/wa", "WA_DB_DIR": "/db", "WA_DB_ENGINE": "sqlite"},
-			want: func(c *config.Config) { c.DB.Dir, c.DB.Path = "/db", "/db/openwaba.db" },
+			want: func(c *config.Config) { c.DB.Dir, c.DB.Path, c.DataDir = "/db", "/db/openwaba.db", "/var/lib/wa" },
 		},
 		{
 			name: "MySQL chosen explicitly",
@@ -119,6 +122,7 @@ func TestLoad(t *testing.T) {
 		{name: "unknown flag", args: []string{"--port", "1"}, wantErr: "flag provided but not defined"},
 		{name: "short API key", env: map[string]string{"WA_API_KEY": "short"}, wantErr: "WA_API_KEY must be 12 to 128"},
 		{name: "long API key", env: map[string]string{"WA_API_KEY": strings.Repeat("k", 129)}, wantErr: "WA_API_KEY must be 12 to 128"},
+		{name: "negative connection cap", env: map[string]string{"WA_WEB_MAX_CONNS_PER_IP": "-1"}, wantErr: "WA_WEB_MAX_CONNS_PER_IP"},
 		{name: "bad port", env: map[string]string{"WA_WEB_PORT": "70000"}, wantErr: "WA_WEB_PORT"},
 		{name: "port not a number", env: map[string]string{"WA_WEB_PORT": "https"}, wantErr: "decode config"},
 		{name: "bad log format", env: map[string]string{"WA_LOG_FORMAT": "xml"}, wantErr: "WA_LOG_FORMAT"},

@@ -31,7 +31,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/config"
 	"github.com/openwaba/openwaba/coreapp/e2e"
-	"github.com/openwaba/openwaba/coreapp/keystore"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
@@ -104,11 +104,22 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	if err := db.Migrate(ctx, d, db.Core); err != nil {
 		return err
 	}
-	certPEM, err := clusterkeys.GetOrCreate(ctx, d, clusterkeys.CoreCert, clusterkeys.SelfSigned("openwaba-coreapp", "coreapp", "localhost"))
+	ks, created, err := keystore.Load(cfg.KeystoreSecret, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	token, err := clusterkeys.GetOrCreate(ctx, d, clusterkeys.CoreToken, clusterkeys.RandomToken)
+	if created {
+		log.Warn("created a keystore secret; every coreapp and webapp of this deployment needs the same one (WA_KEYSTORE_SECRET)",
+			"file", filepath.Join(cfg.DataDir, keystore.FileName))
+	}
+	// The gRPC certificate is pinned by the webapps and the other nodes, so
+	// its validity is long: nobody but this deployment trusts it.
+	certPEM, err := clusterkeys.GetOrCreate(ctx, d, ks, clusterkeys.CoreCert, clusterkeys.SelfSigned(clusterkeys.Cert{
+		CommonName: "openwaba-coreapp", Hosts: []string{"coreapp", "localhost"}, Valid: 10 * 365 * 24 * time.Hour}))
+	if err != nil {
+		return err
+	}
+	token, err := clusterkeys.GetOrCreate(ctx, d, ks, clusterkeys.CoreToken, clusterkeys.RandomToken)
 	if err != nil {
 		return err
 	}
@@ -120,14 +131,6 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	committer := db.NewCommitter(d, log, db.CommitterOptions{})
 	settingsStore := settings.NewStore(d)
 	dispatcher := webhook.NewDispatcher(d, settingsStore, log)
-	ks, created, err := keystore.Load(cfg.KeystoreSecret, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Warn("created a keystore secret; every coreapp of this deployment needs the same one (WA_KEYSTORE_SECRET)",
-			"file", filepath.Join(cfg.DataDir, keystore.FileName))
-	}
 	vol, err := volume.Open(cfg.MediaDir)
 	if err != nil {
 		return fmt.Errorf("media volume WA_MEDIA_DIR: %w", err)
@@ -155,7 +158,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		return err
 	}
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
+		grpc.Creds(credentials.NewTLS(coreTLS(cert))),
 		grpc.ChainUnaryInterceptor(rpc.AuthInterceptor(token), rpc.AvailabilityInterceptor(cl)),
 		grpc.StreamInterceptor(rpc.StreamAuthInterceptor(token)),
 		grpc.MaxRecvMsgSize(4<<20),
@@ -201,6 +204,14 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// coreTLS is the gRPC listener's TLS: the deployment's coreapp certificate
+// and the project's server suites.
+func coreTLS(cert tls.Certificate) *tls.Config {
+	c := clusterkeys.ServerTLS()
+	c.Certificates = []tls.Certificate{cert}
+	return c
 }
 
 // peerDialer returns how this node reaches the other coreapps: TLS pinned

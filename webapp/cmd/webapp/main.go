@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"errors"
 	"flag"
@@ -16,8 +15,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,11 +26,14 @@ import (
 
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
+	"github.com/openwaba/openwaba/db/keystore"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/api"
 	"github.com/openwaba/openwaba/webapp/auth"
 	"github.com/openwaba/openwaba/webapp/config"
+	"github.com/openwaba/openwaba/webapp/connlimit"
 	"github.com/openwaba/openwaba/webapp/coreconn"
+	"github.com/openwaba/openwaba/webapp/webtls"
 )
 
 func main() {
@@ -87,16 +91,16 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		return err
 	}
 
-	certPEM, err := clusterkeys.GetOrCreate(ctx, d, clusterkeys.WebCert, clusterkeys.SelfSigned("openwaba", cfg.Web.ServerName, "localhost"))
+	ks, err := waitForKeystore(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("web certificate: %w", err)
+		return stopped(err)
 	}
-	cert, err := clusterkeys.KeyPair(certPEM)
+	certs, err := webtls.Load(ctx, d, ks, cfg.Web.ServerName, log)
 	if err != nil {
-		return fmt.Errorf("web certificate: %w", err)
+		return err
 	}
 
-	coreCert, coreToken, err := waitForCoreSecrets(ctx, d, log)
+	coreCert, coreToken, err := waitForCoreSecrets(ctx, d, ks, log)
 	if err != nil {
 		return stopped(err)
 	}
@@ -122,25 +126,30 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	})
 	addr := net.JoinHostPort(cfg.Web.Addr, strconv.Itoa(cfg.Web.Port))
 	hs := &http.Server{
-		Addr:    addr,
-		Handler: srv.Handler(),
-		TLSConfig: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
-		},
+		Addr:              addr,
+		Handler:           srv.Handler(),
+		TLSConfig:         certs.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      90 * time.Second, // above SendMessage's 30 s deadline and retries
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		// Headers up to 1 MiB are read so that the API can refuse those
+		// over api.MaxHeaderBytes with its own envelope (431).
+		MaxHeaderBytes: 1 << 20,
 		// Mostly TLS handshake noise from probes and scanners.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", addr)
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	ln := connlimit.New(raw, cfg.Web.MaxConnsPerIP)
 	log.Info("webapp listening", "url", "https://"+addr, "core_endpoint", strings.Join(cfg.Core.Endpoints, ","))
+
+	certCtx, stopCerts := context.WithCancel(ctx)
+	var certsDone sync.WaitGroup
+	certsDone.Go(func() { certs.Run(certCtx) })
+	defer func() { stopCerts(); certsDone.Wait() }()
 
 	served := make(chan error, 1)
 	go func() { served <- hs.ServeTLS(ln, "", "") }()
@@ -166,15 +175,15 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 
 // waitForCoreSecrets polls until a coreapp has published its certificate and
 // the call token, logging now and then while it waits.
-func waitForCoreSecrets(ctx context.Context, d *sql.DB, log *slog.Logger) (cert, token []byte, err error) {
+func waitForCoreSecrets(ctx context.Context, d *sql.DB, ks *keystore.Keystore, log *slog.Logger) (cert, token []byte, err error) {
 	const every = time.Second
 	var lastLog time.Time
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		cert, err = clusterkeys.Get(ctx, d, clusterkeys.CoreCert)
+		cert, err = clusterkeys.Get(ctx, d, ks, clusterkeys.CoreCert)
 		if err == nil {
-			token, err = clusterkeys.Get(ctx, d, clusterkeys.CoreToken)
+			token, err = clusterkeys.Get(ctx, d, ks, clusterkeys.CoreToken)
 		}
 		if err == nil {
 			return cert, token, nil
@@ -189,6 +198,31 @@ func waitForCoreSecrets(ctx context.Context, d *sql.DB, log *slog.Logger) (cert,
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("waiting for coreapp secrets: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// waitForKeystore opens the deployment keystore: WA_KEYSTORE_SECRET, or the
+// secret a coreapp generates into the data directory at its first start
+// (polled until it appears).
+func waitForKeystore(ctx context.Context, cfg config.Config, log *slog.Logger) (*keystore.Keystore, error) {
+	var lastLog time.Time
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ks, err := keystore.Open(cfg.KeystoreSecret, cfg.DataDir)
+		if !errors.Is(err, keystore.ErrNoSecret) {
+			return ks, err
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			log.Info("waiting for the keystore secret: set WA_KEYSTORE_SECRET as on the coreapps, or share their data directory",
+				"file", filepath.Join(cfg.DataDir, keystore.FileName))
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the keystore secret: %w", ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 )
 
 // logWatch collects the process log and lets a test wait for a line.
@@ -73,6 +75,7 @@ func freePort(t *testing.T) int {
 func TestRun(t *testing.T) {
 	cfg, name := dbtest.NewName(t)
 	port := freePort(t)
+	dataDir := t.TempDir()
 	for k, v := range dbtest.Env(cfg) {
 		t.Setenv(k, v)
 	}
@@ -81,6 +84,7 @@ func TestRun(t *testing.T) {
 		"WA_WEB_ADDR": "127.0.0.1", "WA_WEB_PORT": strconv.Itoa(port), "WA_WEB_SERVERNAME": "waba.test",
 		"WA_CORE_ENDPOINT": "127.0.0.1:1", "WA_API_KEY": "monitoring-key-123",
 		"WA_LOG_FORMAT": "json", "WA_LOG_LEVEL": "info", "WA_CONFIG_FILE": "",
+		"WA_DATA_DIR": dataDir, "WA_KEYSTORE_SECRET": "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -101,17 +105,23 @@ func TestRun(t *testing.T) {
 	if err := db.Migrate(t.Context(), d, db.Core); err != nil {
 		t.Fatal(err)
 	}
-	logs.waitFor(t, "waiting for a coreapp to publish its certificate and token")
-	if _, err := clusterkeys.GetOrCreate(t.Context(), d, clusterkeys.CoreCert, clusterkeys.SelfSigned("coreapp", "localhost")); err != nil {
+	// ... and create the keystore secret in the shared data directory.
+	logs.waitFor(t, "waiting for the keystore secret")
+	ks, _, err := keystore.Load("", dataDir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clusterkeys.GetOrCreate(t.Context(), d, clusterkeys.CoreToken, clusterkeys.RandomToken); err != nil {
+	logs.waitFor(t, "waiting for a coreapp to publish its certificate and token")
+	if _, err := clusterkeys.GetOrCreate(t.Context(), d, ks, clusterkeys.CoreCert, clusterkeys.SelfSigned(clusterkeys.Cert{CommonName: "coreapp", Hosts: []string{"localhost"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clusterkeys.GetOrCreate(t.Context(), d, ks, clusterkeys.CoreToken, clusterkeys.RandomToken); err != nil {
 		t.Fatal(err)
 	}
 	logs.waitFor(t, `"msg":"webapp listening"`)
 	logs.waitFor(t, `"url":"https://127.0.0.1:`+strconv.Itoa(port)+`"`)
 
-	webPEM, err := clusterkeys.Get(t.Context(), d, clusterkeys.WebCert)
+	webPEM, err := clusterkeys.Get(t.Context(), d, ks, clusterkeys.WebCert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +167,58 @@ func TestRun(t *testing.T) {
 		conn.Close()
 		t.Errorf("a TLS 1.1 handshake succeeded")
 	}
+
+	// TLS 1.2 with a CBC suite is refused; with an AEAD suite it works.
+	cbc := pinned.Clone()
+	cbc.MaxVersion = tls.VersionTLS12
+	cbc.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}
+	if conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), cbc); err == nil {
+		conn.Close()
+		t.Errorf("a TLS 1.2 handshake with only CBC suites succeeded")
+	}
+	gcm := pinned.Clone()
+	gcm.MaxVersion = tls.VersionTLS12
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), gcm)
+	if err != nil {
+		t.Fatalf("TLS 1.2 handshake: %v", err)
+	}
+	st := conn.ConnectionState()
+	conn.Close()
+	// The generated certificate is a leaf for the server name and the
+	// loopback addresses, valid one year.
+	leaf := st.PeerCertificates[0]
+	if leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0 {
+		t.Errorf("web certificate is a CA (IsCA %v, usage %v)", leaf.IsCA, leaf.KeyUsage)
+	}
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life > 366*24*time.Hour || life < 364*24*time.Hour {
+		t.Errorf("web certificate valid for %v, want one year", life)
+	}
+	if err := leaf.VerifyHostname("waba.test"); err != nil {
+		t.Errorf("web certificate: %v", err)
+	}
+	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("web certificate: %v", err)
+	}
+	// At rest, the private key and the core token are sealed.
+	token, err := clusterkeys.Get(t.Context(), d, ks, clusterkeys.CoreToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := d.QueryContext(t.Context(), "SELECT name, value FROM cluster_secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var v []byte
+		if err := rows.Scan(&name, &v); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(v, []byte("PRIVATE KEY")) || bytes.Contains(v, []byte("CERTIFICATE")) || bytes.Contains(v, token) {
+			t.Errorf("cluster secret %s is stored in plaintext", name)
+		}
+	}
+	rows.Close()
 
 	tr.CloseIdleConnections()
 	cancel()

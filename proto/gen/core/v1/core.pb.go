@@ -29,6 +29,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Caller is the kind of principal behind a call.
+type Caller int32
+
+const (
+	Caller_CALLER_UNSPECIFIED Caller = 0
+	// A user with the ADMIN role (bearer token).
+	Caller_CALLER_ADMIN Caller = 1
+	// A user with the USER role (bearer token).
+	Caller_CALLER_USER Caller = 2
+	// A per-number D360-API-KEY: a tenant.
+	Caller_CALLER_API_KEY Caller = 3
+	// The WA_API_KEY monitoring key.
+	Caller_CALLER_MONITOR Caller = 4
+)
+
+// Enum value maps for Caller.
+var (
+	Caller_name = map[int32]string{
+		0: "CALLER_UNSPECIFIED",
+		1: "CALLER_ADMIN",
+		2: "CALLER_USER",
+		3: "CALLER_API_KEY",
+		4: "CALLER_MONITOR",
+	}
+	Caller_value = map[string]int32{
+		"CALLER_UNSPECIFIED": 0,
+		"CALLER_ADMIN":       1,
+		"CALLER_USER":        2,
+		"CALLER_API_KEY":     3,
+		"CALLER_MONITOR":     4,
+	}
+)
+
+func (x Caller) Enum() *Caller {
+	p := new(Caller)
+	*p = x
+	return p
+}
+
+func (x Caller) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Caller) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_v1_core_proto_enumTypes[0].Descriptor()
+}
+
+func (Caller) Type() protoreflect.EnumType {
+	return &file_core_v1_core_proto_enumTypes[0]
+}
+
+func (x Caller) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Caller.Descriptor instead.
+func (Caller) EnumDescriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
+}
+
 type UploadMediaRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
@@ -580,6 +640,11 @@ type MediaProvider struct {
 	Bearer        string `protobuf:"bytes,3,opt,name=bearer,proto3" json:"bearer,omitempty"`
 	BasicUsername string `protobuf:"bytes,4,opt,name=basic_username,json=basicUsername,proto3" json:"basic_username,omitempty"`
 	BasicPassword string `protobuf:"bytes,5,opt,name=basic_password,json=basicPassword,proto3" json:"basic_password,omitempty"`
+	// The hosts the provider's credentials may be sent to: exact names
+	// ("media.example.com") or a wildcard for subdomains ("*.example.com"),
+	// optionally with a port ("media.example.com:8443"). A link to any other
+	// host is refused before any request is made.
+	Hosts         []string `protobuf:"bytes,6,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -647,6 +712,13 @@ func (x *MediaProvider) GetBasicPassword() string {
 		return x.BasicPassword
 	}
 	return ""
+}
+
+func (x *MediaProvider) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
 }
 
 type MediaProviders struct {
@@ -844,10 +916,13 @@ func (x *DeleteMediaProviderRequest) GetName() string {
 
 // Error is the on-prem error carried in a gRPC status's details.
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	Details       string                 `protobuf:"bytes,3,opt,name=details,proto3" json:"details,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Title   string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Details string                 `protobuf:"bytes,3,opt,name=details,proto3" json:"details,omitempty"`
+	// When set, the HTTP status the webapp answers; otherwise it follows from
+	// the gRPC code.
+	HttpStatus    int32 `protobuf:"varint,4,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -903,11 +978,23 @@ func (x *Error) GetDetails() string {
 	return ""
 }
 
+func (x *Error) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
 // AccountRef selects the business number a call is for. An empty wa_id selects
 // the deployment's default account (the first one registered).
 type AccountRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WaId          string                 `protobuf:"bytes,1,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	WaId  string                 `protobuf:"bytes,1,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	// Who makes the call, as the webapp authenticated it. Coreapp refuses
+	// deployment-wide changes to any caller but CALLER_ADMIN and applies the
+	// tenant rules (for example the SSRF guard on webhook URLs) to
+	// CALLER_API_KEY; an unspecified caller is treated as a tenant.
+	Caller        Caller `protobuf:"varint,2,opt,name=caller,proto3,enum=core.v1.Caller" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -947,6 +1034,13 @@ func (x *AccountRef) GetWaId() string {
 		return x.WaId
 	}
 	return ""
+}
+
+func (x *AccountRef) GetCaller() Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return Caller_CALLER_UNSPECIFIED
 }
 
 type Account struct {
@@ -2450,13 +2544,14 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x13CollectMediaRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\".\n" +
 	"\x14CollectMediaResponse\x12\x16\n" +
-	"\x06status\x18\x01 \x01(\tR\x06status\"\x9d\x01\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"\xb3\x01\n" +
 	"\rMediaProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
 	"\x06bearer\x18\x03 \x01(\tR\x06bearer\x12%\n" +
 	"\x0ebasic_username\x18\x04 \x01(\tR\rbasicUsername\x12%\n" +
-	"\x0ebasic_password\x18\x05 \x01(\tR\rbasicPassword\"F\n" +
+	"\x0ebasic_password\x18\x05 \x01(\tR\rbasicPassword\x12\x14\n" +
+	"\x05hosts\x18\x06 \x03(\tR\x05hosts\"F\n" +
 	"\x0eMediaProviders\x124\n" +
 	"\tproviders\x18\x01 \x03(\v2\x16.core.v1.MediaProviderR\tproviders\"I\n" +
 	"\x18GetMediaProvidersRequest\x12-\n" +
@@ -2466,14 +2561,17 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\tproviders\x18\x02 \x03(\v2\x16.core.v1.MediaProviderR\tproviders\"_\n" +
 	"\x1aDeleteMediaProviderRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"l\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n" +
-	"\adetails\x18\x03 \x01(\tR\adetails\"!\n" +
+	"\adetails\x18\x03 \x01(\tR\adetails\x12\x1f\n" +
+	"\vhttp_status\x18\x04 \x01(\x05R\n" +
+	"httpStatus\"J\n" +
 	"\n" +
 	"AccountRef\x12\x13\n" +
-	"\x05wa_id\x18\x01 \x01(\tR\x04waId\"\x95\x01\n" +
+	"\x05wa_id\x18\x01 \x01(\tR\x04waId\x12'\n" +
+	"\x06caller\x18\x02 \x01(\x0e2\x0f.core.v1.CallerR\x06caller\"\x95\x01\n" +
 	"\aAccount\x12\x13\n" +
 	"\x05wa_id\x18\x01 \x01(\tR\x04waId\x12\x0e\n" +
 	"\x02cc\x18\x02 \x01(\tR\x02cc\x12!\n" +
@@ -2568,7 +2666,13 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x1a\n" +
 	"\bmessages\x18\x03 \x01(\bR\bmessages\x12\x1a\n" +
 	"\breceipts\x18\x04 \x01(\bR\breceipts\"\x0e\n" +
-	"\fWakeResponse2\x85\f\n" +
+	"\fWakeResponse*k\n" +
+	"\x06Caller\x12\x16\n" +
+	"\x12CALLER_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
+	"\vCALLER_USER\x10\x02\x12\x12\n" +
+	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
+	"\x0eCALLER_MONITOR\x10\x042\x85\f\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -2606,133 +2710,136 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 	return file_core_v1_core_proto_rawDescData
 }
 
+var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_core_v1_core_proto_goTypes = []any{
-	(*UploadMediaRequest)(nil),         // 0: core.v1.UploadMediaRequest
-	(*UploadMediaHeader)(nil),          // 1: core.v1.UploadMediaHeader
-	(*UploadMediaResponse)(nil),        // 2: core.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),       // 3: core.v1.DownloadMediaRequest
-	(*DownloadMediaResponse)(nil),      // 4: core.v1.DownloadMediaResponse
-	(*DownloadMediaHeader)(nil),        // 5: core.v1.DownloadMediaHeader
-	(*DeleteMediaRequest)(nil),         // 6: core.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),        // 7: core.v1.DeleteMediaResponse
-	(*CollectMediaRequest)(nil),        // 8: core.v1.CollectMediaRequest
-	(*CollectMediaResponse)(nil),       // 9: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),              // 10: core.v1.MediaProvider
-	(*MediaProviders)(nil),             // 11: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),   // 12: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),   // 13: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil), // 14: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                      // 15: core.v1.Error
-	(*AccountRef)(nil),                 // 16: core.v1.AccountRef
-	(*Account)(nil),                    // 17: core.v1.Account
-	(*RegisterAccountRequest)(nil),     // 18: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),    // 19: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),       // 20: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),      // 21: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),          // 22: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),         // 23: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),        // 24: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),            // 25: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),           // 26: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),       // 27: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),              // 28: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),      // 29: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),         // 30: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),      // 31: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),       // 32: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                   // 33: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),    // 34: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),    // 35: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),              // 36: core.v1.WebhookConfig
-	(*GetHealthRequest)(nil),           // 37: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),          // 38: core.v1.GetHealthResponse
-	(*NodeHealth)(nil),                 // 39: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),           // 40: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                // 41: core.v1.WakeRequest
-	(*WakeSlot)(nil),                   // 42: core.v1.WakeSlot
-	(*WakeResponse)(nil),               // 43: core.v1.WakeResponse
-	nil,                                // 44: core.v1.WebhookConfig.HeadersEntry
-	(*v1.Content)(nil),                 // 45: message.v1.Content
+	(Caller)(0),                        // 0: core.v1.Caller
+	(*UploadMediaRequest)(nil),         // 1: core.v1.UploadMediaRequest
+	(*UploadMediaHeader)(nil),          // 2: core.v1.UploadMediaHeader
+	(*UploadMediaResponse)(nil),        // 3: core.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),       // 4: core.v1.DownloadMediaRequest
+	(*DownloadMediaResponse)(nil),      // 5: core.v1.DownloadMediaResponse
+	(*DownloadMediaHeader)(nil),        // 6: core.v1.DownloadMediaHeader
+	(*DeleteMediaRequest)(nil),         // 7: core.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),        // 8: core.v1.DeleteMediaResponse
+	(*CollectMediaRequest)(nil),        // 9: core.v1.CollectMediaRequest
+	(*CollectMediaResponse)(nil),       // 10: core.v1.CollectMediaResponse
+	(*MediaProvider)(nil),              // 11: core.v1.MediaProvider
+	(*MediaProviders)(nil),             // 12: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),   // 13: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),   // 14: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil), // 15: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                      // 16: core.v1.Error
+	(*AccountRef)(nil),                 // 17: core.v1.AccountRef
+	(*Account)(nil),                    // 18: core.v1.Account
+	(*RegisterAccountRequest)(nil),     // 19: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),    // 20: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),       // 21: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),      // 22: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),          // 23: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),         // 24: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),        // 25: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),            // 26: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),           // 27: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),       // 28: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),              // 29: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),      // 30: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),         // 31: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),      // 32: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),       // 33: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                   // 34: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),    // 35: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),    // 36: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),              // 37: core.v1.WebhookConfig
+	(*GetHealthRequest)(nil),           // 38: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),          // 39: core.v1.GetHealthResponse
+	(*NodeHealth)(nil),                 // 40: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),           // 41: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                // 42: core.v1.WakeRequest
+	(*WakeSlot)(nil),                   // 43: core.v1.WakeSlot
+	(*WakeResponse)(nil),               // 44: core.v1.WakeResponse
+	nil,                                // 45: core.v1.WebhookConfig.HeadersEntry
+	(*v1.Content)(nil),                 // 46: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	1,  // 0: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	16, // 1: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	16, // 2: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
-	5,  // 3: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	16, // 4: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	16, // 5: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	10, // 6: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	16, // 7: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	16, // 8: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	10, // 9: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	16, // 10: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	16, // 11: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	17, // 12: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	16, // 13: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	16, // 14: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	45, // 15: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	16, // 16: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	16, // 17: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	28, // 18: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	16, // 19: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	16, // 20: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	16, // 21: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	16, // 22: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	16, // 23: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	36, // 24: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	44, // 25: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	16, // 26: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	39, // 27: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	16, // 28: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	42, // 29: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	18, // 30: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	20, // 31: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	22, // 32: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	23, // 33: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	25, // 34: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	27, // 35: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	30, // 36: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	31, // 37: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	32, // 38: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	34, // 39: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	35, // 40: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	37, // 41: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	40, // 42: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	41, // 43: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	0,  // 44: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	3,  // 45: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	6,  // 46: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	8,  // 47: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	12, // 48: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	13, // 49: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	14, // 50: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	19, // 51: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	21, // 52: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	17, // 53: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	24, // 54: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	26, // 55: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	29, // 56: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	33, // 57: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	33, // 58: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	33, // 59: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	36, // 60: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	36, // 61: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	38, // 62: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	17, // 63: core.v1.Core.SetShards:output_type -> core.v1.Account
-	43, // 64: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	2,  // 65: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	4,  // 66: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	7,  // 67: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	9,  // 68: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	11, // 69: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	11, // 70: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	11, // 71: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	51, // [51:72] is the sub-list for method output_type
-	30, // [30:51] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	2,  // 0: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
+	17, // 1: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	17, // 2: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	6,  // 3: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
+	17, // 4: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	17, // 5: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	11, // 6: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	17, // 7: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	17, // 8: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	11, // 9: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	17, // 10: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 11: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	17, // 12: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	18, // 13: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	17, // 14: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	17, // 15: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	46, // 16: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	17, // 17: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	17, // 18: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	29, // 19: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	17, // 20: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	17, // 21: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	17, // 22: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	17, // 23: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	17, // 24: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	37, // 25: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	45, // 26: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	17, // 27: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	40, // 28: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	17, // 29: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	43, // 30: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	19, // 31: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	21, // 32: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	23, // 33: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	24, // 34: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	26, // 35: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	28, // 36: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	31, // 37: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	32, // 38: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	33, // 39: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	35, // 40: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	36, // 41: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	38, // 42: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	41, // 43: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	42, // 44: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	1,  // 45: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	4,  // 46: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	7,  // 47: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	9,  // 48: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	13, // 49: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	14, // 50: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	15, // 51: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	20, // 52: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	22, // 53: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	18, // 54: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	25, // 55: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	27, // 56: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	30, // 57: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	34, // 58: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	34, // 59: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	34, // 60: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	37, // 61: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	37, // 62: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	39, // 63: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	18, // 64: core.v1.Core.SetShards:output_type -> core.v1.Account
+	44, // 65: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	3,  // 66: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	5,  // 67: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	8,  // 68: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	10, // 69: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	12, // 70: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	12, // 71: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	12, // 72: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	52, // [52:73] is the sub-list for method output_type
+	31, // [31:52] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -2753,13 +2860,14 @@ func file_core_v1_core_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_core_v1_core_proto_goTypes,
 		DependencyIndexes: file_core_v1_core_proto_depIdxs,
+		EnumInfos:         file_core_v1_core_proto_enumTypes,
 		MessageInfos:      file_core_v1_core_proto_msgTypes,
 	}.Build()
 	File_core_v1_core_proto = out.File

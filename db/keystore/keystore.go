@@ -1,9 +1,10 @@
-// Package keystore encrypts private key material at rest (the network
-// credential, Signal identity and pre-keys, sessions) with AES-256-GCM under
-// a deployment secret: WA_KEYSTORE_SECRET (base64 of 32 bytes), or, when it is
-// unset, a secret generated into the data directory at first start. Every
-// coreapp of a deployment must use the same secret. The secret is never
-// logged.
+// Package keystore encrypts secrets at rest (coreapp's network credential,
+// Signal identity, pre-keys and sessions, media provider credentials, and
+// the cluster secrets: TLS private keys and the core call token) with
+// AES-256-GCM under a deployment secret: WA_KEYSTORE_SECRET (base64 of 32
+// bytes), or, when it is unset, a secret a coreapp generates into the data
+// directory at its first start. Every coreapp and webapp of a deployment
+// must use the same secret. The secret is never logged.
 package keystore
 
 import (
@@ -91,6 +92,29 @@ func Load(configured, dataDir string) (ks *Keystore, created bool, err error) {
 	}
 	ks, _, err = Load(string(b), "")
 	return ks, false, err
+}
+
+// ErrNoSecret is returned by Open when no secret is configured and none is
+// in the data directory yet.
+var ErrNoSecret = errors.New("keystore: no WA_KEYSTORE_SECRET and no " + FileName + " in the data directory yet")
+
+// Open is Load for a process that never creates the secret (the webapp):
+// the configured secret, else the one in dataDir, else ErrNoSecret (a
+// coreapp creates it at its first start).
+func Open(configured, dataDir string) (*Keystore, error) {
+	if configured != "" {
+		ks, _, err := Load(configured, "")
+		return ks, err
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoSecret
+	}
+	if err != nil {
+		return nil, err
+	}
+	ks, _, err := Load(string(b), "")
+	return ks, err
 }
 
 // Seal encrypts plain; context binds the value to where it is stored (a
