@@ -15,14 +15,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/openwaba/openwaba/db/keystore"
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/media/volume"
 )
 
@@ -127,19 +130,6 @@ func TestUploadOpenDelete(t *testing.T) {
 	}
 	if s.vol.Has(in.SHA256) {
 		t.Error("old content stayed on the volume after its last id was deleted")
-	}
-}
-
-func TestPublicAddresses(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"8.8.8.8": true, "2a00:1450:4001:80b::200e": true, "93.184.216.34": true,
-		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false, "169.254.169.254": false,
-		"100.64.0.1": false, "0.0.0.0": false, "::1": false, "fe80::1": false, "fd00::1": false, "::ffff:127.0.0.1": false,
-		"::ffff:10.0.0.1": false, "224.0.0.1": false, "198.18.0.1": false, "::": false,
-	} {
-		if got := public(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("public(%s) = %v, want %v", addr, got, want)
-		}
 	}
 }
 
@@ -276,7 +266,7 @@ func TestLinkLimits(t *testing.T) {
 		{"/big-chunked", "image", "larger than the limit"},
 		{"/pdf", "image", "cannot be sent as image"},
 		{"/missing", "image", "404"},
-		{"/slow", "image", "Timeout"},
+		{"/slow", "image", "timed out"},
 		{"/auth", "image", "401"},
 	} {
 		_, err := s.FetchLink(ctx, 1, srv.URL+c.path, "", c.msgType)
@@ -289,7 +279,7 @@ func TestLinkLimits(t *testing.T) {
 	if _, err := s.FetchLink(ctx, 1, srv.URL+"/auth", "nobody", "image"); !errors.Is(err, ErrLink) {
 		t.Errorf("an unknown provider = %v, want ErrLink", err)
 	}
-	if err := s.SetProviders(ctx, 1, []Provider{{Name: "bear", Type: "www", Bearer: "tok-123"}, {Name: "basic", Type: "www", BasicUsername: "u", BasicPassword: "p:w"}}); err != nil {
+	if err := s.SetProviders(ctx, 1, []Provider{{Name: "bear", Type: "www", Bearer: "tok-123", Hosts: []string{"127.0.0.1"}}, {Name: "basic", Type: "www", BasicUsername: "u", BasicPassword: "p:w", Hosts: []string{"127.0.0.1"}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"bear", "basic"} {
@@ -314,20 +304,23 @@ func TestLinkLimits(t *testing.T) {
 func TestProviders(t *testing.T) {
 	s, d := newStore(t)
 	ctx := t.Context()
-	if err := s.SetProviders(ctx, 1, []Provider{{Name: "a", Type: "www", Bearer: "secret-bearer"}, {Name: "b", Type: "www", BasicUsername: "user", BasicPassword: "secret-pass"}}); err != nil {
+	if err := s.SetProviders(ctx, 1, []Provider{{Name: "a", Type: "www", Bearer: "secret-bearer", Hosts: []string{"a.example"}}, {Name: "b", Type: "www", BasicUsername: "user", BasicPassword: "secret-pass", Hosts: []string{"*.b.example", "b.example:8443"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// Replacing a is an update, not a second row.
-	if err := s.SetProviders(ctx, 1, []Provider{{Name: "a", Type: "www", Bearer: "secret-bearer-2"}}); err != nil {
+	if err := s.SetProviders(ctx, 1, []Provider{{Name: "a", Type: "www", Bearer: "secret-bearer-2", Hosts: []string{"a2.example"}}}); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := s.Providers(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ps) != 2 || ps[0] != (Provider{Name: "a", Type: "www", Bearer: "secret-bearer-2"}) ||
-		ps[1] != (Provider{Name: "b", Type: "www", BasicUsername: "user", BasicPassword: "secret-pass"}) {
-		t.Errorf("providers = %+v", ps)
+	want := []Provider{
+		{Name: "a", Type: "www", Bearer: "secret-bearer-2", Hosts: []string{"a2.example"}},
+		{Name: "b", Type: "www", BasicUsername: "user", BasicPassword: "secret-pass", Hosts: []string{"*.b.example", "b.example:8443"}},
+	}
+	if diff := cmp.Diff(want, ps); diff != "" {
+		t.Errorf("providers mismatch (-want +got):\n%s", diff)
 	}
 	var raw []byte
 	if err := d.QueryRow("SELECT CONCAT(COALESCE(bearer, ''), COALESCE(basic_password, '')) FROM media_providers").Scan(&raw); err != nil {
@@ -444,5 +437,133 @@ func TestCollectGarbage(t *testing.T) {
 	// Collection is per account: account 2's old file stays until asked.
 	if !s.vol.Has(shas[other]) {
 		t.Error("account 2's file went with account 1's collection")
+	}
+}
+
+// TestProviderHosts: a provider's credentials reach only its hosts. A link
+// to another host is refused before any request, and a redirect to another
+// origin loses them (a loopback listener counts requests and what they
+// carried).
+func TestProviderHosts(t *testing.T) {
+	s, _ := newStore(t)
+	s.Fetch.AllowPrivate = true // the listeners are on loopback
+	ctx := t.Context()
+	type hit struct{ host, auth string }
+	hits := make(chan hit, 32)
+	img := randomBytes(100)
+	var other *httptest.Server
+	other = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- hit{"other", r.Header.Get("Authorization")}
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(img)
+	}))
+	defer other.Close()
+	own := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- hit{"own", r.Header.Get("Authorization")}
+		if r.URL.Path == "/away" {
+			http.Redirect(w, r, other.URL+"/x.jpg", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(img)
+	}))
+	defer own.Close()
+	ownHost := own.Listener.Addr().String() // 127.0.0.1:port
+	if err := s.SetProviders(ctx, 1, []Provider{{Name: "corp", Type: "www", Bearer: "corp-SECRET", Hosts: []string{ownHost}}}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() []hit {
+		var out []hit
+		for {
+			select {
+			case h := <-hits:
+				out = append(out, h)
+			default:
+				return out
+			}
+		}
+	}
+
+	// Its own host gets the credentials.
+	if _, err := s.FetchLink(ctx, 1, own.URL+"/a.jpg", "corp", "image"); err != nil {
+		t.Fatal(err)
+	}
+	if h := count(); len(h) != 1 || h[0].auth != "Bearer corp-SECRET" {
+		t.Errorf("own host saw %+v, want one request with the bearer", h)
+	}
+	// Another host (another port of the same address is another host here):
+	// refused with no request at all.
+	_, err := s.FetchLink(ctx, 1, other.URL+"/a.jpg", "corp", "image")
+	if !errors.Is(err, ErrLink) || !strings.Contains(err.Error(), "not among the hosts") {
+		t.Errorf("link to another host = %v, want a refusal naming the provider's hosts", err)
+	}
+	if h := count(); len(h) != 0 {
+		t.Errorf("a link outside the provider's hosts made requests: %+v", h)
+	}
+	// A redirect to another origin: the credentials stay behind.
+	if _, err := s.FetchLink(ctx, 1, own.URL+"/away", "corp", "image"); err != nil {
+		t.Fatal(err)
+	}
+	h := count()
+	if len(h) != 2 || h[0] != (hit{"own", "Bearer corp-SECRET"}) || h[1] != (hit{"other", ""}) {
+		t.Errorf("redirect: %+v, want the bearer at the own host only", h)
+	}
+	// Without private links allowed, credentials go over https only.
+	s.Fetch.AllowPrivate = false
+	if _, err := s.FetchLink(ctx, 1, own.URL+"/a.jpg", "corp", "image"); !errors.Is(err, ErrLink) || !strings.Contains(err.Error(), "https only") {
+		t.Errorf("plain http with credentials = %v, want a refusal", err)
+	}
+	if h := count(); len(h) != 0 {
+		t.Errorf("requests made: %+v", h)
+	}
+	// A provider stored before hosts existed refuses every link.
+	s.Fetch.AllowPrivate = true
+	if err := s.SetProviders(ctx, 1, []Provider{{Name: "old", Type: "www", Bearer: "old-SECRET"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FetchLink(ctx, 1, own.URL+"/a.jpg", "old", "image"); !errors.Is(err, ErrLink) || !strings.Contains(err.Error(), "no hosts configured") {
+		t.Errorf("provider without hosts = %v", err)
+	}
+	if h := count(); len(h) != 0 {
+		t.Errorf("requests made: %+v", h)
+	}
+}
+
+func TestHostPatterns(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		valid   bool
+		match   []string
+		nomatch []string
+	}{
+		{"media.example.com", true, []string{"https://media.example.com/a", "https://MEDIA.example.com:8443/a"}, []string{"https://example.com/", "https://x.media.example.com/", "https://media.example.com.evil.test/"}},
+		{"*.example.com", true, []string{"https://a.example.com/", "https://b.a.example.com/"}, []string{"https://example.com/", "https://aexample.com/"}},
+		{"media.example.com:8443", true, []string{"https://media.example.com:8443/"}, []string{"https://media.example.com/", "https://media.example.com:443/"}},
+		{"cdn.example:443", true, []string{"https://cdn.example/"}, []string{"http://cdn.example/"}},
+		{"127.0.0.1", true, []string{"http://127.0.0.1:9/"}, []string{"http://127.0.0.2/"}},
+		{"[2001:db8::1]:8443", true, []string{"https://[2001:db8::1]:8443/"}, []string{"https://[2001:db8::1]/"}},
+		{"*.com", false, nil, nil},
+		{"a.*.com", false, nil, nil},
+		{"exa mple.com", false, nil, nil},
+		{"2001:db8::1", false, nil, nil},
+		{"host:99999", false, nil, nil},
+		{"", false, nil, nil},
+	} {
+		err := ValidHostPattern(c.pattern)
+		if (err == nil) != c.valid {
+			t.Errorf("ValidHostPattern(%q) = %v, want valid %v", c.pattern, err, c.valid)
+			continue
+		}
+		p := Provider{Hosts: []string{c.pattern}}
+		for _, raw := range c.match {
+			if u, _ := url.Parse(raw); !p.Allows(u) {
+				t.Errorf("%q does not allow %s", c.pattern, raw)
+			}
+		}
+		for _, raw := range c.nomatch {
+			if u, _ := url.Parse(raw); p.Allows(u) {
+				t.Errorf("%q allows %s", c.pattern, raw)
+			}
+		}
 	}
 }

@@ -66,16 +66,17 @@ func (s *Server) checkMedia(ctx context.Context, a account.Account, md *messagev
 			if !providerName.MatchString(md.Provider) {
 				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "provider.name is not valid")
 			}
-			ps, err := s.media.Providers(ctx, a.ID)
+			p, err := s.media.Provider(ctx, a.ID, md.Provider)
+			if errors.Is(err, medialib.ErrLink) {
+				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("no media provider named %q; add it under /v1/settings/application/media/providers", md.Provider))
+			}
 			if err != nil {
 				return nil, s.translate(ctx, "send", err)
 			}
-			found := false
-			for _, p := range ps {
-				found = found || p.Name == md.Provider
-			}
-			if !found {
-				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("no media provider named %q; add it under /v1/settings/application/media/providers", md.Provider))
+			// The provider's credentials go only to its hosts: a link to
+			// another host is refused now, before any request is made.
+			if err := s.media.Fetch.CheckLink(p, md.Link); err != nil {
+				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, strings.TrimPrefix(err.Error(), medialib.ErrLink.Error()+": "))
 			}
 		}
 		return out, nil
@@ -246,7 +247,7 @@ func (s *Server) CollectMedia(ctx context.Context, req *corev1.CollectMediaReque
 func providersProto(ps []medialib.Provider) *corev1.MediaProviders {
 	out := &corev1.MediaProviders{}
 	for _, p := range ps {
-		out.Providers = append(out.Providers, &corev1.MediaProvider{Name: p.Name, Type: p.Type, Bearer: p.Bearer, BasicUsername: p.BasicUsername, BasicPassword: p.BasicPassword})
+		out.Providers = append(out.Providers, &corev1.MediaProvider{Name: p.Name, Type: p.Type, Bearer: p.Bearer, BasicUsername: p.BasicUsername, BasicPassword: p.BasicPassword, Hosts: p.Hosts})
 	}
 	return out
 }
@@ -296,8 +297,17 @@ func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProv
 			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config contains control characters")
 		case strings.Contains(p.BasicUsername, ":"):
 			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config.basic.username must not contain ':'")
+		case len(p.Hosts) == 0:
+			return nil, apiError(codes.InvalidArgument, 1008, titleMissing, field+".hosts is required: the hosts the provider's credentials may be sent to")
+		case len(p.Hosts) > medialib.MaxProviderHosts:
+			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("%s.hosts has %d entries, more than %d", field, len(p.Hosts), medialib.MaxProviderHosts))
 		}
-		ps = append(ps, medialib.Provider{Name: p.Name, Type: p.Type, Bearer: p.Bearer, BasicUsername: p.BasicUsername, BasicPassword: p.BasicPassword})
+		for j, h := range p.Hosts {
+			if err := medialib.ValidHostPattern(h); err != nil {
+				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("%s.hosts[%d]: %v", field, j, err))
+			}
+		}
+		ps = append(ps, medialib.Provider{Name: p.Name, Type: p.Type, Bearer: p.Bearer, BasicUsername: p.BasicUsername, BasicPassword: p.BasicPassword, Hosts: p.Hosts})
 	}
 	cur, err := s.media.Providers(ctx, a.ID)
 	if err != nil {

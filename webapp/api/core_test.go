@@ -195,7 +195,7 @@ func TestCoreCalls(t *testing.T) {
 			opts:   []reqOpt{header("Authorization", "Apikey "+monitoringKey)},
 			fail:   status.Error(codes.FailedPrecondition, "no account registered"),
 			status: 400, code: 1011, title: "Service not ready", details: "no account registered",
-			wantMethod: "/core.v1.Core/GetHealth", wantReq: &corev1.GetHealthRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
+			wantMethod: "/core.v1.Core/GetHealth", wantReq: &corev1.GetHealthRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_MONITOR}},
 			wantCalls: 1, wantDeadline: 10 * time.Second,
 		},
 		{
@@ -203,7 +203,7 @@ func TestCoreCalls(t *testing.T) {
 			body: `{"wa_id":"16315551234"}`, opts: []reqOpt{bearer(admin.Value)},
 			fail:   status.Error(codes.Internal, "SELECT failed: secret table names"),
 			status: 500, code: 1014, title: "Internal error", details: "",
-			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{WaId: "16315551234"}},
+			wantMethod: "/core.v1.Core/GetAccount", wantReq: &corev1.GetAccountRequest{Account: &corev1.AccountRef{WaId: "16315551234", Caller: corev1.Caller_CALLER_ADMIN}},
 			wantCalls: 1, wantDeadline: 10 * time.Second,
 		},
 	}

@@ -250,7 +250,7 @@ func TestUploadStreamsChunks(t *testing.T) {
 		{
 			name: "JPEG by a user, in small writes with Content-Length", contentType: "image/jpeg",
 			body: &pattern{n: int64(len(file)), step: 1000}, opts: []reqOpt{bearer(e.alice), contentLength(int64(len(file)))},
-			wantAccount: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, wantMIME: "image/jpeg",
+			wantAccount: &corev1.AccountRef{Caller: corev1.Caller_CALLER_USER}, wantMIME: "image/jpeg",
 		},
 		{
 			name: "opus voice note with an API key, chunked", contentType: "audio/ogg; codecs=opus",
@@ -646,8 +646,8 @@ func TestDownload(t *testing.T) {
 func TestMediaCalls(t *testing.T) {
 	e := newMediaEnv(t)
 	providers := &corev1.MediaProviders{Providers: []*corev1.MediaProvider{
-		{Name: "cdn", Type: "www", Bearer: "bearer-SECRET-1"},
-		{Name: "files.example", Type: "www", BasicUsername: "uploader", BasicPassword: "basic-SECRET-2"},
+		{Name: "cdn", Type: "www", Bearer: "bearer-SECRET-1", Hosts: []string{"cdn.example"}},
+		{Name: "files.example", Type: "www", BasicUsername: "uploader", BasicPassword: "basic-SECRET-2", Hosts: []string{"*.files.example", "files.example:8443"}},
 	}}
 	const metaJSON = `"meta":{"api_status":"stable","version":"v2.53.0-openwaba"}`
 
@@ -667,7 +667,7 @@ func TestMediaCalls(t *testing.T) {
 		{
 			name: "delete a file", method: "DELETE", path: "/v1/media/f81d4fae", opts: []reqOpt{bearer(e.alice)},
 			status: 200, want: `{` + metaJSON + `}`,
-			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Id: "f81d4fae"},
+			wantMethod: "/core.v1.Core/DeleteMedia", wantReq: &corev1.DeleteMediaRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_USER}, Id: "f81d4fae"},
 		},
 		{
 			name: "delete an unknown file", method: "DELETE", path: "/v1/media/nope", opts: []reqOpt{d360(e.key.Key)},
@@ -694,8 +694,8 @@ func TestMediaCalls(t *testing.T) {
 			name: "providers, masked", method: "GET", path: "/v1/settings/application/media/providers", opts: []reqOpt{bearer(e.admin)},
 			reply: providers, status: 200,
 			want: `{"settings":{"application":{"media":{"providers":[` +
-				`{"name":"cdn","type":"www","config":{"bearer":"********"}},` +
-				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"********"}}}]}}},` + metaJSON + `}`,
+				`{"name":"cdn","type":"www","config":{"bearer":"********"},"hosts":["cdn.example"]},` +
+				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"********"}},"hosts":["*.files.example","files.example:8443"]}]}}},` + metaJSON + `}`,
 			wantMethod: "/core.v1.Core/GetMediaProviders", wantReq: &corev1.GetMediaProvidersRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}},
 		},
 		{
@@ -706,8 +706,8 @@ func TestMediaCalls(t *testing.T) {
 		},
 		{
 			name: "set providers", method: "POST", path: "/v1/settings/application/media/providers", opts: []reqOpt{bearer(e.admin)},
-			body: `[{"name":"cdn","type":"www","config":{"bearer":"bearer-SECRET-1"}},` +
-				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"basic-SECRET-2"}}}]`,
+			body: `[{"name":"cdn","type":"www","hosts":["cdn.example"],"config":{"bearer":"bearer-SECRET-1"}},` +
+				`{"name":"files.example","type":"www","config":{"basic":{"username":"uploader","password":"basic-SECRET-2"}},"hosts":["*.files.example","files.example:8443"]}]`,
 			reply: providers, status: 200, want: `{` + metaJSON + `}`,
 			wantMethod: "/core.v1.Core/SetMediaProviders",
 			wantReq:    &corev1.SetMediaProvidersRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, Providers: providers.Providers},
@@ -826,12 +826,12 @@ func TestMediaErrors(t *testing.T) {
 		return `{"to":"4915112345678","type":"` + typ + `","` + typ + `":` + obj + `}`
 	}
 	prov := func(config string) string {
-		return `[{"name":"prov","type":"www","config":` + config + `}]`
+		return `[{"name":"prov","type":"www","hosts":["media.example"],"config":` + config + `}]`
 	}
 	provs := func(n int) string {
 		s := make([]string, n)
 		for i := range s {
-			s[i] = fmt.Sprintf(`{"name":"p%d","type":"www","config":{"bearer":"t"}}`, i)
+			s[i] = fmt.Sprintf(`{"name":"p%d","type":"www","hosts":["media.example"],"config":{"bearer":"t"}}`, i)
 		}
 		return "[" + strings.Join(s, ",") + "]"
 	}
@@ -897,11 +897,16 @@ func TestMediaErrors(t *testing.T) {
 		{"provider, basic without username", "POST", providers, prov(`{"basic":{"password":"p"}}`), []reqOpt{admin}, 400, 1008, "config.basic.username"},
 		{"provider, basic not an object", "POST", providers, prov(`{"basic":"u:p"}`), []reqOpt{admin}, 400, 1009, "config.basic must be an object"},
 		{"provider, username with a colon", "POST", providers, prov(`{"basic":{"username":"u:x","password":"p"}}`), []reqOpt{admin}, 400, 1009, "username"},
+		{"provider without hosts", "POST", providers, `[{"name":"prov","type":"www","config":{"bearer":"t"}}]`, []reqOpt{admin}, 400, 1008, "providers[0].hosts is required"},
+		{"provider, empty hosts", "POST", providers, `[{"name":"prov","type":"www","hosts":[],"config":{"bearer":"t"}}]`, []reqOpt{admin}, 400, 1008, "providers[0].hosts"},
+		{"provider, hosts not strings", "POST", providers, `[{"name":"prov","type":"www","hosts":[1],"config":{"bearer":"t"}}]`, []reqOpt{admin}, 400, 1009, "providers[0].hosts must be an array of strings"},
+		{"provider, 21 hosts", "POST", providers, `[{"name":"prov","type":"www","hosts":["a"` + strings.Repeat(`,"a"`, 20) + `],"config":{"bearer":"t"}}]`, []reqOpt{admin}, 400, 1009, "more than 20"},
+		{"provider, empty host", "POST", providers, `[{"name":"prov","type":"www","hosts":[""],"config":{"bearer":"t"}}]`, []reqOpt{admin}, 400, 1009, "providers[0].hosts[0]"},
 		{"provider, unknown field", "POST", providers, `[{"name":"prov","type":"www","config":{"bearer":"t"},"scope":"x"}]`, []reqOpt{admin}, 400, 1010, "providers[0].scope"},
 		{"provider, unknown config field", "POST", providers, prov(`{"token":"t"}`), []reqOpt{admin}, 400, 1010, "providers[0].config.token"},
 		{"provider, unknown basic field", "POST", providers, prov(`{"basic":{"username":"u","password":"p","realm":"r"}}`), []reqOpt{admin}, 400, 1010, "config.basic.realm"},
-		{"providers, a name twice", "POST", providers, `[{"name":"p","type":"www","config":{"bearer":"t"}},{"name":"p","type":"www","config":{"bearer":"u"}}]`, []reqOpt{admin}, 400, 1009, "twice"},
-		{"the second provider is checked", "POST", providers, `[{"name":"p","type":"www","config":{"bearer":"t"}},{"name":"q","type":"www"}]`, []reqOpt{admin}, 400, 1008, "providers[1].config"},
+		{"providers, a name twice", "POST", providers, `[{"name":"p","type":"www","hosts":["a.example"],"config":{"bearer":"t"}},{"name":"p","type":"www","hosts":["a.example"],"config":{"bearer":"u"}}]`, []reqOpt{admin}, 400, 1009, "twice"},
+		{"the second provider is checked", "POST", providers, `[{"name":"p","type":"www","hosts":["a.example"],"config":{"bearer":"t"}},{"name":"q","type":"www"}]`, []reqOpt{admin}, 400, 1008, "providers[1].config"},
 		{"20 providers reach coreapp", "POST", providers, provs(20), []reqOpt{key}, 503, 1014, ""},
 		{"basic provider reaches coreapp", "POST", providers, prov(`{"basic":{"username":"u","password":"p: é"}}`), []reqOpt{admin}, 503, 1014, ""},
 		{"providers read reaches coreapp", "GET", providers, "", []reqOpt{key}, 503, 1014, ""},

@@ -23,6 +23,8 @@ const (
 	maxBearer         = 4096
 	maxBasicUsername  = 256
 	maxBasicPassword  = 1024
+	maxProviderHosts  = 20
+	maxProviderHost   = 260
 )
 
 // masked replaces every provider secret in responses.
@@ -63,6 +65,7 @@ type providerItem struct {
 	Name   string         `json:"name"`
 	Type   string         `json:"type"`
 	Config providerConfig `json:"config"`
+	Hosts  []string       `json:"hosts"`
 }
 
 type providerConfig struct {
@@ -78,7 +81,10 @@ type basicConfig struct {
 // maskProvider is the provider as shown to clients: its secrets (the bearer
 // token, the basic password) are never returned.
 func maskProvider(p *corev1.MediaProvider) providerItem {
-	item := providerItem{Name: p.GetName(), Type: p.GetType()}
+	item := providerItem{Name: p.GetName(), Type: p.GetType(), Hosts: p.GetHosts()}
+	if item.Hosts == nil {
+		item.Hosts = []string{}
+	}
 	if p.GetBearer() != "" {
 		item.Config.Bearer = masked
 	}
@@ -138,7 +144,8 @@ func (s *Server) deleteMediaProvider(c echo.Context) error {
 }
 
 // parseProviders validates
-// [{"name":"prov","type":"www","config":{"bearer":"…"}|{"basic":{"username":"…","password":"…"}}}].
+// [{"name":"prov","type":"www","hosts":["media.example.com"],"config":{"bearer":"…"}|{"basic":{"username":"…","password":"…"}}}].
+// coreapp checks the host patterns.
 func parseProviders(b []byte) ([]*corev1.MediaProvider, error) {
 	const want = "the request body must be a JSON array of media providers"
 	if len(bytes.TrimSpace(b)) == 0 {
@@ -175,7 +182,7 @@ func parseProviders(b []byte) ([]*corev1.MediaProvider, error) {
 }
 
 func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, error) {
-	o, err := parseObject(path, raw, "name", "type", "config")
+	o, err := parseObject(path, raw, "name", "type", "config", "hosts")
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +236,21 @@ func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, err
 	default:
 		return nil, missing("%sconfig.bearer or %sconfig.basic is required", path, path)
 	}
+	hosts, present, err := field[[]string](o, "hosts")
+	switch {
+	case err != nil:
+		return nil, err
+	case !present || len(hosts) == 0:
+		return nil, missing("%shosts is required: the hosts this provider's credentials may be sent to", path)
+	case len(hosts) > maxProviderHosts:
+		return nil, invalid("%shosts has %d entries, more than %d", path, len(hosts), maxProviderHosts)
+	}
+	for i, h := range hosts {
+		if h == "" || len(h) > maxProviderHost || !printableASCII(h) {
+			return nil, invalid("%shosts[%d] must be a host name of at most %d characters", path, i, maxProviderHost)
+		}
+	}
+	p.Hosts = hosts
 	return p, nil
 }
 
