@@ -24,12 +24,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/openwaba/openwaba/coreapp/account"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/rpc"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/media/volume"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/api"

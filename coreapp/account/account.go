@@ -22,8 +22,8 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 

@@ -16,8 +16,8 @@ import (
 	"sync"
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/signalstore"
+	"github.com/openwaba/openwaba/db/keystore"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 

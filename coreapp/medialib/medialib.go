@@ -21,8 +21,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/media"
 	"github.com/openwaba/openwaba/media/volume"
 )

@@ -13,11 +13,11 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
 	"github.com/openwaba/openwaba/coreapp/e2e"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/media/volume"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"

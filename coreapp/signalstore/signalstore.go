@@ -24,8 +24,8 @@ import (
 	"go.mau.fi/libsignal/state/record"
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 

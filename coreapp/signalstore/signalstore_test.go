@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/openwaba/openwaba/chatd/e2ee"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 

@@ -31,7 +31,6 @@ import (
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/config"
 	"github.com/openwaba/openwaba/coreapp/e2e"
-	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
@@ -41,6 +40,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/media/volume"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
