@@ -331,16 +331,10 @@ func (c *Cluster) beat(ctx context.Context) error {
 	return c.loadView(ctx, t, master)
 }
 
-// loadTimings reads heartbeat_interval and unhealthy_interval of the
-// deployment's default account (the first verified one, else the
-// deployment's settings).
+// loadTimings reads heartbeat_interval and unhealthy_interval, the
+// deployment-wide settings (account 0).
 func (c *Cluster) loadTimings(ctx context.Context) error {
-	var id int64
-	err := c.cfg.DB.QueryRowContext(ctx, "SELECT id FROM accounts ORDER BY state = 'verified' DESC, id LIMIT 1").Scan(&id)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	app, err := c.cfg.Settings.Get(ctx, id)
+	app, err := c.cfg.Settings.Get(ctx, 0)
 	if err != nil {
 		return err
 	}

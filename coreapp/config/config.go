@@ -51,6 +51,11 @@ type Config struct {
 	// point at loopback, private and link-local addresses. Off by default
 	// (SSRF protection); for development against local servers only.
 	MediaAllowPrivateLinks bool
+	// WebhookAllowPrivate (WA_WEBHOOK_ALLOW_PRIVATE) lets webhook URLs set
+	// by tenants (API keys) point at loopback, private and link-local
+	// addresses: an install inside a private network. The admin's URLs are
+	// never address-checked.
+	WebhookAllowPrivate bool
 	// MediaLinkTimeout (WA_MEDIA_LINK_TIMEOUT, default 60s) bounds fetching
 	// one media link.
 	MediaLinkTimeout time.Duration
@@ -65,7 +70,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chat_host", c.ChatHost), slog.Int("chat_port", c.ChatPort), slog.Int("chat_fallback_port", c.ChatFallbackPort),
 		slog.String("chat_root_key", c.ChatRootKey), slog.String("chat_root_key_file", c.ChatRootKeyFile),
 		slog.String("node_id", c.NodeID), slog.String("advertise", c.Advertise), slog.String("data_dir", c.DataDir), slog.String("media_dir", c.MediaDir),
-		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Duration("media_link_timeout", c.MediaLinkTimeout),
+		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Bool("webhook_allow_private", c.WebhookAllowPrivate), slog.Duration("media_link_timeout", c.MediaLinkTimeout),
 		slog.Bool("keystore_secret_set", c.KeystoreSecret != ""))
 }
 
@@ -140,7 +145,7 @@ func Load(file string) (Config, error) {
 		"core_addr": "WA_CORE_ADDR", "core_port": "WA_CORE_PORT", "chat_host": "WA_CHAT_HOST", "chat_port": "WA_CHAT_PORT",
 		"chat_fallback_port": "WA_CHAT_FALLBACK_PORT", "node_id": "WA_NODE_ID", "data_dir": "WA_DATA_DIR",
 		"keystore_secret": "WA_KEYSTORE_SECRET", "media_dir": "WA_MEDIA_DIR", "core_advertise_addr": "WA_CORE_ADVERTISE_ADDR",
-		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
+		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "webhook_allow_private": "WA_WEBHOOK_ALLOW_PRIVATE", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
 		"chat_root_key": "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
 	} {
 		v.BindEnv(key, env)
@@ -160,8 +165,9 @@ func Load(file string) (Config, error) {
 		NodeID: v.GetString("node_id"), DataDir: v.GetString("data_dir"), Log: chatdconfig.LogFrom(v),
 		KeystoreSecret: v.GetString("keystore_secret"),
 		MediaDir:       v.GetString("media_dir"), MediaAllowPrivateLinks: v.GetBool("media_allow_private_links"),
-		MediaLinkTimeout: v.GetDuration("media_link_timeout"),
-		ChatRootKey:      v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
+		WebhookAllowPrivate: v.GetBool("webhook_allow_private"),
+		MediaLinkTimeout:    v.GetDuration("media_link_timeout"),
+		ChatRootKey:         v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
 	}
 	if c.MediaDir == "" {
 		c.MediaDir = filepath.Join(c.DataDir, "media")

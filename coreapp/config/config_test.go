@@ -122,17 +122,18 @@ func TestMediaSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MediaDir != "/var/lib/coreapp/media" || c.MediaAllowPrivateLinks || c.MediaLinkTimeout != time.Minute {
+	if c.MediaDir != "/var/lib/coreapp/media" || c.MediaAllowPrivateLinks || c.MediaLinkTimeout != time.Minute || c.WebhookAllowPrivate {
 		t.Errorf("defaults: media dir %q, private links %v, link timeout %s; want /var/lib/coreapp/media, false, 1m",
 			c.MediaDir, c.MediaAllowPrivateLinks, c.MediaLinkTimeout)
 	}
 	t.Setenv("WA_MEDIA_DIR", "/usr/local/wamedia")
 	t.Setenv("WA_MEDIA_ALLOW_PRIVATE_LINKS", "true")
+	t.Setenv("WA_WEBHOOK_ALLOW_PRIVATE", "true")
 	t.Setenv("WA_MEDIA_LINK_TIMEOUT", "5s")
 	if c, err = Load(""); err != nil {
 		t.Fatal(err)
 	}
-	if c.MediaDir != "/usr/local/wamedia" || !c.MediaAllowPrivateLinks || c.MediaLinkTimeout != 5*time.Second {
+	if c.MediaDir != "/usr/local/wamedia" || !c.MediaAllowPrivateLinks || c.MediaLinkTimeout != 5*time.Second || !c.WebhookAllowPrivate {
 		t.Errorf("from the environment: %q, %v, %s", c.MediaDir, c.MediaAllowPrivateLinks, c.MediaLinkTimeout)
 	}
 	t.Setenv("WA_MEDIA_LINK_TIMEOUT", "0s")

@@ -9,9 +9,9 @@
 //     unicast addresses (Public). A name that resolves, or re-resolves, to a
 //     private address is refused, and so is a redirect there.
 //   - Redirects are followed at most Policy.MaxRedirects times, only to
-//     http and https, and the request's credentials (Authorization and the
-//     Policy's sensitive headers) are dropped on a redirect to another
-//     origin (scheme, host and port).
+//     http and https, and on a redirect to another origin (scheme, host and
+//     port) only the standard headers follow: Authorization and every
+//     header the caller added (credentials) are dropped.
 //   - CheckURL resolves a URL's host at configuration time, so a tenant
 //     learns at once that a URL will be refused.
 //   - RedactURL and Describe turn URLs and network errors into text that can
@@ -86,9 +86,6 @@ type Policy struct {
 	// proxy, the target's name is resolved and checked before the request,
 	// and the proxy itself (chosen by the operator) may be private.
 	Proxy func(*http.Request) (*url.URL, error)
-	// SensitiveHeaders are dropped, like Authorization, when a redirect
-	// leads to another origin.
-	SensitiveHeaders []string
 	// KeepAlive keeps idle connections (false: every request opens its own,
 	// and nothing outlives it).
 	KeepAlive bool
@@ -178,15 +175,20 @@ func (p Policy) checkRedirect(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("redirect to a %s URL", req.URL.Scheme)
 	}
 	if origin(req.URL) != origin(via[0].URL) {
-		req.Header.Del("Authorization")
-		req.Header.Del("Proxy-Authorization")
-		req.Header.Del("Cookie")
-		for _, h := range p.SensitiveHeaders {
-			req.Header.Del(h)
+		for h := range req.Header {
+			if !crossOriginHeaders[h] {
+				req.Header.Del(h)
+			}
 		}
 	}
 	return nil
 }
+
+// crossOriginHeaders are the only request headers that follow a redirect
+// to another origin: credentials (Authorization, a provider's secret, the
+// extra headers a business set for its webhook) stay with the origin they
+// were meant for.
+var crossOriginHeaders = map[string]bool{"Accept": true, "Accept-Encoding": true, "Content-Type": true, "User-Agent": true}
 
 // origin is scheme://host:port with the default port made explicit.
 func origin(u *url.URL) string {
@@ -258,18 +260,24 @@ func redact(u *url.URL) *url.URL {
 }
 
 // Describe says why a request failed in words fit for a log line or for
-// the business: the URL redacted, and neither resolver nor internal
-// addresses.
+// the business: URLs redacted, and neither resolver nor internal addresses.
+// An error that is neither a URL nor a network error is ours and is
+// returned as it is.
 func Describe(err error) string {
 	var ue *url.Error
-	prefix := ""
 	if errors.As(err, &ue) {
+		prefix := ""
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			prefix = ue.Op + " " + redact(u).String() + ": "
 		}
-		err = ue.Err
+		return prefix + cause(ue.Err)
 	}
-	return prefix + cause(err)
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	if errors.Is(err, ErrNotPublic) || errors.As(err, &opErr) || errors.As(err, &dnsErr) {
+		return cause(err)
+	}
+	return err.Error()
 }
 
 func cause(err error) string {
@@ -311,12 +319,12 @@ func cause(err error) string {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "redirect"):
-		return msg // ours, from checkRedirect: no addresses
 	case strings.Contains(msg, "tls:"):
 		return "TLS handshake failed"
 	case strings.Contains(msg, "EOF"):
 		return "the server closed the connection"
+	case strings.Contains(msg, "dial ") || strings.Contains(msg, "lookup ") || strings.Contains(msg, " tcp ") || strings.Contains(msg, " udp "):
+		return "network error" // would name addresses
 	}
-	return "network error"
+	return msg // ours (redirect limits) or net/http's, without addresses
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/media"
@@ -196,7 +197,7 @@ func isVerification(err error) bool {
 // message's webhook was waiting for it, sends that webhook with the file
 // reported as a failed download (no media id). It returns ErrDownload.
 func (s *Store) failed(ctx context.Context, in Info, cause error) error {
-	s.log.Warn("inbound media refused", "id", in.ID, "err", cause)
+	s.log.Warn("inbound media refused", "id", in.ID, "err", egress.Describe(cause))
 	err := db.Tx(ctx, s.db, func(tx *sql.Tx) error {
 		var hook []byte
 		if err := tx.QueryRowContext(ctx, "SELECT webhook FROM media WHERE id = ? FOR UPDATE", in.ID).Scan(&hook); err != nil {
@@ -208,7 +209,7 @@ func (s *Store) failed(ctx context.Context, in Info, cause error) error {
 		if hook == nil {
 			return nil
 		}
-		b, err := webhook.FailMedia(hook, webhook.Error{Code: 400, Title: "Media download error", Details: cause.Error()})
+		b, err := webhook.FailMedia(hook, webhook.Error{Code: 400, Title: "Media download error", Details: egress.Describe(cause)})
 		if err != nil {
 			return err
 		}
@@ -348,7 +349,7 @@ func (s *Store) autoDownload(ctx context.Context, id string) {
 	if err == nil || errors.Is(err, ErrDownload) || ctx.Err() != nil {
 		return
 	}
-	s.log.Debug("media download postponed", "id", id, "err", err)
+	s.log.Debug("media download postponed", "id", id, "err", egress.Describe(err))
 	err = db.Tx(ctx, s.db, func(tx *sql.Tx) error {
 		var attempts int
 		var hook []byte
@@ -365,7 +366,7 @@ func (s *Store) autoDownload(ctx context.Context, id string) {
 			_, err := tx.ExecContext(ctx, "UPDATE media SET attempts = ?, next_attempt_at = ? WHERE id = ?", attempts, db.NowMillis()+delay.Milliseconds(), id)
 			return err
 		}
-		s.log.Warn("inbound media could not be downloaded; sending the webhook without it (fetched on the first GET)", "id", id, "err", err)
+		s.log.Warn("inbound media could not be downloaded; sending the webhook without it (fetched on the first GET)", "id", id, "err", egress.Describe(err))
 		if _, err := tx.ExecContext(ctx, "UPDATE media SET attempts = ?, download = ?, webhook = NULL WHERE id = ?", attempts, DownloadOnDemand, id); err != nil {
 			return err
 		}

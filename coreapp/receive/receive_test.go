@@ -254,7 +254,7 @@ func TestMarkReadCoversEarlierMessages(t *testing.T) {
 // that describes no usable file is announced as a failed download.
 func TestMediaMessages(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.s.settings.Update(t.Context(), 1, []byte(`{"media":{"auto_download":["image"]}}`)); err != nil {
+	if _, err := f.s.settings.Update(t.Context(), 1, []byte(`{"media":{"auto_download":["image"]}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	kerry := newPhone(t, "15551234567")

@@ -140,6 +140,9 @@ func (s *Server) translate(ctx context.Context, op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &se):
+		if se.Code == settings.CodeAccessDenied {
+			return apiError(codes.PermissionDenied, int32(se.Code), titleAccessDenied, se.Details)
+		}
 		title := map[int]string{settings.CodeMissing: titleMissing, settings.CodeInvalid: titleInvalid, settings.CodeUnknown: titleUnknownParam}[se.Code]
 		return apiError(codes.InvalidArgument, int32(se.Code), title, se.Details)
 	case errors.Is(err, account.ErrNoAccount):
@@ -397,6 +400,15 @@ func normalize(s string) string {
 	return b.String()
 }
 
+// actor is who changes settings: the admin, or else a tenant (an API key,
+// and anyone the webapp did not name).
+func actor(ref *corev1.AccountRef) settings.Actor {
+	if ref.GetCaller() == corev1.Caller_CALLER_ADMIN {
+		return settings.ActorAdmin
+	}
+	return settings.ActorTenant
+}
+
 // settingsAccount resolves the account whose settings a call addresses:
 // account 0 (the deployment's settings) while no number exists.
 func (s *Server) settingsAccount(ctx context.Context, ref *corev1.AccountRef) (int64, string, error) {
@@ -438,7 +450,7 @@ func (s *Server) UpdateSettings(ctx context.Context, req *corev1.UpdateSettingsR
 	if err != nil {
 		return nil, s.translate(ctx, "update settings", err)
 	}
-	app, err := s.settings.Update(ctx, id, req.PatchJson)
+	app, err := s.settings.Update(ctx, id, req.PatchJson, actor(req.Account))
 	if err != nil {
 		return nil, s.translate(ctx, "update settings", err)
 	}
@@ -451,7 +463,7 @@ func (s *Server) ResetSettings(ctx context.Context, req *corev1.ResetSettingsReq
 	if err != nil {
 		return nil, s.translate(ctx, "reset settings", err)
 	}
-	app, err := s.settings.Reset(ctx, id)
+	app, err := s.settings.Reset(ctx, id, actor(req.Account))
 	if err != nil {
 		return nil, s.translate(ctx, "reset settings", err)
 	}
@@ -490,7 +502,7 @@ func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookCon
 	if err != nil {
 		return nil, s.translate(ctx, "set webhook config", err)
 	}
-	app, err := s.settings.Update(ctx, id, patch)
+	app, err := s.settings.Update(ctx, id, patch, actor(req.Account))
 	if err != nil {
 		return nil, s.translate(ctx, "set webhook config", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openwaba/openwaba/chatd/session"
+	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
@@ -205,8 +206,9 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		if payloads[i] != nil {
 			continue // sealed by an earlier owner of the slot
 		}
-		s.log.Warn("media message cannot be sent", "id", m.ID, "err", err)
-		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Error{Code: 400, Title: "Media download error", Details: err.Error()}, func(error) {})
+		why := egress.Describe(err)
+		s.log.Warn("media message cannot be sent", "id", m.ID, "err", why)
+		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Error{Code: 400, Title: "Media download error", Details: why}, func(error) {})
 	}
 	out := msgs[:0:0]
 	for i, m := range msgs {

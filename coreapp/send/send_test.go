@@ -19,7 +19,7 @@ func newStore(t *testing.T) (*Store, *sql.DB) {
 	t.Helper()
 	d := dbtest.New(t, db.Core)
 	st := settings.NewStore(d)
-	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"message":{"sent":true,"delivered":true,"read":true}}}`)); err != nil {
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"message":{"sent":true,"delivered":true,"read":true}}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	s := NewStore(d, st, slog.New(slog.DiscardHandler), func() {})

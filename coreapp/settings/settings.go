@@ -3,6 +3,12 @@
 // its storage per account. Account 0 holds the deployment's settings, used
 // before any number is registered and copied into each new account.
 //
+// Most fields belong to a number (its webhooks, statuses, backoff, media);
+// the fields in DeploymentFields drive every number (failover timing) and
+// live in account 0 only: every account reads them from there, and only the
+// admin (ActorAdmin) may change them. A tenant (an API key) that sends one
+// gets error 1005.
+//
 // A Store is safe for concurrent use; it caches each account's settings for a
 // few seconds, so a change made on another node is seen within CacheTTL.
 package settings
@@ -44,7 +50,11 @@ type Application struct {
 
 // Webhooks is the "webhooks" group.
 type Webhooks struct {
-	URL                   string  `json:"url"`
+	URL string `json:"url"`
+	// ByTenant is set when a tenant (not the admin) set URL: the dispatcher
+	// then reaches it only at public addresses (package egress). Stored,
+	// never shown.
+	ByTenant              bool    `json:"-"`
 	MaxConcurrentRequests int     `json:"max_concurrent_requests"`
 	Message               Message `json:"message"`
 	// Headers are sent with every webhook (360dialog's /v1/configs/webhook;
@@ -101,10 +111,40 @@ func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Details)
 
 // Codes of Error.
 const (
-	CodeMissing = 1008
-	CodeInvalid = 1009
-	CodeUnknown = 1010
+	CodeAccessDenied = 1005
+	CodeMissing      = 1008
+	CodeInvalid      = 1009
+	CodeUnknown      = 1010
 )
+
+// Actor is who changes settings.
+type Actor int
+
+const (
+	// ActorTenant is anyone but the admin: an API key of a number (or a
+	// caller of unknown kind). It changes the per-number fields only, and a
+	// webhook URL it sets is guarded (see Webhooks.ByTenant).
+	ActorTenant Actor = iota
+	// ActorAdmin is the deployment's admin: every field.
+	ActorAdmin
+)
+
+// DeploymentFields are the top-level settings that belong to the
+// deployment rather than to a number: stored in account 0, admin-only.
+var DeploymentFields = []string{"heartbeat_interval", "unhealthy_interval"}
+
+// deploymentValues are the values of DeploymentFields.
+type deploymentValues struct{ heartbeat, unhealthy int }
+
+func deploymentOf(a Application) deploymentValues {
+	return deploymentValues{a.HeartbeatInterval, a.UnhealthyInterval}
+}
+
+// deployment copies the deployment-wide fields of from into to.
+func deployment(to *Application, from Application) {
+	to.HeartbeatInterval = from.HeartbeatInterval
+	to.UnhealthyInterval = from.UnhealthyInterval
+}
 
 // flexInt accepts 3000 and "3000" (on-prem documents these as strings).
 type flexInt int
@@ -236,9 +276,15 @@ func Apply(cur Application, patchJSON []byte) (Application, error) {
 		return cur, &Error{CodeInvalid, "unhealthy_interval must not be smaller than heartbeat_interval"}
 	}
 	if p.Media != nil && p.Media.AutoDownload != nil {
-		for _, t := range *p.Media.AutoDownload {
+		if n := len(*p.Media.AutoDownload); n > len(autoDownloadTypes) {
+			return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download has %d entries; there are %d types", n, len(autoDownloadTypes))}
+		}
+		for i, t := range *p.Media.AutoDownload {
 			if !slices.Contains(autoDownloadTypes, t) {
 				return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download: unknown type %q (allowed: %s)", t, strings.Join(autoDownloadTypes, ", "))}
+			}
+			if slices.Contains((*p.Media.AutoDownload)[:i], t) {
+				return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download: %q is given twice", t)}
 			}
 		}
 		next.Media.AutoDownload = *p.Media.AutoDownload
@@ -334,6 +380,10 @@ const CacheTTL = 2 * time.Second
 // Store keeps settings in the app_settings table.
 type Store struct {
 	db *sql.DB
+	// CheckTenantURL, when set, vets a webhook URL a tenant sets (the
+	// egress guard: public addresses only); its error is shown to the
+	// tenant.
+	CheckTenantURL func(ctx context.Context, rawURL string) error
 
 	mu    sync.Mutex // guards cache
 	cache map[int64]cached
@@ -347,8 +397,84 @@ type cached struct {
 // NewStore returns a Store on d.
 func NewStore(d *sql.DB) *Store { return &Store{db: d, cache: map[int64]cached{}} }
 
-// Get returns the settings of accountID (0: the deployment's), falling back
-// to the deployment's and then to Defaults.
+// stored is the app_settings document: the settings and what Application
+// keeps out of its JSON.
+type stored struct {
+	Application
+	WebhookURLByTenant bool `json:"webhook_url_by_tenant,omitempty"`
+}
+
+func encode(app Application) ([]byte, error) {
+	app.WaID = ""
+	return json.Marshal(stored{Application: app, WebhookURLByTenant: app.Webhooks.ByTenant})
+}
+
+func decode(doc []byte) (Application, error) {
+	st := stored{Application: Defaults()}
+	if err := json.Unmarshal(doc, &st); err != nil {
+		return Application{}, err
+	}
+	st.Application.Webhooks.ByTenant = st.WebhookURLByTenant
+	return st.Application, nil
+}
+
+// load reads the documents of accountID and of the deployment (account 0)
+// with q (a plain or locking SELECT).
+func load(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, accountID int64, lock bool) (own, dep *Application, err error) {
+	query := "SELECT account_id, doc FROM app_settings WHERE account_id IN (?, 0)"
+	if lock {
+		query += " ORDER BY account_id FOR UPDATE"
+	}
+	rows, err := q.QueryContext(ctx, query, accountID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load settings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, nil, err
+		}
+		app, err := decode(doc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored settings of account %d: %w", id, err)
+		}
+		if id == 0 {
+			dep = &app
+		}
+		if id == accountID {
+			own = &app
+		}
+	}
+	return own, dep, rows.Err()
+}
+
+// merged is the effective settings of an account: its own document (or the
+// deployment's, or the defaults) with the deployment-wide fields of account
+// 0.
+func merged(own, dep *Application) Application {
+	app := Defaults()
+	switch {
+	case own != nil:
+		app = *own
+	case dep != nil:
+		app = *dep
+		app.Webhooks.ByTenant = dep.Webhooks.ByTenant
+	}
+	if dep != nil {
+		deployment(&app, *dep)
+	} else {
+		deployment(&app, Defaults())
+	}
+	return app
+}
+
+// Get returns the settings of accountID (0: the deployment's): its own,
+// else the deployment's, else Defaults, always with the deployment-wide
+// fields of account 0.
 func (s *Store) Get(ctx context.Context, accountID int64) (Application, error) {
 	s.mu.Lock()
 	c, ok := s.cache[accountID]
@@ -356,90 +482,158 @@ func (s *Store) Get(ctx context.Context, accountID int64) (Application, error) {
 	if ok && time.Since(c.at) < CacheTTL {
 		return c.app, nil
 	}
-	app := Defaults()
-	var doc []byte
-	err := s.db.QueryRowContext(ctx,
-		"SELECT doc FROM app_settings WHERE account_id IN (?, 0) ORDER BY account_id DESC LIMIT 1", accountID).Scan(&doc)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return app, fmt.Errorf("load settings: %w", err)
-	default:
-		if err := json.Unmarshal(doc, &app); err != nil {
-			return app, fmt.Errorf("stored settings of account %d: %w", accountID, err)
-		}
+	own, dep, err := load(ctx, s.db, accountID, false)
+	if err != nil {
+		return Defaults(), err
 	}
-	s.mu.Lock()
-	s.cache[accountID] = cached{app, time.Now()}
-	s.mu.Unlock()
+	app := merged(own, dep)
+	s.remember(accountID, app)
 	return app, nil
 }
 
-// Put stores the settings of accountID.
-func (s *Store) Put(ctx context.Context, accountID int64, app Application) error {
-	app.WaID = ""
-	doc, err := json.Marshal(app)
+func (s *Store) remember(accountID int64, app Application) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if accountID == 0 {
+		clear(s.cache) // every account reads the deployment-wide fields
+	}
+	s.cache[accountID] = cached{app, time.Now()}
+}
+
+func put(ctx context.Context, tx *sql.Tx, accountID int64, app Application) error {
+	doc, err := encode(app)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx,
+	_, err = tx.ExecContext(ctx,
 		"INSERT INTO app_settings (account_id, doc, updated_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), updated_at = VALUES(updated_at)",
 		accountID, doc, db.NowMillis())
 	if err != nil {
 		return fmt.Errorf("store settings: %w", err)
 	}
-	s.mu.Lock()
-	s.cache[accountID] = cached{app, time.Now()}
-	s.mu.Unlock()
 	return nil
 }
 
-// Update applies a JSON patch to the settings of accountID under a row lock,
-// so concurrent PATCHes do not lose each other's fields.
-func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte) (Application, error) {
-	var next Application
+// deploymentKeys returns the deployment-wide top-level keys of a patch.
+func deploymentKeys(patchJSON []byte) []string {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(patchJSON, &raw) != nil {
+		return nil
+	}
+	var out []string
+	for _, k := range DeploymentFields {
+		if _, ok := raw[k]; ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// patchURL returns the webhooks.url a patch sets, if any.
+func patchURL(patchJSON []byte) (string, bool) {
+	var p struct {
+		Webhooks *struct {
+			URL *string `json:"url"`
+		} `json:"webhooks"`
+	}
+	if json.Unmarshal(patchJSON, &p) != nil || p.Webhooks == nil || p.Webhooks.URL == nil {
+		return "", false
+	}
+	return *p.Webhooks.URL, true
+}
+
+// Update applies a JSON patch, made by actor, to the settings of
+// accountID under a row lock, so concurrent PATCHes do not lose each
+// other's fields. Deployment-wide fields are the admin's only (else error
+// 1005) and are written to account 0; a webhook URL set by a tenant must
+// pass CheckTenantURL.
+func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte, actor Actor) (Application, error) {
+	depKeys := deploymentKeys(patchJSON)
+	url, setsURL := patchURL(patchJSON)
+	if setsURL && url != "" && actor != ActorAdmin && s.CheckTenantURL != nil {
+		if err := ValidateWebhookURL(url); err != nil {
+			return Application{}, err
+		}
+		if err := s.CheckTenantURL(ctx, url); err != nil {
+			return Application{}, &Error{CodeInvalid, "webhooks.url is refused: " + err.Error() + " (a deployment inside a private network sets WA_WEBHOOK_ALLOW_PRIVATE=true)"}
+		}
+	}
+	var next, dep Application
 	err := db.Tx(ctx, s.db, func(tx *sql.Tx) error {
-		cur := Defaults()
-		var doc []byte
-		err := tx.QueryRowContext(ctx, "SELECT doc FROM app_settings WHERE account_id = ? FOR UPDATE", accountID).Scan(&doc)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if accountID != 0 {
-				if d, err := s.Get(ctx, 0); err == nil {
-					cur = d
-				}
-			}
-		case err != nil:
-			return err
-		default:
-			if err := json.Unmarshal(doc, &cur); err != nil {
-				return err
-			}
-		}
-		if next, err = Apply(cur, patchJSON); err != nil {
-			return err
-		}
-		next.WaID = ""
-		b, err := json.Marshal(next)
+		own, depDoc, err := load(ctx, tx, accountID, true)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx,
-			"INSERT INTO app_settings (account_id, doc, updated_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE doc = VALUES(doc), updated_at = VALUES(updated_at)",
-			accountID, b, db.NowMillis())
-		return err
+		cur := merged(own, depDoc)
+		if next, err = Apply(cur, patchJSON); err != nil {
+			return err
+		}
+		if actor != ActorAdmin {
+			// The same values are accepted (a GET body PATCHed back),
+			// a change is not.
+			if deploymentOf(cur) != deploymentOf(next) {
+				return &Error{CodeAccessDenied, fmt.Sprintf("%s is a deployment-wide setting (it drives every number's failover): only the admin may change it", strings.Join(depKeys, ", "))}
+			}
+			depKeys = nil
+		}
+		if setsURL {
+			next.Webhooks.ByTenant = url != "" && actor != ActorAdmin
+		}
+		if err := put(ctx, tx, accountID, next); err != nil {
+			return err
+		}
+		dep = next
+		if accountID != 0 && len(depKeys) > 0 {
+			dep = Defaults()
+			if depDoc != nil {
+				dep = *depDoc
+			}
+			deployment(&dep, next)
+			return put(ctx, tx, 0, dep)
+		}
+		return nil
+	})
+	if err != nil {
+		return Application{}, err
+	}
+	if accountID != 0 && len(depKeys) > 0 {
+		s.remember(0, merged(&dep, &dep))
+	}
+	s.remember(accountID, next)
+	return next, nil
+}
+
+// Reset restores the defaults of accountID's per-number fields; the admin's
+// reset restores the deployment-wide fields too.
+func (s *Store) Reset(ctx context.Context, accountID int64, actor Actor) (Application, error) {
+	var app Application
+	err := db.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		_, depDoc, err := load(ctx, tx, accountID, true)
+		if err != nil {
+			return err
+		}
+		app = Defaults()
+		if actor == ActorAdmin {
+			if accountID != 0 {
+				dep := Defaults()
+				if depDoc != nil {
+					dep = *depDoc
+				}
+				deployment(&dep, Defaults())
+				if err := put(ctx, tx, 0, dep); err != nil {
+					return err
+				}
+			}
+		} else if depDoc != nil {
+			deployment(&app, *depDoc)
+		}
+		return put(ctx, tx, accountID, app)
 	})
 	if err != nil {
 		return Application{}, err
 	}
 	s.mu.Lock()
-	s.cache[accountID] = cached{next, time.Now()}
+	clear(s.cache)
 	s.mu.Unlock()
-	return next, nil
-}
-
-// Reset restores the defaults for accountID.
-func (s *Store) Reset(ctx context.Context, accountID int64) (Application, error) {
-	app := Defaults()
-	return app, s.Put(ctx, accountID, app)
+	return s.Get(ctx, accountID)
 }

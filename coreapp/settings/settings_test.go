@@ -1,7 +1,10 @@
 package settings
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -37,6 +40,8 @@ func TestApplyValidation(t *testing.T) {
 		{"max below step", `{"callback_backoff_delay_ms":5000,"max_callback_backoff_delay_ms":1000}`, CodeInvalid},
 		{"auto download", `{"media":{"auto_download":["image","document"]}}`, 0},
 		{"auto download unknown type", `{"media":{"auto_download":["hologram"]}}`, CodeInvalid},
+		{"auto download twice", `{"media":{"auto_download":["image","image"]}}`, CodeInvalid},
+		{"auto download too long", `{"media":{"auto_download":["image","video","voice","sticker","audio","document","image"]}}`, CodeInvalid},
 		{"read-only wa_id ignored", `{"wa_id":"123","sent_status":true}`, 0},
 		{"header", `{"webhooks":{"headers":{"X-Tenant":"a"}}}`, 0},
 		{"header with newline", `{"webhooks":{"headers":{"X-Tenant":"a\r\nX: b"}}}`, CodeInvalid},
@@ -92,7 +97,7 @@ func TestStoreAccountFallsBackToDeployment(t *testing.T) {
 	d := dbtest.New(t, db.Core)
 	s := NewStore(d)
 	ctx := t.Context()
-	if _, err := s.Update(ctx, 0, []byte(`{"webhooks":{"url":"https://deploy.example.com"}}`)); err != nil {
+	if _, err := s.Update(ctx, 0, []byte(`{"webhooks":{"url":"https://deploy.example.com"}}`), ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh Store (no cache) sees the deployment's settings for an account
@@ -104,7 +109,7 @@ func TestStoreAccountFallsBackToDeployment(t *testing.T) {
 	if got.Webhooks.URL != "https://deploy.example.com" {
 		t.Errorf("account 7 url = %q, want the deployment's", got.Webhooks.URL)
 	}
-	if _, err := s.Update(ctx, 7, []byte(`{"sent_status":true}`)); err != nil {
+	if _, err := s.Update(ctx, 7, []byte(`{"sent_status":true}`), ActorTenant); err != nil {
 		t.Fatal(err)
 	}
 	got, err = NewStore(d).Get(ctx, 7)
@@ -114,11 +119,106 @@ func TestStoreAccountFallsBackToDeployment(t *testing.T) {
 	if !got.SentStatus || got.Webhooks.URL != "https://deploy.example.com" {
 		t.Errorf("after PATCH account 7 = %+v, want its own copy with sent_status", got)
 	}
-	reset, err := s.Reset(ctx, 7)
+	reset, err := s.Reset(ctx, 7, ActorTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(Defaults(), reset); diff != "" {
 		t.Errorf("Reset mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestDeploymentFieldsAreTheAdmins: heartbeat_interval and
+// unhealthy_interval drive every number's failover. A tenant (an API key)
+// gets 1005 and changes nothing; the admin's change lands in account 0 and
+// every account reads it from there.
+func TestDeploymentFieldsAreTheAdmins(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	s := NewStore(d)
+	ctx := t.Context()
+	for _, patch := range []string{`{"heartbeat_interval":2}`, `{"unhealthy_interval":60,"sent_status":true}`} {
+		_, err := s.Update(ctx, 7, []byte(patch), ActorTenant)
+		var se *Error
+		if !errors.As(err, &se) || se.Code != CodeAccessDenied {
+			t.Fatalf("tenant PATCH %s = %v, want error 1005", patch, err)
+		}
+	}
+	got, _ := NewStore(d).Get(ctx, 7)
+	if got.HeartbeatInterval != Defaults().HeartbeatInterval || got.SentStatus {
+		t.Fatalf("a refused tenant PATCH changed something: %+v", got)
+	}
+	// The admin, addressing account 7 (the default number), changes them for
+	// the deployment.
+	if _, err := s.Update(ctx, 7, []byte(`{"heartbeat_interval":2,"unhealthy_interval":8,"sent_status":true}`), ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	fresh := NewStore(d)
+	for _, id := range []int64{0, 7, 8} {
+		got, err := fresh.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.HeartbeatInterval != 2 || got.UnhealthyInterval != 8 {
+			t.Errorf("account %d: heartbeat %d unhealthy %d, want 2 and 8 from the deployment", id, got.HeartbeatInterval, got.UnhealthyInterval)
+		}
+	}
+	if got, _ := fresh.Get(ctx, 7); !got.SentStatus {
+		t.Error("account 7 lost its per-number sent_status")
+	}
+	// A tenant may still PATCH a GET body back: unchanged deployment fields
+	// are refused too, so it must leave them out; its own fields work.
+	if _, err := s.Update(ctx, 7, []byte(`{"sent_status":false}`), ActorTenant); err != nil {
+		t.Fatal(err)
+	}
+	// A tenant's reset keeps the deployment's timings; the admin's resets them.
+	got, err := s.Reset(ctx, 7, ActorTenant)
+	if err != nil || got.HeartbeatInterval != 2 {
+		t.Fatalf("tenant reset = %+v, %v; want heartbeat 2 kept", got, err)
+	}
+	got, err = s.Reset(ctx, 7, ActorAdmin)
+	if err != nil || got.HeartbeatInterval != Defaults().HeartbeatInterval {
+		t.Fatalf("admin reset = %+v, %v; want the default heartbeat", got, err)
+	}
+}
+
+// TestTenantWebhookURL: a URL set by a tenant goes through CheckTenantURL
+// and is marked, so the dispatcher guards it; the admin's is not checked.
+func TestTenantWebhookURL(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	s := NewStore(d)
+	ctx := t.Context()
+	var checked []string
+	s.CheckTenantURL = func(_ context.Context, u string) error {
+		checked = append(checked, u)
+		if strings.Contains(u, "internal") {
+			return errors.New("the host internal.example resolves to a private address")
+		}
+		return nil
+	}
+	_, err := s.Update(ctx, 7, []byte(`{"webhooks":{"url":"https://internal.example/hook"}}`), ActorTenant)
+	var se *Error
+	if !errors.As(err, &se) || se.Code != CodeInvalid || !strings.Contains(se.Details, "WA_WEBHOOK_ALLOW_PRIVATE") {
+		t.Fatalf("tenant private URL = %v, want 1009 naming the setting", err)
+	}
+	if _, err := s.Update(ctx, 7, []byte(`{"webhooks":{"url":"https://hooks.example/in"}}`), ActorTenant); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := NewStore(d).Get(ctx, 7)
+	if got.Webhooks.URL != "https://hooks.example/in" || !got.Webhooks.ByTenant {
+		t.Fatalf("after a tenant set it: %+v, want the URL marked as the tenant's", got.Webhooks)
+	}
+	if b, _ := json.Marshal(got); strings.Contains(string(b), "tenant") {
+		t.Errorf("the marker is shown: %s", b)
+	}
+	// The admin's URL: no check, no mark.
+	if _, err := s.Update(ctx, 7, []byte(`{"webhooks":{"url":"http://127.0.0.1:9/hook"}}`), ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = NewStore(d).Get(ctx, 7)
+	if got.Webhooks.ByTenant {
+		t.Error("an admin's URL is marked as a tenant's")
+	}
+	if len(checked) != 2 {
+		t.Errorf("CheckTenantURL ran for %v, want the two tenant URLs only", checked)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
 )
@@ -39,7 +41,8 @@ type Dispatcher struct {
 	db       *sql.DB
 	settings *settings.Store
 	log      *slog.Logger
-	client   *http.Client
+	client   *http.Client // URLs the admin set
+	guarded  *http.Client // URLs a tenant set: public addresses only
 	wake     chan struct{}
 	started  int64
 
@@ -56,14 +59,28 @@ type accountBackoff struct {
 	failures int
 }
 
+// Options tune a Dispatcher.
+type Options struct {
+	// AllowPrivate lets webhook URLs set by tenants reach loopback, private
+	// and other non-public addresses (WA_WEBHOOK_ALLOW_PRIVATE: an install
+	// inside a private network).
+	AllowPrivate bool
+}
+
+// MaxRedirects is how many redirects a webhook POST follows.
+const MaxRedirects = 3
+
 // NewDispatcher returns a Dispatcher; Run starts it.
-func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger) *Dispatcher {
+func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *Dispatcher {
+	// The admin's URLs keep the admin's rules (https anywhere, plain http to
+	// loopback): no address check. A tenant's URLs are checked at every
+	// connection and redirect (package egress) unless AllowPrivate.
+	admin := egress.Policy{AllowPrivate: true, Timeout: requestTimeout, MaxRedirects: MaxRedirects, Proxy: http.ProxyFromEnvironment, KeepAlive: true}
+	tenant := admin
+	tenant.AllowPrivate = o.AllowPrivate
 	return &Dispatcher{
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
-		client: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: requestTimeout,
-		}},
+		client: admin.Client(), guarded: tenant.Client(),
 		sems: map[int64]chan struct{}{}, backoffs: map[int64]accountBackoff{},
 	}
 }
@@ -314,9 +331,13 @@ func (d *Dispatcher) post(ctx context.Context, app settings.Application, b batch
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "openwaba-webhook/1")
-	resp, err := d.client.Do(req)
+	c := d.client
+	if app.Webhooks.ByTenant {
+		c = d.guarded
+	}
+	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return errors.New(egress.Describe(err))
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

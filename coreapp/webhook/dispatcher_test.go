@@ -92,7 +92,7 @@ func enqueueStatuses(t *testing.T, d *sql.DB, account int64, n int) {
 
 func runDispatcher(t *testing.T, d *sql.DB, st *settings.Store) *Dispatcher {
 	t.Helper()
-	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler))
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); disp.Run(ctx) }()
@@ -126,7 +126,7 @@ func TestDispatcherBatchesAndDeletes(t *testing.T) {
 	d := dbtest.New(t, db.Core)
 	st := settings.NewStore(d)
 	rcv, srv := newReceiver(t, func() int { return 200 })
-	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`)); err != nil {
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	enqueueStatuses(t, d, 1, 120)
@@ -151,7 +151,7 @@ func TestDispatcherHonoursMaxConcurrentRequests(t *testing.T) {
 	st := settings.NewStore(d)
 	release := make(chan struct{})
 	rcv, srv := newReceiver(t, func() int { <-release; return 200 })
-	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`","max_concurrent_requests":6}}`)); err != nil {
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`","max_concurrent_requests":6}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	enqueueStatuses(t, d, 1, 20*MaxBatch) // 20 POSTs' worth
@@ -192,7 +192,7 @@ func TestDispatcherBacksOffLinearlyThenDelivers(t *testing.T) {
 		}
 		return 200
 	})
-	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"},"callback_backoff_delay_ms":150,"max_callback_backoff_delay_ms":300}`)); err != nil {
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"},"callback_backoff_delay_ms":150,"max_callback_backoff_delay_ms":300}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	enqueueStatuses(t, d, 1, 1)
@@ -223,7 +223,7 @@ func TestDispatcherWaitsForAURL(t *testing.T) {
 	if n := pending(t, d); n != 3 {
 		t.Fatalf("pending = %d, want 3 kept while no URL is set", n)
 	}
-	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`)); err != nil {
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	rcv.waitStatuses(t, 3)
@@ -245,4 +245,55 @@ func TestBodyMergesContacts(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("body =\n%s\nwant\n%s", got, want)
 	}
+}
+
+// TestDispatcherGuardsTenantURLs: a URL a tenant set is reached only at
+// public addresses, at every connection: the loopback receiver never sees
+// a POST (the attempt fails and the event waits), until the deployment
+// allows private addresses. The admin's URL to the same receiver works.
+func TestDispatcherGuardsTenantURLs(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d) // no CheckTenantURL: only the dispatcher's guard is tested
+	rcv, srv := newReceiver(t, func() int { return 200 })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`), settings.ActorTenant); err != nil {
+		t.Fatal(err)
+	}
+	enqueueStatuses(t, d, 1, 3)
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); disp.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	attempts := 0
+	for attempts == 0 && time.Now().Before(deadline) {
+		if err := d.QueryRow("SELECT COALESCE(MAX(attempts), 0) FROM webhook_events").Scan(&attempts); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if attempts == 0 {
+		t.Fatal("no failed attempt was recorded")
+	}
+	rcv.mu.Lock()
+	posts := len(rcv.bodies)
+	rcv.mu.Unlock()
+	if posts != 0 {
+		t.Fatalf("the guarded dispatcher reached the loopback receiver %d times", posts)
+	}
+	if n := pending(t, d); n != 3 {
+		t.Fatalf("%d events pending, want the 3 kept for later", n)
+	}
+	if _, err := d.Exec("UPDATE webhook_events SET next_attempt_at = 0"); err != nil {
+		t.Fatal(err)
+	}
+	// With WA_WEBHOOK_ALLOW_PRIVATE the same URL is reached.
+	allowed := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{AllowPrivate: true})
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { defer close(done); allowed.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rcv.waitStatuses(t, 3)
+	waitEmpty(t, d)
 }

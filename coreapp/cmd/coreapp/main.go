@@ -31,6 +31,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/config"
 	"github.com/openwaba/openwaba/coreapp/e2e"
+	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
@@ -130,7 +131,13 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 
 	committer := db.NewCommitter(d, log, db.CommitterOptions{})
 	settingsStore := settings.NewStore(d)
-	dispatcher := webhook.NewDispatcher(d, settingsStore, log)
+	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
+	// A webhook URL a tenant sets is checked when it is set (and at every
+	// connection by the dispatcher).
+	settingsStore.CheckTenantURL = egress.Policy{AllowPrivate: cfg.WebhookAllowPrivate}.CheckURL
+	if cfg.WebhookAllowPrivate {
+		log.Warn("webhook URLs set with API keys may point at private and loopback addresses (WA_WEBHOOK_ALLOW_PRIVATE)")
+	}
 	vol, err := volume.Open(cfg.MediaDir)
 	if err != nil {
 		return fmt.Errorf("media volume WA_MEDIA_DIR: %w", err)
