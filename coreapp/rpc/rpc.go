@@ -122,6 +122,15 @@ func apiError(c codes.Code, code int32, title, details string) error {
 	return st.Err()
 }
 
+// apiErrorHTTP is apiError with the HTTP status the webapp must answer.
+func apiErrorHTTP(c codes.Code, httpStatus int32, code int32, title, details string) error {
+	st, err := status.New(c, title).WithDetails(&corev1.Error{Code: code, Title: title, Details: details, HttpStatus: httpStatus})
+	if err != nil {
+		return status.Error(c, title)
+	}
+	return st.Err()
+}
+
 // Titles of the on-prem errors used here.
 const (
 	titleAccessDenied = "Access denied"
@@ -170,6 +179,12 @@ func (s *Server) translate(ctx context.Context, op string, err error) error {
 	case errors.Is(err, slot.ErrReshard):
 		s.log.WarnContext(ctx, op+": unfinished", "err", err)
 		return apiError(codes.Unavailable, 1014, titleInternal, "the shard change did not complete yet; the primary master completes it, or retry")
+	case errors.Is(err, send.ErrRequestConflict):
+		// The IETF Idempotency-Key draft's answer to a key reused with
+		// another payload.
+		return apiErrorHTTP(codes.AlreadyExists, 422, 1025, "Invalid Request",
+			"the X-Request-Id "+requestID(ctx)+" was already used for a different message (another recipient or content); "+
+				"a request id names one message for as long as that message is stored: use a new one")
 	case errors.Is(err, receive.ErrNotFound):
 		return apiError(codes.NotFound, 1006, titleNotFound, "unknown message id")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

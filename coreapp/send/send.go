@@ -9,8 +9,10 @@
 package send
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -93,21 +95,51 @@ type acceptItem struct {
 	accountID int64
 	m         Message
 	requestID string
+	hash      []byte // of the request: recipient and content as sent
 	existing  string // result: the id of an earlier message with the same request id
+	conflict  bool   // result: that earlier message was another request
+}
+
+// ErrRequestConflict is a request id already used for another message (a
+// different recipient or content): the idempotency key cannot be reused.
+var ErrRequestConflict = errors.New("the request id was already used for a different message")
+
+// requestHash identifies what a request asked to send.
+func requestHash(to string, b []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(to))
+	h.Write([]byte{0})
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+// usedRequest is a stored message found by its request id.
+type usedRequest struct {
+	id   string
+	hash []byte // nil for messages stored before hashes were
+}
+
+// match gives it the earlier message's id, or marks a conflict.
+func (u usedRequest) match(it *acceptItem) {
+	it.existing = u.id
+	it.conflict = u.hash != nil && !bytes.Equal(u.hash, it.hash)
 }
 
 // Accept stores an outbound message and returns it once committed. A
 // request id already used for this account returns the first message
 // instead, with dup set.
 func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to string, content *messagev1.Content) (Message, bool, error) {
-	b, err := proto.Marshal(content)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(content)
 	if err != nil {
 		return Message{}, false, err
 	}
-	it := &acceptItem{accountID: acct.ID, requestID: requestID,
+	it := &acceptItem{accountID: acct.ID, requestID: requestID, hash: requestHash(to, b),
 		m: Message{ID: NewMessageID(), Peer: to, Shard: shard.For(to, acct.Shards), Content: b}}
 	if err := s.accepts.Do(ctx, it); err != nil {
 		return Message{}, false, fmt.Errorf("accept message: %w", err)
+	}
+	if it.conflict {
+		return Message{}, false, fmt.Errorf("request id %s: %w", requestID, ErrRequestConflict)
 	}
 	if it.existing != "" {
 		return Message{ID: it.existing}, true, nil
@@ -115,12 +147,33 @@ func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to 
 	return it.m, false, nil
 }
 
+// usedRequests returns the stored messages of the account with the given
+// request ids.
+func usedRequests(ctx context.Context, tx *sql.Tx, acct int64, reqs []any) (map[string]usedRequest, error) {
+	q, err := tx.QueryContext(ctx, "SELECT request_id, id, request_hash FROM outbound_messages WHERE account_id = ? AND request_id IN ("+db.Placeholders(len(reqs))+")",
+		append([]any{acct}, reqs...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	used := map[string]usedRequest{}
+	for q.Next() {
+		var r string
+		var u usedRequest
+		if err := q.Scan(&r, &u.id, &u.hash); err != nil {
+			return nil, err
+		}
+		used[r] = u
+	}
+	return used, q.Err()
+}
+
 // flushAccepts inserts a batch of messages: one query finds request ids used
 // before, one multi-row insert stores the rest.
 func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 	byAccount := map[int64][]*acceptItem{}
 	for _, it := range items {
-		it.existing = ""
+		it.existing, it.conflict = "", false
 		byAccount[it.accountID] = append(byAccount[it.accountID], it)
 	}
 	// The shard of a message comes from the account's shard count as of
@@ -166,37 +219,23 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 				reqs = append(reqs, it.requestID)
 			}
 		}
-		used := map[string]string{}
+		used := map[string]usedRequest{}
 		if len(reqs) > 0 {
-			q, err := tx.QueryContext(ctx, "SELECT request_id, id FROM outbound_messages WHERE account_id = ? AND request_id IN ("+db.Placeholders(len(reqs))+")",
-				append([]any{acct}, reqs...)...)
-			if err != nil {
-				return err
-			}
-			for q.Next() {
-				var r, id string
-				if err := q.Scan(&r, &id); err != nil {
-					q.Close()
-					return err
-				}
-				used[r] = id
-			}
-			q.Close()
-			if err := q.Err(); err != nil {
+			if used, err = usedRequests(ctx, tx, acct, reqs); err != nil {
 				return err
 			}
 		}
 		for _, it := range its {
 			var reqID any
 			if it.requestID != "" {
-				if id, ok := used[it.requestID]; ok {
-					it.existing = id
+				if u, ok := used[it.requestID]; ok {
+					u.match(it)
 					continue
 				}
-				used[it.requestID] = it.m.ID // a repeat within the batch gets this one
+				used[it.requestID] = usedRequest{it.m.ID, it.hash} // a repeat within the batch gets this one
 				reqID = it.requestID
 			}
-			rows = append(rows, acct, it.m.ID, reqID, it.m.Peer, it.m.Shard, it.m.Content, now, now)
+			rows = append(rows, acct, it.m.ID, reqID, it.hash, it.m.Peer, it.m.Shard, it.m.Content, now, now)
 			n++
 		}
 	}
@@ -206,8 +245,8 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 	// A concurrent batch may commit the same request id between the query
 	// above and this insert: the duplicate row is skipped here and matched
 	// below, instead of failing the batch.
-	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, peer, shard, status, content, created_at, updated_at) VALUES "+
-		db.Rows("(?,?,?,?,?,0,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
+	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, request_hash, peer, shard, status, content, created_at, updated_at) VALUES "+
+		db.Rows("(?,?,?,?,?,?,0,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
 	if err != nil {
 		return err
 	}
@@ -224,22 +263,8 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 		if len(reqs) == 0 {
 			continue
 		}
-		q, err := tx.QueryContext(ctx, "SELECT request_id, id FROM outbound_messages WHERE account_id = ? AND request_id IN ("+db.Placeholders(len(reqs))+")",
-			append([]any{acct}, reqs...)...)
+		stored, err := usedRequests(ctx, tx, acct, reqs)
 		if err != nil {
-			return err
-		}
-		stored := map[string]string{}
-		for q.Next() {
-			var r, id string
-			if err := q.Scan(&r, &id); err != nil {
-				q.Close()
-				return err
-			}
-			stored[r] = id
-		}
-		q.Close()
-		if err := q.Err(); err != nil {
 			return err
 		}
 		// Every item of a request id gets the id actually stored for it
@@ -248,10 +273,10 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 			if it.requestID == "" {
 				continue
 			}
-			if id := stored[it.requestID]; id != it.m.ID {
-				it.existing = id
+			if u := stored[it.requestID]; u.id != it.m.ID {
+				u.match(it)
 			} else {
-				it.existing = ""
+				it.existing, it.conflict = "", false
 			}
 		}
 	}

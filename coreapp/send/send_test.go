@@ -3,8 +3,10 @@ package send
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openwaba/openwaba/coreapp/account"
@@ -69,6 +71,59 @@ func TestAcceptDeduplicatesRequestIDs(t *testing.T) {
 	var n int
 	if err := d.QueryRow("SELECT COUNT(*) FROM outbound_messages").Scan(&n); err != nil || n != 15 {
 		t.Errorf("stored messages = %d (%v), want 15", n, err)
+	}
+}
+
+// TestAcceptRefusesAReusedRequestID: the same request id with another
+// recipient or content is a conflict, never the first message's id, in one
+// batch or across batches; the same request gets the first id again, also
+// after the stored content was replaced by the sending.
+func TestAcceptRefusesAReusedRequestID(t *testing.T) {
+	s, d := newStore(t)
+	ctx := t.Context()
+	first, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"))
+	if err != nil || dup {
+		t.Fatal(err, dup)
+	}
+	again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"))
+	if err != nil || !dup || again.ID != first.ID {
+		t.Fatalf("same request = %+v, %v, %v; want the first id", again, dup, err)
+	}
+	for _, c := range []struct {
+		to   string
+		body string
+	}{{"15551234567", "hello!"}, {"15557654321", "hello"}} {
+		if _, _, err := s.Accept(ctx, acct, "req-1", c.to, text(c.body)); !errors.Is(err, ErrRequestConflict) {
+			t.Errorf("request id reused for %s %q = %v, want ErrRequestConflict", c.to, c.body, err)
+		}
+	}
+	// The sender rewrites the content (media are prepared); the hash is of
+	// the request, so a retry still matches.
+	if _, err := d.Exec("UPDATE outbound_messages SET content = ? WHERE id = ?", []byte("rewritten"), first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello")); err != nil || !dup || again.ID != first.ID {
+		t.Fatalf("retry after the content changed = %+v, %v, %v", again, dup, err)
+	}
+	// Within one batch: concurrent sends of two bodies under one id.
+	var wg sync.WaitGroup
+	var conflicts, oks atomic.Int32
+	for i := range 20 {
+		wg.Go(func() {
+			_, _, err := s.Accept(ctx, acct, "req-2", "15551234567", text([]string{"a", "b"}[i%2]))
+			switch {
+			case errors.Is(err, ErrRequestConflict):
+				conflicts.Add(1)
+			case err == nil:
+				oks.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if oks.Load() != 10 || conflicts.Load() != 10 {
+		t.Errorf("20 sends of two bodies under one id: %d accepted, %d conflicts; want 10 and 10", oks.Load(), conflicts.Load())
 	}
 }
 

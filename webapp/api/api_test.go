@@ -56,6 +56,7 @@ type env struct {
 	url   string
 	store *auth.Store
 	clk   *clock
+	srv   *api.Server
 }
 
 // unreachableCore returns a client for an address nobody listens on: every
@@ -109,7 +110,7 @@ func newEnvOn(t *testing.T, d *sql.DB, clk *clock, core corev1.CoreClient) *env 
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &env{url: hs.URL, store: store, clk: clk}
+	return &env{url: hs.URL, store: store, clk: clk, srv: srv}
 }
 
 // fixture is an environment with an admin token, a USER token and an API key.
@@ -129,14 +130,14 @@ func newFixtureWith(t *testing.T, core corev1.CoreClient) *fixture {
 	t.Helper()
 	e := newEnv(t, core)
 	ctx := t.Context()
-	admin, err := e.store.Login(ctx, "admin", "secret", adminPassword)
+	admin, err := e.store.Login(ctx, "", "admin", "secret", adminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.CreateUser(ctx, "alice", alicePassword); err != nil {
 		t.Fatal(err)
 	}
-	alice, err := e.store.Login(ctx, "alice", alicePassword, "")
+	alice, err := e.store.Login(ctx, "", "alice", alicePassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +543,7 @@ func TestTokenLifecycle(t *testing.T) {
 	f := newFixture(t)
 
 	// Logout revokes only the presented token.
-	other, err := f.store.Login(t.Context(), "alice", alicePassword, "")
+	other, err := f.store.Login(t.Context(), "", "alice", alicePassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +559,7 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 
 	// A password change keeps tokens; deleting the user revokes them.
-	r = f.doJSON(t, "PUT", "/v1/users/alice", `{"password":"N3w-alice-pass"}`, bearer(other.Value))
+	r = f.doJSON(t, "PUT", "/v1/users/alice", `{"password":"N3w-al1ce-pass"}`, bearer(other.Value))
 	if r.status != 200 || !bytes.Contains(r.body, []byte(`"users":[{"username":"alice"}]`)) {
 		t.Errorf("PUT own password: status %d, body %s", r.status, r.body)
 	}

@@ -82,7 +82,7 @@ func TestCoreCalls(t *testing.T) {
 	rec := &recorder{}
 	e := newEnv(t, unreachableCore(t, rec.intercept))
 	ctx := t.Context()
-	admin, err := e.store.Login(ctx, "admin", "secret", adminPassword)
+	admin, err := e.store.Login(ctx, "", "admin", "secret", adminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

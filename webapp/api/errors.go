@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"google.golang.org/grpc/codes"
@@ -64,7 +66,10 @@ type Error struct {
 	Code    int
 	Title   string
 	Details string
-	cause   error
+	// RetryAfter, when set, is sent as the Retry-After header (whole
+	// seconds, rounded up).
+	RetryAfter time.Duration
+	cause      error
 }
 
 func (e *Error) Error() string {
@@ -106,6 +111,13 @@ func forbidden(details string) *Error {
 
 func notFound(format string, args ...any) *Error {
 	return apiErr(http.StatusNotFound, codeNotFound, format, args...)
+}
+
+// tooManyRequests is HTTP 429 with error 1015 and Retry-After.
+func tooManyRequests(retryAfter time.Duration, details string) *Error {
+	e := apiErr(http.StatusTooManyRequests, codeTooManyRequests, "%s", details)
+	e.RetryAfter = retryAfter
+	return e
 }
 
 func internal(cause error) *Error {
@@ -268,6 +280,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 
 	if c.Response().Committed {
 		return
+	}
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	body := errorBody{Meta: s.meta, Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
 	if c.Request().Method == http.MethodHead {

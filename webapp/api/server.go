@@ -24,6 +24,17 @@ const Version = "v2.53.0-openwaba"
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
 
+// MaxHeaderBytes is the largest request header block accepted (names,
+// values and the request line, as net/http counts them); a larger one gets
+// 431 with the on-prem envelope. The http.Server must read more than this
+// (webapp reads up to 1 MiB) for the envelope to be ours.
+const MaxHeaderBytes = 64 << 10
+
+// PublicReadTimeout bounds reading the body of a request to an
+// unauthenticated route (the login): a slow client cannot hold a
+// connection there for the server's whole ReadTimeout.
+const PublicReadTimeout = 10 * time.Second
+
 // DefaultAttempts is Options.Attempts when not set.
 const DefaultAttempts = 5
 
@@ -111,6 +122,8 @@ func (s *Server) newEcho() *echo.Echo {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(
+		s.headerLimit,
+		s.securityHeaders,
 		s.requestID,
 		s.accessLog,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -165,7 +178,7 @@ func (s *Server) newEcho() *echo.Echo {
 	}
 	for _, r := range routes {
 		if r.access == public {
-			e.Add(r.method, r.path, r.h, s.bodyLimit)
+			e.Add(r.method, r.path, r.h, s.shortRead, s.bodyLimit)
 			continue
 		}
 		e.Add(r.method, r.path, r.h, s.bodyLimit, s.authenticate(r.access))
@@ -174,6 +187,45 @@ func (s *Server) newEcho() *echo.Echo {
 	// media.MaxUpload itself: it is the one route without bodyLimit.
 	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
 	return e
+}
+
+// headerLimit refuses a request whose headers are larger than
+// MaxHeaderBytes, in the on-prem envelope.
+func (s *Server) headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 4
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		if n > MaxHeaderBytes {
+			return apiErr(http.StatusRequestHeaderFieldsTooLarge, codeInvalidRequest, "the request headers are larger than %d bytes", MaxHeaderBytes)
+		}
+		return next(c)
+	}
+}
+
+// securityHeaders are on every response: HSTS (the API is HTTPS only),
+// no caching (responses carry tokens, keys and messages), no MIME sniffing.
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+// shortRead gives an unauthenticated request PublicReadTimeout to send its
+// body.
+func (s *Server) shortRead(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(PublicReadTimeout))
+		return next(c)
+	}
 }
 
 // requestID takes the client's X-Request-Id (1 to 64 printable ASCII

@@ -41,7 +41,12 @@ type userItem struct {
 // fromAuth maps the auth package's errors.
 func fromAuth(err error) error {
 	var ie *auth.InvalidError
+	var te *auth.ThrottledError
 	switch {
+	case errors.As(err, &te):
+		return tooManyRequests(te.RetryAfter, "too many failed logins for this user or from this address; retry later")
+	case errors.Is(err, auth.ErrBusy):
+		return tooManyRequests(time.Second, "too many logins in progress; retry later")
 	case errors.As(err, &ie):
 		return invalid("%s", ie.Error())
 	case errors.Is(err, auth.ErrInvalidCredentials):
@@ -75,7 +80,7 @@ func (s *Server) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, err := s.auth.Login(c.Request().Context(), username, password, newPassword)
+	tok, err := s.auth.Login(c.Request().Context(), c.RealIP(), username, password, newPassword)
 	if err != nil {
 		return fromAuth(err)
 	}
@@ -136,7 +141,7 @@ func (s *Server) getUser(c echo.Context) error {
 }
 
 // updateUser: PUT /v1/users/{username} {"password": "..."} (admin, or the
-// user itself). Existing tokens stay valid.
+// user itself). The user's other tokens are revoked.
 func (s *Server) updateUser(c echo.Context) error {
 	username, err := selfOrAdmin(c)
 	if err != nil {
@@ -150,7 +155,11 @@ func (s *Server) updateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.auth.SetPassword(c.Request().Context(), username, password); err != nil {
+	keep := "" // a change by the admin revokes every token of the user
+	if p := principalOf(c); p.username == username {
+		keep = p.token // the user's own change keeps the session that made it
+	}
+	if err := s.auth.SetPassword(c.Request().Context(), username, password, keep); err != nil {
 		return fromAuth(err)
 	}
 	return c.JSON(http.StatusOK, usersResponse[usernameItem]{Users: []usernameItem{{Username: username}}, Meta: s.meta})

@@ -56,13 +56,13 @@ func TestWebappsSideBySide(t *testing.T) {
 	if !authenticated(t, b, bearer(alice)) { // now cached on B
 		t.Fatal("alice's token from A is refused by B")
 	}
-	if r := a.doJSON(t, "PUT", "/v1/users/alice", `{"password":"N3w-alice-pass"}`, bearer(alice)); r.status != 200 {
+	if r := a.doJSON(t, "PUT", "/v1/users/alice", `{"password":"N3w-al1ce-pass"}`, bearer(alice)); r.status != 200 {
 		t.Fatalf("password change on A: status %d, body %s", r.status, r.body)
 	}
 	if r := b.doJSON(t, "POST", "/v1/users/login", "", basic("alice", alicePassword)); r.status != 401 {
 		t.Errorf("the old password still works on B: status %d", r.status)
 	}
-	alice2 := login(t, b, basic("alice", "N3w-alice-pass"))
+	alice2 := login(t, b, basic("alice", "N3w-al1ce-pass"))
 
 	// Logout on A: refused on A at once, on B once its cache entry is older
 	// than the TTL.

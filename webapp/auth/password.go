@@ -2,8 +2,11 @@ package auth
 
 import (
 	"fmt"
+
 	"strings"
 	"unicode/utf8"
+
+	"github.com/openwaba/openwaba/webapp/auth/commonpw"
 )
 
 // Specials are the characters that satisfy the "one special character" rule.
@@ -20,7 +23,8 @@ func (e *InvalidError) Error() string { return e.Field + " " + e.Reason }
 
 // CheckPassword applies the on-prem password policy: 8 to 64 printable ASCII
 // characters with at least one digit, one upper-case letter, one lower-case
-// letter and one special character.
+// letter and one special character; and refuses the common passwords that
+// satisfy it (package commonpw).
 func CheckPassword(pw string) error {
 	bad := func(reason string) error { return &InvalidError{Field: "password", Reason: reason} }
 	if n := utf8.RuneCountInString(pw); n < 8 || n > 64 {
@@ -50,6 +54,20 @@ func CheckPassword(pw string) error {
 		return bad("must contain at least one lower-case letter")
 	case !special:
 		return bad("must contain at least one special character of " + Specials)
+	case commonpw.Is(pw):
+		return bad("is one of the most common passwords (the first ones anyone guessing tries): choose another")
+	}
+	return nil
+}
+
+// checkNewPassword is CheckPassword for the password of username, which it
+// must not contain.
+func checkNewPassword(username, pw string) error {
+	if err := CheckPassword(pw); err != nil {
+		return err
+	}
+	if len(username) >= 4 && strings.Contains(strings.ToLower(pw), strings.ToLower(username)) {
+		return &InvalidError{Field: "password", Reason: "must not contain the username"}
 	}
 	return nil
 }

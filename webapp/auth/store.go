@@ -2,10 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -47,6 +49,7 @@ type Options struct {
 	CacheSize     int              // 10000 entries per cache
 	BcryptCost    int              // bcrypt.DefaultCost
 	Now           func() time.Time // time.Now
+	Throttle      ThrottleOptions
 }
 
 // Store reads and writes users, tokens and API keys.
@@ -56,6 +59,9 @@ type Store struct {
 
 	tokens *cache[Session]
 	keys   *cache[APIKey]
+
+	hashers chan struct{} // the hashing pool's workers
+	waiting atomic.Int64  // requests in the pool or waiting for it
 
 	dummyHash func() []byte // compared against when a user does not exist
 }
@@ -88,11 +94,13 @@ func New(d *sql.DB, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Throttle.defaults()
 	s := &Store{
-		db:     d,
-		opts:   opts,
-		tokens: newCache[Session](opts.CacheSize),
-		keys:   newCache[APIKey](opts.CacheSize),
+		db:      d,
+		opts:    opts,
+		tokens:  newCache[Session](opts.CacheSize),
+		keys:    newCache[APIKey](opts.CacheSize),
+		hashers: make(chan struct{}, opts.Throttle.PoolSize),
 	}
 	s.dummyHash = sync.OnceValue(func() []byte {
 		h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), opts.BcryptCost)
@@ -103,12 +111,26 @@ func New(d *sql.DB, opts Options) *Store {
 
 func (s *Store) now() time.Time { return s.opts.Now() }
 
-func (s *Store) hash(pw string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), s.opts.BcryptCost)
+// hash hashes pw on the hashing pool.
+func (s *Store) hash(ctx context.Context, pw string) (string, error) {
+	var h []byte
+	var err error
+	if perr := s.withHasher(ctx, func() { h, err = bcrypt.GenerateFromPassword([]byte(pw), s.opts.BcryptCost) }); perr != nil {
+		return "", perr
+	}
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
 	return string(h), nil
+}
+
+// compare checks pw against a hash on the hashing pool.
+func (s *Store) compare(ctx context.Context, hash []byte, pw string) (bool, error) {
+	var err error
+	if perr := s.withHasher(ctx, func() { err = bcrypt.CompareHashAndPassword(hash, []byte(pw)) }); perr != nil {
+		return false, perr
+	}
+	return err == nil, nil
 }
 
 // SeedAdmin creates the admin user with the initial password and a pending
@@ -121,7 +143,7 @@ func (s *Store) SeedAdmin(ctx context.Context) error {
 	if n > 0 {
 		return nil
 	}
-	h, err := s.hash(AdminInitialPassword)
+	h, err := s.hash(ctx, AdminInitialPassword)
 	if err != nil {
 		return err
 	}
@@ -141,10 +163,10 @@ func (s *Store) CreateUser(ctx context.Context, username, password string) error
 	if err := CheckUsername(username); err != nil {
 		return err
 	}
-	if err := CheckPassword(password); err != nil {
+	if err := checkNewPassword(username, password); err != nil {
 		return err
 	}
-	h, err := s.hash(password)
+	h, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -182,25 +204,38 @@ func (s *Store) GetUser(ctx context.Context, username string) (User, error) {
 	return u, nil
 }
 
-// SetPassword changes a user's password after checking the policy, and clears
-// any pending password change. Existing tokens stay valid.
-func (s *Store) SetPassword(ctx context.Context, username, password string) error {
-	if err := CheckPassword(password); err != nil {
+// SetPassword changes a user's password after checking the policy, clears
+// any pending password change, and revokes every token of the user but
+// keep (the token of the session that made the change, if it is the user's
+// own; "" revokes all): at once on this process, within CacheTTL on the
+// others.
+func (s *Store) SetPassword(ctx context.Context, username, password, keep string) error {
+	if err := checkNewPassword(username, password); err != nil {
 		return err
 	}
-	h, err := s.hash(password)
+	h, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx,
-		"UPDATE users SET password_hash = ?, password_change_required = 0, updated_at = ? WHERE username = ?",
-		h, s.now().UnixMilli(), username)
+	keepHash := sha256.Sum256([]byte(keep))
+	err = db.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE users SET password_hash = ?, password_change_required = 0, updated_at = ? WHERE username = ?",
+			h, s.now().UnixMilli(), username)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return ErrUserNotFound
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM tokens WHERE username = ? AND hash <> ?", username, keepHash[:])
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", username, err)
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("set password of %s: %w", username, ErrUserNotFound)
-	}
+	// The kept token is read again from the database on its next use.
+	s.tokens.deleteFunc(func(v Session) bool { return v.Username == username })
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ const goodPassword = "Adm1n-Passw0rd!"
 // adminToken completes the first login and returns a token.
 func adminToken(t *testing.T, s *auth.Store) auth.Token {
 	t.Helper()
-	tok, err := s.Login(t.Context(), auth.AdminUsername, auth.AdminInitialPassword, goodPassword)
+	tok, err := s.Login(t.Context(), "", auth.AdminUsername, auth.AdminInitialPassword, goodPassword)
 	if err != nil {
 		t.Fatalf("first login: %v", err)
 	}
@@ -84,7 +85,7 @@ func TestSeedAdminIsIdempotentAcrossWebapps(t *testing.T) {
 	if err := s.SeedAdmin(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Login(t.Context(), "admin", goodPassword, ""); err != nil {
+	if _, err := s.Login(t.Context(), "", "admin", goodPassword, ""); err != nil {
 		t.Errorf("login with the changed password after a second seed: %v", err)
 	}
 }
@@ -93,20 +94,20 @@ func TestFirstLoginFlow(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := t.Context()
 
-	if _, err := s.Login(ctx, "admin", "wrong", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := s.Login(ctx, "", "admin", "wrong", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("wrong password: err = %v, want ErrInvalidCredentials", err)
 	}
-	if _, err := s.Login(ctx, "nobody", "secret", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := s.Login(ctx, "", "nobody", "secret", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("unknown user: err = %v, want ErrInvalidCredentials", err)
 	}
-	if _, err := s.Login(ctx, "admin", "wrong", goodPassword); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := s.Login(ctx, "", "admin", "wrong", goodPassword); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("wrong password with new_password: err = %v, want ErrInvalidCredentials", err)
 	}
-	if _, err := s.Login(ctx, "admin", "secret", ""); !errors.Is(err, auth.ErrPasswordChangeRequired) {
+	if _, err := s.Login(ctx, "", "admin", "secret", ""); !errors.Is(err, auth.ErrPasswordChangeRequired) {
 		t.Errorf("first login without new password: err = %v, want ErrPasswordChangeRequired", err)
 	}
 	var ie *auth.InvalidError
-	if _, err := s.Login(ctx, "admin", "secret", "weakpass"); !errors.As(err, &ie) {
+	if _, err := s.Login(ctx, "", "admin", "secret", "weakpass"); !errors.As(err, &ie) {
 		t.Errorf("first login with a weak new password: err = %v, want *InvalidError", err)
 	}
 
@@ -121,10 +122,10 @@ func TestFirstLoginFlow(t *testing.T) {
 	if sess.Username != "admin" || sess.Role != auth.RoleAdmin {
 		t.Errorf("session = %+v, want admin/ADMIN", sess)
 	}
-	if _, err := s.Login(ctx, "admin", "secret", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
+	if _, err := s.Login(ctx, "", "admin", "secret", ""); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("old password after change: err = %v, want ErrInvalidCredentials", err)
 	}
-	if _, err := s.Login(ctx, "admin", goodPassword, ""); err != nil {
+	if _, err := s.Login(ctx, "", "admin", goodPassword, ""); err != nil {
 		t.Errorf("login with the new password, no change required any more: %v", err)
 	}
 	u, err := s.GetUser(ctx, "admin")
@@ -167,7 +168,7 @@ func TestTokenRevocation(t *testing.T) {
 
 	// A token revoked by another webapp (row deleted) keeps working here for
 	// at most the cache TTL.
-	tok2, err := s.Login(ctx, "admin", goodPassword, "")
+	tok2, err := s.Login(ctx, "", "admin", goodPassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,18 +224,32 @@ func TestUsers(t *testing.T) {
 		t.Errorf("GetUser(nobody) = %v, want ErrUserNotFound", err)
 	}
 
-	// Changing the password keeps existing tokens.
-	tok, err := s.Login(ctx, "alice", "Al1ce-pass", "")
+	// Changing the password revokes the user's other tokens and keeps the
+	// one that made the change.
+	tok, err := s.Login(ctx, "", "alice", "Al1ce-pass", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetPassword(ctx, "alice", "N3w-alice-pass"); err != nil {
+	other, err := s.Login(ctx, "", "alice", "Al1ce-pass", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ValidateToken(ctx, other.Value); err != nil { // cached now
+		t.Fatal(err)
+	}
+	if err := s.SetPassword(ctx, "alice", "N3w-al1ce-pass", tok.Value); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ValidateToken(ctx, tok.Value); err != nil {
-		t.Errorf("token after password change: %v", err)
+		t.Errorf("the token that changed the password: %v", err)
 	}
-	if err := s.SetPassword(ctx, "nobody", "N3w-alice-pass"); !errors.Is(err, auth.ErrUserNotFound) {
+	if _, err := s.ValidateToken(ctx, other.Value); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("another token after the password change: %v, want ErrInvalidToken", err)
+	}
+	if err := s.SetPassword(ctx, "alice", "Alice-pass-2!", ""); err == nil || !strings.Contains(err.Error(), "username") {
+		t.Errorf("a password containing the username = %v, want refused", err)
+	}
+	if err := s.SetPassword(ctx, "nobody", "N3w-al1ce-pass", ""); !errors.Is(err, auth.ErrUserNotFound) {
 		t.Errorf("SetPassword(nobody) = %v, want ErrUserNotFound", err)
 	}
 

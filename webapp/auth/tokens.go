@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // tokenLen is the length of a token: 32 random bytes, unpadded base64url.
@@ -32,29 +30,47 @@ type Session struct {
 // Login checks a username and password and issues a token. When the user
 // must change its password, newPassword must be set (else
 // ErrPasswordChangeRequired); a non-empty newPassword is checked against the
-// policy and stored before the token is issued.
-func (s *Store) Login(ctx context.Context, username, password, newPassword string) (Token, error) {
+// policy and stored before the token is issued (revoking the user's other
+// tokens). addr is the client's address, counted with the username by the
+// login throttle (see ThrottleOptions): a blocked user or address gets a
+// *ThrottledError before any password is checked; a saturated hashing pool
+// ErrBusy.
+func (s *Store) Login(ctx context.Context, addr, username, password, newPassword string) (Token, error) {
+	keys := throttleKeys(username, addr)
+	if err := s.checkThrottle(ctx, keys); err != nil {
+		return Token{}, err
+	}
 	var (
 		hash   []byte
 		change bool
+		found  = true
 	)
 	err := s.db.QueryRowContext(ctx,
 		"SELECT password_hash, password_change_required FROM users WHERE username = ?", username).Scan(&hash, &change)
-	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password)) // same time as a wrong password
-		return Token{}, ErrInvalidCredentials
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		hash, found = s.dummyHash(), false // same time as a wrong password
+	case err != nil:
 		return Token{}, fmt.Errorf("login %s: %w", username, err)
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+	ok, err := s.compare(ctx, hash, password)
+	if err != nil {
+		return Token{}, err
+	}
+	if !ok || !found {
+		if err := s.recordFailure(ctx, keys); err != nil {
+			return Token{}, fmt.Errorf("login %s: %w", username, err)
+		}
 		return Token{}, ErrInvalidCredentials
+	}
+	if err := s.clearFailures(ctx, keys); err != nil {
+		return Token{}, fmt.Errorf("login %s: %w", username, err)
 	}
 	if change && newPassword == "" {
 		return Token{}, ErrPasswordChangeRequired
 	}
 	if newPassword != "" {
-		if err := s.SetPassword(ctx, username, newPassword); err != nil {
+		if err := s.SetPassword(ctx, username, newPassword, ""); err != nil {
 			return Token{}, err
 		}
 	}

@@ -1,0 +1,160 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// The callers of the authorization matrix.
+var callers = []string{"none", "bad token", "USER", "ADMIN", "own key", "other number's key", "revoked key", "monitoring key"}
+
+// authzMatrix is what each caller gets on each route: U = 401, F = 403,
+// P = passes authentication and authorization (any other status: the
+// handler ran, and here coreapp is unreachable). The columns follow
+// callers. A route of the router without a row fails the test, so a new
+// route must say who may call it.
+//
+// Routes with parameters are called with a user "bobby" that does not exist
+// (a USER acting on another user gets 403 from the handler), an unknown key
+// prefix, message and media ids, and a provider name. An API key of another
+// number passes here like its own: what a key reaches is scoped to its
+// number by coreapp (see e2e TestTenantIsolation).
+var authzMatrix = map[string]string{
+	"POST /v1/users/login":       "UUUUUUUU", // Basic only: every other credential is ignored
+	"POST /v1/users/logout":      "UUPPFFUU",
+	"POST /v1/users":             "UUFPFFUU",
+	"GET /v1/users/:username":    "UUFPFFUU",
+	"PUT /v1/users/:username":    "UUFPFFUU",
+	"DELETE /v1/users/:username": "UUFPFFUU",
+
+	"POST /v1/account":                    "UUFPFFUU",
+	"POST /v1/account/verify":             "UUFPFFUU",
+	"POST /v1/account/shards":             "UUFPFFUU",
+	"GET /v1/account/shards":              "UUFPFFUU",
+	"POST /v1/account/api_keys":           "UUFPFFUU",
+	"GET /v1/account/api_keys":            "UUFPFFUU",
+	"DELETE /v1/account/api_keys/:prefix": "UUFPFFUU",
+
+	"POST /v1/messages":    "UUPPPPUU",
+	"PUT /v1/messages/:id": "UUPPPPUU",
+	"POST /v1/contacts":    "UUPPPPUU",
+
+	"GET /v1/settings/application":    "UUFPPPUU",
+	"PATCH /v1/settings/application":  "UUFPPPUU",
+	"DELETE /v1/settings/application": "UUFPPPUU",
+
+	"GET /v1/configs/webhook":      "UUFPPPUU",
+	"POST /v1/configs/webhook":     "UUFPPPUU",
+	"GET /v1/configs/phone_number": "UUPPPPUU",
+
+	"POST /v1/media":                                        "UUPPPPUU",
+	"GET /v1/media/:id":                                     "UUPPPPUU",
+	"DELETE /v1/media/:id":                                  "UUPPPPUU",
+	"PUT /v1/services/media/gc":                             "UUFPPPUU",
+	"GET /v1/settings/application/media/providers":          "UUFPPPUU",
+	"POST /v1/settings/application/media/providers":         "UUFPPPUU",
+	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",
+
+	"GET /v1/health": "UUPPPPUP",
+}
+
+var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov")
+
+func TestAuthorizationMatrix(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	other, err := f.store.CreateAPIKey(ctx, "4915199999999", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := f.store.CreateAPIKey(ctx, keyNumber, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.RevokeAPIKey(ctx, revoked.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	// Every request gets fresh tokens: logout revokes the one it presents.
+	credential := func(caller string) reqOpt {
+		switch caller {
+		case "bad token":
+			return bearer(strings.Repeat("x", 43))
+		case "USER", "ADMIN":
+			user, pw := "alice", alicePassword
+			if caller == "ADMIN" {
+				user, pw = "admin", adminPassword
+			}
+			tok, err := f.store.Login(ctx, "", user, pw, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bearer(tok.Value)
+		case "own key":
+			return d360(f.key.Key)
+		case "other number's key":
+			return d360(other.Key)
+		case "revoked key":
+			return d360(revoked.Key)
+		case "monitoring key":
+			return header("Authorization", "Apikey "+monitoringKey)
+		}
+		return func(*http.Request) {}
+	}
+	routes := f.srv.Handler().(*echo.Echo).Routes()
+	if len(routes) == 0 {
+		t.Fatal("the router has no routes")
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		name := r.Method + " " + r.Path
+		seen[name] = true
+		want, ok := authzMatrix[name]
+		if !ok {
+			t.Errorf("route %s has no row in the authorization matrix", name)
+			continue
+		}
+		for i, caller := range callers {
+			t.Run(fmt.Sprintf("%s/%s", name, caller), func(t *testing.T) {
+				res := f.raw(t, r.Method, pathParams.Replace(r.Path), credential(caller))
+				got := 'P'
+				switch res {
+				case http.StatusUnauthorized:
+					got = 'U'
+				case http.StatusForbidden:
+					got = 'F'
+				}
+				if rune(want[i]) != got {
+					t.Errorf("%s by %s: status %d (%c), want %c", name, caller, res, got, want[i])
+				}
+			})
+		}
+	}
+	for name := range authzMatrix {
+		if !seen[name] {
+			t.Errorf("the matrix has a row for %s, which is not routed", name)
+		}
+	}
+}
+
+// raw makes a request with an empty JSON body and returns the status.
+func (e *env) raw(t *testing.T, method, path string, opts ...reqOpt) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, e.url+path, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for _, o := range opts {
+		o(req)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
