@@ -205,7 +205,7 @@ func TestMediaBothDirections(t *testing.T) {
 
 	t.Run("by link", func(t *testing.T) {
 		r := s.Do("POST", "/v1/settings/application/media/providers", bearer(tok),
-			[]map[string]any{{"name": "shop-cdn", "type": "www", "config": map[string]any{"bearer": "link-secret"}}})
+			[]map[string]any{{"name": "shop-cdn", "type": "www", "hosts": []string{strings.TrimPrefix(links.URL, "http://")}, "config": map[string]any{"bearer": "link-secret"}}})
 		if r.Status != 200 && r.Status != 201 {
 			t.Fatalf("POST providers = %d %s", r.Status, r.Raw)
 		}

@@ -127,7 +127,7 @@ func TestMediaUploadMemory(t *testing.T) {
 	if err := store.SeedAdmin(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := store.Login(ctx, "admin", "secret", "N3w-password!")
+	tok, err := store.Login(ctx, "", "admin", "secret", "N3w-password!")
 	if err != nil {
 		t.Fatal(err)
 	}

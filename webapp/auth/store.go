@@ -63,6 +63,9 @@ type Store struct {
 	hashers chan struct{} // the hashing pool's workers
 	waiting atomic.Int64  // requests in the pool or waiting for it
 
+	blockMu sync.Mutex           // guards blocked
+	blocked map[string]time.Time // login throttle keys known to be blocked, until when
+
 	dummyHash func() []byte // compared against when a user does not exist
 }
 
@@ -101,6 +104,7 @@ func New(d *sql.DB, opts Options) *Store {
 		tokens:  newCache[Session](opts.CacheSize),
 		keys:    newCache[APIKey](opts.CacheSize),
 		hashers: make(chan struct{}, opts.Throttle.PoolSize),
+		blocked: map[string]time.Time{},
 	}
 	s.dummyHash = sync.OnceValue(func() []byte {
 		h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), opts.BcryptCost)

@@ -87,22 +87,78 @@ func throttleKeys(username, addr string) []string {
 	return keys
 }
 
-// checkThrottle refuses the attempt while any of its keys is blocked.
+// checkThrottle refuses the attempt while any of its keys is blocked. A
+// block this process has seen is answered from memory (a block cannot end
+// early: a login while blocked is refused everywhere, so nothing clears it),
+// so a flood from a blocked address costs no database round trip.
 func (s *Store) checkThrottle(ctx context.Context, keys []string) error {
+	now := s.now()
+	s.blockMu.Lock()
+	var until time.Time
+	for _, k := range keys {
+		if u, ok := s.blocked[k]; ok {
+			if now.Before(u) {
+				until = maxTime(until, u)
+			} else {
+				delete(s.blocked, k)
+			}
+		}
+	}
+	s.blockMu.Unlock()
+	if !until.IsZero() {
+		return &ThrottledError{RetryAfter: until.Sub(now)}
+	}
 	args := make([]any, len(keys))
 	for i, k := range keys {
 		args[i] = k
 	}
-	var until sql.NullInt64
-	err := s.db.QueryRowContext(ctx, "SELECT MAX(blocked_until) FROM login_failures WHERE throttle_key IN ("+db.Placeholders(len(keys))+")", args...).Scan(&until)
+	rows, err := s.db.QueryContext(ctx, "SELECT throttle_key, blocked_until FROM login_failures WHERE throttle_key IN ("+db.Placeholders(len(keys))+") AND blocked_until > ?",
+		append(args, now.UnixMilli())...)
 	if err != nil {
 		return fmt.Errorf("login throttle: %w", err)
 	}
-	now := s.now().UnixMilli()
-	if until.Valid && until.Int64 > now {
-		return &ThrottledError{RetryAfter: time.Duration(until.Int64-now) * time.Millisecond}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var ms int64
+		if err := rows.Scan(&k, &ms); err != nil {
+			return fmt.Errorf("login throttle: %w", err)
+		}
+		u := time.UnixMilli(ms)
+		until = maxTime(until, u)
+		s.rememberBlock(k, u)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	if !until.IsZero() {
+		return &ThrottledError{RetryAfter: until.Sub(now)}
 	}
 	return nil
+}
+
+// maxBlocked bounds the in-memory copy of blocks.
+const maxBlocked = 10000
+
+func (s *Store) rememberBlock(k string, until time.Time) {
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
+	if len(s.blocked) >= maxBlocked {
+		now := s.now()
+		for key, u := range s.blocked {
+			if !now.Before(u) || len(s.blocked) >= maxBlocked {
+				delete(s.blocked, key)
+			}
+		}
+	}
+	s.blocked[k] = until
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // recordFailure counts a failed attempt against every key.
@@ -128,6 +184,7 @@ func (s *Store) recordFailure(ctx context.Context, keys []string) error {
 					d = min(o.BlockBase<<(extra-1), o.BlockMax)
 				}
 				blocked = now.Add(d).UnixMilli()
+				s.rememberBlock(k, time.UnixMilli(blocked))
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO login_failures (throttle_key, failures, blocked_until, updated_at) VALUES (?, ?, ?, ?)
 				ON DUPLICATE KEY UPDATE failures = VALUES(failures), blocked_until = VALUES(blocked_until), updated_at = VALUES(updated_at)`,
