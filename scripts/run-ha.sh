@@ -166,9 +166,11 @@ cat <<MSG
  openwaba is running with 3 coreapps and 2 webapps (self-signed certificate:
  use curl -k).   API: $url   and   $url2
 
- 1. First login (the admin password must be changed):
-    curl -k -X POST $url/v1/users/login -u admin:secret \\
-         -H 'Content-Type: application/json' -d '{"new_password":"Secret-123"}'
+ 1. First login: the admin password must be changed; choose your own (8-64
+    characters with upper and lower case, a digit and a symbol):
+    read -rsp 'New admin password: ' PW; echo
+    TOKEN=\$(curl -ks -X POST $url/v1/users/login -u admin:secret -H 'Content-Type: application/json' \\
+         -d "{\"new_password\":\"\$PW\"}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
  2. Register the business number (code from the sandbox network):
     curl -k -X POST $url/v1/account -H "Authorization: Bearer \$TOKEN" \\
          -H 'Content-Type: application/json' -d '{"cc":"1","phone_number":"5550100","method":"sms"}'

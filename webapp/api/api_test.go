@@ -558,7 +558,7 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Errorf("other token after logout: status %d, body %s", r.status, r.body)
 	}
 
-	// A password change keeps tokens; deleting the user revokes them.
+	// The own password change keeps the token that made it; deleting the user revokes it.
 	r = f.doJSON(t, "PUT", "/v1/users/alice", `{"password":"N3w-al1ce-pass"}`, bearer(other.Value))
 	if r.status != 200 || !bytes.Contains(r.body, []byte(`"users":[{"username":"alice"}]`)) {
 		t.Errorf("PUT own password: status %d, body %s", r.status, r.body)
