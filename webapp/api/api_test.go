@@ -107,6 +107,8 @@ func newEnvOn(t *testing.T, d *sql.DB, clk *clock, core corev1.CoreClient) *env 
 		CoreToken:     coreToken,
 		RetryBackoff:  time.Millisecond,
 		Now:           clk.Now,
+		// Short, so that TestSlowLoginBody does not wait the default 10 s.
+		PublicReadTimeout: 300 * time.Millisecond,
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +85,23 @@ func TestResponseHeaders(t *testing.T) {
 	}
 	r := f.doJSON(t, "GET", "/v1/health", "", bearer(f.admin), header("X-Big", strings.Repeat("x", 70<<10)))
 	wantError(t, r, 431, 1025, "headers are larger than")
+}
+
+// TestSlowLoginBody: an unauthenticated request that does not send the body
+// it announced loses its connection after PublicReadTimeout, long before the
+// server's read timeout.
+func TestSlowLoginBody(t *testing.T) {
+	e := newEnv(t, unreachableCore(t))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /v1/users/login HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.ReadAll(conn) // an error answer, then the close; or just the close
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a login body that never came held the connection for %v", d)
+	}
 }

@@ -30,9 +30,7 @@ const MaxBody = 1 << 20
 // (webapp reads up to 1 MiB) for the envelope to be ours.
 const MaxHeaderBytes = 64 << 10
 
-// PublicReadTimeout bounds reading the body of a request to an
-// unauthenticated route (the login): a slow client cannot hold a
-// connection there for the server's whole ReadTimeout.
+// PublicReadTimeout is Options.PublicReadTimeout when not set.
 const PublicReadTimeout = 10 * time.Second
 
 // DefaultAttempts is Options.Attempts when not set.
@@ -60,6 +58,10 @@ type Options struct {
 	RetryBackoff time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// PublicReadTimeout bounds reading the body of a request to an
+	// unauthenticated route (the login): a slow client cannot hold a
+	// connection there for the server's whole ReadTimeout (10 s).
+	PublicReadTimeout time.Duration
 }
 
 // Server is the REST API. Build it with New and serve Handler().
@@ -97,6 +99,9 @@ func New(core corev1.CoreClient, store *auth.Store, log *slog.Logger, opts Optio
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.PublicReadTimeout <= 0 {
+		opts.PublicReadTimeout = PublicReadTimeout
 	}
 	s := &Server{
 		core: core,
@@ -219,11 +224,11 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// shortRead gives an unauthenticated request PublicReadTimeout to send its
-// body.
+// shortRead gives an unauthenticated request Options.PublicReadTimeout to
+// send its body.
 func (s *Server) shortRead(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(PublicReadTimeout))
+		_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(s.opts.PublicReadTimeout))
 		return next(c)
 	}
 }
