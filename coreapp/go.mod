@@ -3,6 +3,7 @@ module github.com/openwaba/openwaba/coreapp
 go 1.26.8
 
 require (
+	github.com/openwaba/openwaba/api v0.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/openwaba/openwaba/chatd v0.0.0
 	github.com/openwaba/openwaba/db v0.0.0
@@ -47,3 +48,5 @@ replace (
 )
 
 replace github.com/openwaba/openwaba/media => ../media
+
+replace github.com/openwaba/openwaba/api => ../api

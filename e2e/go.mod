@@ -3,6 +3,7 @@ module github.com/openwaba/openwaba/e2e
 go 1.26.8
 
 require (
+	github.com/openwaba/openwaba/api v0.0.0
 	github.com/openwaba/openwaba/chatd v0.0.0
 	github.com/openwaba/openwaba/db v0.0.0
 	google.golang.org/grpc v1.85.0
@@ -49,3 +50,5 @@ replace (
 )
 
 replace github.com/openwaba/openwaba/media => ../media
+
+replace github.com/openwaba/openwaba/api => ../api

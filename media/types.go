@@ -2,43 +2,86 @@ package media
 
 import (
 	"mime"
+	"slices"
 	"strings"
 )
 
 // MaxUpload is the largest file POST /v1/media accepts (on-prem: 100 MB).
 const MaxUpload = 100 << 20
 
-// Limits after processing, per message type (on-prem documentation).
+// Kind is one media message type. Kinds is the one table that the API
+// (message types and their fields), coreapp (limits, auto-download), chatd
+// (the media server's upload types), encryption (the HKDF info) and waphone
+// derive from.
+type Kind struct {
+	// Name is the message type ("image").
+	Name string
+	// Max is the largest file of this type that can be sent (on-prem
+	// documentation, after processing: images 5 MB, video and audio 16 MB,
+	// documents 100 MB, stickers 500 KB for animated ones, 100 KB static).
+	Max int64
+	// HKDFInfo is the info string of the media key expansion (WhatsApp's:
+	// stickers use the image keys).
+	HKDFInfo string
+	// Caption and Filename say which of those fields the type has
+	// (on-prem: caption for image, video and document; filename for
+	// document).
+	Caption, Filename bool
+	// MIME are the content types it can be sent as; a document takes any
+	// accepted type.
+	MIME []string
+}
+
+// HKDF info strings of media keys (WhatsApp's).
 const (
-	MaxImage   = 5 << 20
-	MaxVideo   = 16 << 20
-	MaxAudio   = 16 << 20
-	MaxDoc     = 100 << 20
-	MaxSticker = 500 << 10 // animated; static stickers are 100 KB
+	InfoImage    = "WhatsApp Image Keys"
+	InfoVideo    = "WhatsApp Video Keys"
+	InfoAudio    = "WhatsApp Audio Keys"
+	InfoDocument = "WhatsApp Document Keys"
 )
 
-// Types maps each accepted MIME type to the message types it can be sent as.
-var Types = map[string][]string{
-	"image/jpeg":                    {"image"},
-	"image/png":                     {"image"},
-	"image/webp":                    {"sticker"},
-	"video/mp4":                     {"video"},
-	"video/3gpp":                    {"video"},
-	"video/3gp":                     {"video"},
-	"audio/aac":                     {"audio"},
-	"audio/mp4":                     {"audio"},
-	"audio/mpeg":                    {"audio"},
-	"audio/amr":                     {"audio"},
-	"audio/ogg":                     {"audio"}, // opus
-	"text/plain":                    {"document"},
-	"application/pdf":               {"document"},
-	"application/msword":            {"document"},
-	"application/vnd.ms-excel":      {"document"},
-	"application/vnd.ms-powerpoint": {"document"},
-	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   {"document"},
-	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         {"document"},
-	"application/vnd.openxmlformats-officedocument.presentationml.presentation": {"document"},
+// Kinds are the media message types, in the order the API lists them.
+var Kinds = []Kind{
+	{Name: "image", Max: 5 << 20, HKDFInfo: InfoImage, Caption: true, MIME: []string{"image/jpeg", "image/png"}},
+	{Name: "audio", Max: 16 << 20, HKDFInfo: InfoAudio, MIME: []string{"audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg"}},
+	{Name: "video", Max: 16 << 20, HKDFInfo: InfoVideo, Caption: true, MIME: []string{"video/mp4", "video/3gpp", "video/3gp"}},
+	{Name: "document", Max: 100 << 20, HKDFInfo: InfoDocument, Caption: true, Filename: true, MIME: []string{
+		"text/plain", "application/pdf", "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+		"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+		"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+		"application/vnd.openxmlformats-officedocument.presentationml.presentation"}},
+	{Name: "sticker", Max: 500 << 10, HKDFInfo: InfoImage, MIME: []string{"image/webp"}},
 }
+
+// Voice is the inbound type of a voice note (an audio file recorded in the
+// app): it is received, and auto-downloaded, like audio.
+const Voice = "voice"
+
+// KindOf returns the media type called name ("voice" is audio).
+func KindOf(name string) (Kind, bool) {
+	if name == Voice {
+		name = "audio"
+	}
+	for _, k := range Kinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// Names are the media message types.
+func Names() []string {
+	out := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		out[i] = k.Name
+	}
+	return out
+}
+
+// AutoDownloadTypes are the types media.auto_download may name: every media
+// type and voice.
+func AutoDownloadTypes() []string { return append(Names(), Voice) }
 
 // BaseType returns the MIME type without parameters, lower-cased
 // ("audio/ogg; codecs=opus" → "audio/ogg").
@@ -50,40 +93,63 @@ func BaseType(contentType string) string {
 	return t
 }
 
+// AcceptedTypes are the MIME types that can be uploaded, sorted.
+func AcceptedTypes() []string {
+	var out []string
+	for _, k := range Kinds {
+		out = append(out, k.MIME...)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Accepted reports whether a Content-Type can be uploaded.
 func Accepted(contentType string) bool {
-	_, ok := Types[BaseType(contentType)]
-	return ok
+	t := BaseType(contentType)
+	for _, k := range Kinds {
+		if slices.Contains(k.MIME, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Limit is the largest file that can be sent as msgType (0: not a media
 // type).
 func Limit(msgType string) int64 {
-	switch msgType {
-	case "image":
-		return MaxImage
-	case "video":
-		return MaxVideo
-	case "audio", "voice":
-		return MaxAudio
-	case "document":
-		return MaxDoc
-	case "sticker":
-		return MaxSticker
-	}
-	return 0
+	k, _ := KindOf(msgType)
+	return k.Max
 }
 
 // Sendable reports whether a file of this MIME type can be sent as msgType.
-// Any file can be sent as a document.
+// Any accepted file can be sent as a document.
 func Sendable(contentType, msgType string) bool {
-	if msgType == "document" {
+	k, ok := KindOf(msgType)
+	switch {
+	case !ok:
+		return false
+	case k.Filename: // document
 		return true
 	}
-	for _, t := range Types[BaseType(contentType)] {
-		if t == msgType {
-			return true
+	return slices.Contains(k.MIME, BaseType(contentType))
+}
+
+// MaxProviderName is the longest media provider name.
+const MaxProviderName = 64
+
+// ValidProviderName reports whether name is 1 to 64 characters of
+// [A-Za-z0-9_.-], the names of media providers
+// (/v1/settings/application/media/providers).
+func ValidProviderName(name string) bool {
+	if len(name) == 0 || len(name) > MaxProviderName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '.', b == '-':
+		default:
+			return false
 		}
 	}
-	return false
+	return true
 }

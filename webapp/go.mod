@@ -3,6 +3,7 @@ module github.com/openwaba/openwaba/webapp
 go 1.26.8
 
 require (
+	github.com/openwaba/openwaba/api v0.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/openwaba/openwaba/db v0.0.0
@@ -49,3 +50,5 @@ replace (
 	github.com/openwaba/openwaba/media => ../media
 	github.com/openwaba/openwaba/proto => ../proto
 )
+
+replace github.com/openwaba/openwaba/api => ../api

@@ -66,3 +66,20 @@ func Digits(s string) bool {
 	}
 	return true
 }
+
+// FromParts is the number of a registration: a country code of 1 to 3
+// digits and a national number of 4 to 15 digits (on-prem POST
+// /v1/account's cc and phone_number, written without separators).
+func FromParts(cc, national string) (Number, error) {
+	switch {
+	case !Digits(cc) || len(cc) > 3:
+		return "", errors.New("cc must be 1 to 3 digits")
+	case !Digits(national) || len(national) < 4 || len(national) > 15:
+		return "", errors.New("phone_number must be 4 to 15 digits")
+	}
+	n := Number(cc + national)
+	if !n.Valid() {
+		return "", ErrInvalid
+	}
+	return n, nil
+}

@@ -25,3 +25,14 @@ func TestParse(t *testing.T) {
 		t.Error("Valid accepts only the bare digits")
 	}
 }
+
+func TestFromParts(t *testing.T) {
+	if n, err := FromParts("1", "6315551234"); err != nil || n != "16315551234" {
+		t.Errorf("FromParts = %q, %v", n, err)
+	}
+	for _, c := range [][2]string{{"", "6315551234"}, {"1234", "6315551234"}, {"1", "123"}, {"1", "1234567890123456"}, {"+1", "6315551234"}, {"1", "631-555"}} {
+		if _, err := FromParts(c[0], c[1]); err == nil {
+			t.Errorf("FromParts(%q, %q) succeeded", c[0], c[1])
+		}
+	}
+}

@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/media"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 
@@ -318,9 +319,6 @@ func (t *token) requestURL(path string) string {
 	return u.String()
 }
 
-// UploadTypes are the message types a blob can be uploaded as.
-var UploadTypes = []string{"image", "video", "audio", "document", "sticker"}
-
 // Upload sends blobLen bytes of blob, whose SHA-256 is encSHA256, as a
 // msgType blob and returns its direct path, which the message carries. When
 // blob is an io.ReaderAt and io.Seeker (a file), a failed attempt is tried
@@ -328,7 +326,7 @@ var UploadTypes = []string{"image", "video", "audio", "document", "sticker"}
 // its current offset; otherwise there is one attempt.
 func (c *Client) Upload(ctx context.Context, msgType string, blob io.Reader, blobLen int64, encSHA256 []byte) (string, error) {
 	switch {
-	case !slices.Contains(UploadTypes, msgType):
+	case !slices.Contains(media.Names(), msgType):
 		return "", fmt.Errorf("upload: unknown media type %q", msgType)
 	case len(encSHA256) != sha256.Size:
 		return "", fmt.Errorf("upload: blob hash of %d bytes, want %d", len(encSHA256), sha256.Size)

@@ -29,6 +29,7 @@ import (
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/media"
 	"github.com/openwaba/openwaba/media/encrypt"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -191,7 +192,7 @@ func encrypted(t *testing.T, size int) ([]byte, encrypt.Result) {
 	plain := make([]byte, size)
 	rand.Read(plain)
 	var blob bytes.Buffer
-	res, err := encrypt.Encrypt(&blob, bytes.NewReader(plain), encrypt.NewMediaKey(), encrypt.Image)
+	res, err := encrypt.Encrypt(&blob, bytes.NewReader(plain), encrypt.NewMediaKey(), media.InfoImage)
 	if err != nil {
 		t.Fatal(err)
 	}

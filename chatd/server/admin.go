@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/wire"
 )
 
@@ -30,7 +31,7 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /sandbox/codes/{number}", func(w http.ResponseWriter, r *http.Request) {
 		number := r.PathValue("number")
-		if !wire.ValidNumber(number) {
+		if !phone.Valid(number) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "number must be 5 to 20 digits"})
 			return
 		}

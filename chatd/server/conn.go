@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/shard"
 	"github.com/openwaba/openwaba/chatd/wire"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
@@ -404,7 +405,7 @@ func (c *conn) onMessage(ctx context.Context, m *chatdv1.Message) {
 	case !validID(m.Id):
 		c.nack(m.Id, cls, "bad_id")
 		return
-	case !wire.ValidNumber(m.To) || m.To == c.login.Account:
+	case !phone.Valid(m.To) || m.To == c.login.Account:
 		c.nack(m.Id, cls, "bad_recipient")
 		return
 	case m.Enc == nil || len(m.Enc.Ciphertext) == 0:
@@ -448,7 +449,7 @@ func (c *conn) onReceipt(ctx context.Context, r *chatdv1.Receipt) {
 	case !validID(r.Id):
 		c.nack(r.Id, cls, "bad_id")
 		return
-	case !wire.ValidNumber(r.To) || r.To == c.login.Account:
+	case !phone.Valid(r.To) || r.To == c.login.Account:
 		c.nack(r.Id, cls, "bad_recipient")
 		return
 	case len(r.MessageIds) == 0 || len(r.MessageIds) > maxReceiptIDs:
@@ -761,7 +762,7 @@ func (s *Server) contactCheck(ctx context.Context, req *chatdv1.ContactCheck) (*
 	res := &chatdv1.ContactCheckResult{}
 	var valid []any
 	for _, n := range req.Numbers {
-		if wire.ValidNumber(n) {
+		if phone.Valid(n) {
 			valid = append(valid, n)
 		}
 	}

@@ -22,8 +22,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/db/clusterkeys"
+	"github.com/openwaba/openwaba/media"
 	"github.com/openwaba/openwaba/media/volume"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -56,9 +57,6 @@ const (
 	mediaTempMaxAge = 24 * time.Hour
 )
 
-// mediaTypes are the message types a blob may be uploaded as.
-var mediaTypes = map[string]bool{"image": true, "video": true, "audio": true, "document": true, "sticker": true}
-
 // mediaTokenVersion prefixes what a token's MAC covers, so the secret never
 // signs anything else by accident.
 const mediaTokenVersion = "chatd-media-v1\x00"
@@ -90,7 +88,7 @@ func checkMediaToken(secret []byte, tok string, now time.Time) (string, bool) {
 		return "", false
 	}
 	account, expStr, ok := strings.Cut(payload, ".")
-	if !ok || !wire.ValidNumber(account) {
+	if !ok || !phone.Valid(account) {
 		return "", false
 	}
 	exp, err := strconv.ParseInt(expStr, 10, 64)
@@ -214,7 +212,7 @@ func (s *Server) mediaUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ := r.PathValue("type")
-	if !mediaTypes[typ] {
+	if _, ok := media.KindOf(typ); !ok || typ == media.Voice {
 		mediaError(w, http.StatusBadRequest, "type must be image, video, audio, document or sticker")
 		return
 	}

@@ -10,7 +10,7 @@ import (
 	"go.mau.fi/libsignal/ecc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -145,7 +145,7 @@ func (s *Server) preKeyCount(ctx context.Context, number string) (*chatdv1.IQ, *
 // fetchBundle hands out target's bundle with one one-time key, which is
 // deleted in the same transaction so it is never handed out twice.
 func (s *Server) fetchBundle(ctx context.Context, requester, target string) (*chatdv1.IQ, *chatdv1.IQError) {
-	if !wire.ValidNumber(target) {
+	if !phone.Valid(target) {
 		return nil, &chatdv1.IQError{Code: 400, Text: "number must be 5 to 20 digits"}
 	}
 	if !s.fetches.allow(requester, target) {

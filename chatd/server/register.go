@@ -10,7 +10,7 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -32,7 +32,7 @@ func newCode() (string, error) {
 // register issues a verification code for a number, to be proven by the
 // same static key in verify.
 func (s *Server) register(ctx context.Context, c *conn, req *chatdv1.RegisterRequest) (*chatdv1.IQ, *chatdv1.IQError) {
-	if !wire.ValidNumber(req.Number) {
+	if !phone.Valid(req.Number) {
 		return nil, &chatdv1.IQError{Code: 400, Text: "number must be 5 to 20 digits"}
 	}
 	if req.Kind != chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS && req.Kind != chatdv1.AccountKind_ACCOUNT_KIND_CONSUMER {
@@ -82,7 +82,7 @@ var (
 // verify checks the code and makes the connection's static key the
 // number's credential.
 func (s *Server) verify(ctx context.Context, c *conn, req *chatdv1.VerifyRequest) (*chatdv1.IQ, *chatdv1.IQError) {
-	if !wire.ValidNumber(req.Number) || len(req.Code) != 6 {
+	if !phone.Valid(req.Number) || len(req.Code) != 6 {
 		return nil, &chatdv1.IQError{Code: 400, Text: "number and a 6-digit code are required"}
 	}
 	var keyChanged, wrongCode bool

@@ -35,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/media/volume"
@@ -288,7 +289,7 @@ func localPort(nc net.Conn) string {
 // registers the connection (replacing an older one for the same slot).
 func (s *Server) authorize(ctx context.Context, c *conn) *chatdv1.Failure {
 	l := c.login
-	if !wire.ValidNumber(l.Account) {
+	if !phone.Valid(l.Account) {
 		return &chatdv1.Failure{Reason: chatdv1.FailureReason_FAILURE_REASON_BAD_REQUEST, Text: "account must be 5 to 20 digits"}
 	}
 	switch l.Kind {

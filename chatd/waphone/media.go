@@ -25,9 +25,6 @@ const (
 	tmpDir   = "tmp"   // blobs being encrypted for upload or downloaded; emptied at Open
 )
 
-// MediaTypes are the message types SendMedia accepts.
-var MediaTypes = []string{"image", "audio", "video", "document", "sticker"}
-
 // prepareDirs creates media/ and tmp/ and removes what a crash left in tmp/.
 func (p *Phone) prepareDirs() error {
 	for _, d := range []string{mediaDir, tmpDir} {
@@ -69,8 +66,8 @@ func (p *Phone) SendMedia(ctx context.Context, to, path, msgType, caption, filen
 	if err != nil {
 		return "", err
 	}
-	if !slices.Contains(MediaTypes, msgType) {
-		return "", fmt.Errorf("media type %q: want one of %s", msgType, strings.Join(MediaTypes, ", "))
+	if !slices.Contains(media.Names(), msgType) {
+		return "", fmt.Errorf("media type %q: want one of %s", msgType, strings.Join(media.Names(), ", "))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -229,7 +226,7 @@ func (p *Phone) fetch(ctx context.Context, md *messagev1.Media) (string, string,
 	limit := media.Limit(md.Type)
 	info, err := encrypt.Info(md.Type)
 	switch {
-	case limit == 0 || err != nil || !slices.Contains(MediaTypes, md.Type):
+	case limit == 0 || err != nil || !slices.Contains(media.Names(), md.Type):
 		return "", "", fmt.Errorf("unknown media type %q", md.Type)
 	case len(md.MediaKey) != 32 || len(md.FileSha256) != 32 || len(md.FileEncSha256) != 32:
 		return "", "", errors.New("the message lacks the media key or hashes")

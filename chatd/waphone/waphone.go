@@ -37,6 +37,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/e2ee"
 	"github.com/openwaba/openwaba/chatd/mediaconn"
 	"github.com/openwaba/openwaba/chatd/session"
@@ -145,7 +146,7 @@ type RegisterOptions struct {
 // Registering again with the same home keeps the key; a new home is a new
 // install (a new key).
 func Register(ctx context.Context, o RegisterOptions) error {
-	if !wire.ValidNumber(o.Number) {
+	if !phone.Valid(o.Number) {
 		return fmt.Errorf("number %q must be 5 to 20 digits", o.Number)
 	}
 	if len(o.Network) == 0 {
@@ -429,7 +430,7 @@ func (p *Phone) SendText(ctx context.Context, to, text, replyTo, id string) (str
 
 // checkSend checks a recipient and returns the message id to use.
 func checkSend(to, id string) (string, error) {
-	if !wire.ValidNumber(to) {
+	if !phone.Valid(to) {
 		return "", fmt.Errorf("recipient %q must be 5 to 20 digits", to)
 	}
 	if id == "" {

@@ -165,16 +165,3 @@ func (c *Conn) WriteStanza(st *chatdv1.Stanza) error {
 
 // Flush sends buffered stanzas.
 func (c *Conn) Flush() error { return c.bw.Flush() }
-
-// ValidNumber reports whether s is an account number: 5 to 20 digits.
-func ValidNumber(s string) bool {
-	if len(s) < 5 || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}

@@ -144,28 +144,3 @@ func TestWriteFrameOversize(t *testing.T) {
 		t.Errorf("WriteFrame(MaxFrame+1) wrote %d bytes, want none", buf.Len())
 	}
 }
-
-func TestValidNumber(t *testing.T) {
-	tests := []struct {
-		in   string
-		want bool
-	}{
-		{"", false},
-		{"1234", false},
-		{"12345", true},
-		{"15551234567", true},
-		{"12345678901234567890", true},
-		{"123456789012345678901", false},
-		{"+15551234567", false},
-		{"1555 123 4567", false},
-		{"1555-1234567", false},
-		{"1555abc4567", false},
-		{"١٢٣٤٥٦", false}, // Arabic-Indic digits are not ASCII digits
-		{"15551234567\n", false},
-	}
-	for _, tt := range tests {
-		if got := wire.ValidNumber(tt.in); got != tt.want {
-			t.Errorf("ValidNumber(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}

@@ -20,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/db"
@@ -196,7 +197,7 @@ type RegisterResult struct {
 // registered answers AlreadyRegistered.
 func (s *Store) Register(ctx context.Context, req RegisterRequest) (RegisterResult, error) {
 	waID := req.CC + req.PhoneNumber
-	if !wire.ValidNumber(waID) {
+	if !phone.Valid(waID) {
 		return RegisterResult{}, fmt.Errorf("number %q is not 5 to 20 digits", waID)
 	}
 	vname := vnameFromCert(req.Cert, waID)

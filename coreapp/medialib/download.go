@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
@@ -209,7 +210,7 @@ func (s *Store) failed(ctx context.Context, in Info, cause error) error {
 		if hook == nil {
 			return nil
 		}
-		b, err := webhook.FailMedia(hook, webhook.Error{Code: 400, Title: "Media download error", Details: egress.Describe(cause)})
+		b, err := webhook.FailMedia(hook, webhook.Err(errcode.MediaDownload, egress.Describe(cause)))
 		if err != nil {
 			return err
 		}

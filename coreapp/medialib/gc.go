@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 )
@@ -70,7 +71,7 @@ func (s *Store) reportGC(ctx context.Context, acct int64, n int, err error) {
 	if err != nil {
 		s.log.Error("media garbage collection failed", "err", err)
 		r.Media.GC.Status = "failed"
-		r.Media.GC.Errors = []webhook.Error{{Code: 1014, Title: "Internal error", Details: "Could not delete media files"}}
+		r.Media.GC.Errors = []webhook.Error{webhook.Err(errcode.Internal, "Could not delete media files")}
 	} else {
 		s.log.Info("media garbage collection complete", "items_deleted", n)
 	}

@@ -19,6 +19,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/chatd/shard"
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/medialib"
@@ -247,24 +249,25 @@ func nonNil(b []byte) []byte {
 func (s *Store) addMedia(ctx context.Context, tx *sql.Tx, accountID int64, md *messagev1.Media, c webhook.Contact, p *webhook.InboundMessage) (wait bool, err error) {
 	in := medialib.Inbound{MsgType: md.Type, MimeType: md.MimeType, DirectPath: md.DirectPath, MediaKey: md.MediaKey,
 		FileSHA256: md.FileSha256, FileEncSHA256: md.FileEncSha256, FileLength: int64(md.FileLength)}
-	obj := &webhook.Media{MimeType: md.MimeType, SHA256: hex.EncodeToString(md.FileSha256), Caption: md.Caption, Filename: md.Filename}
+	obj := &message.MediaObject{MimeType: md.MimeType, SHA256: hex.EncodeToString(md.FileSha256), Caption: md.Caption, Filename: md.Filename}
 	if media.Limit(md.Type) == 0 {
-		p.Type = "unknown"
-		p.Errors = append(p.Errors, webhook.Error{Code: 501, Title: "Message type is not currently supported"})
+		p.Type, p.Object = "unknown", nil
+		p.Errors = append(p.Errors, webhook.Err(errcode.UnsupportedType, ""))
 		return false, nil
 	}
 	if err := in.Valid(); err != nil {
 		s.log.Warn("inbound media message without a usable file", "from", p.From, "id", p.ID, "err", err)
-		p.Errors = append(p.Errors, webhook.Error{Code: 400, Title: "Media download error", Details: err.Error()})
-		p.SetMedia(md.Type, obj)
-		return false, nil
+		p.Errors = append(p.Errors, webhook.Err(errcode.MediaDownload, err.Error()))
+		return false, p.SetObject(md.Type, obj)
 	}
 	app, err := s.settings.Get(ctx, accountID)
 	if err != nil {
 		return false, err
 	}
 	obj.ID = medialib.NewID()
-	p.SetMedia(md.Type, obj)
+	if err := p.SetObject(md.Type, obj); err != nil {
+		return false, err
+	}
 	auto := slices.Contains(app.Media.AutoDownload, md.Type)
 	var ev []byte
 	if auto {
@@ -275,23 +278,24 @@ func (s *Store) addMedia(ctx context.Context, tx *sql.Tx, accountID int64, md *m
 	return auto, s.media.AddInbound(tx, accountID, obj.ID, in, auto, ev)
 }
 
-// inboundPayload renders the on-prem messages[] entry.
+// inboundPayload renders the on-prem messages[] entry with the message
+// registry: the type's object, the reply context, or type "unknown" with
+// error 501 for content this coreapp cannot read.
 func inboundPayload(m *chatdv1.Message, c *messagev1.Content) webhook.InboundMessage {
 	out := webhook.InboundMessage{From: m.From, ID: m.Id, Timestamp: strconv.FormatInt(m.T, 10)}
-	if c != nil {
-		if ctx := c.GetContext(); ctx != nil && ctx.MessageId != "" {
-			out.Context = &webhook.MessageContext{From: ctx.From, ID: ctx.MessageId}
-		}
-		if t := c.GetText(); t != nil {
-			out.Type, out.Text = "text", &webhook.Text{Body: t.Body}
+	if ctx := c.GetContext(); ctx != nil && ctx.MessageId != "" {
+		out.Context = &webhook.MessageContext{From: ctx.From, ID: ctx.MessageId}
+	}
+	typ, obj, e := message.Default.Inbound(c)
+	if e == nil {
+		e2 := out.SetObject(typ, obj)
+		if e2 == nil {
 			return out
 		}
-		if c.GetMedia() != nil {
-			return out // filled by addMedia
-		}
+		e = &errcode.Error{Code: errcode.UnsupportedType}
 	}
 	out.Type = "unknown"
-	out.Errors = []webhook.Error{{Code: 501, Title: "Message type is not currently supported"}}
+	out.Errors = []webhook.Error{webhook.Err(e.Code, e.Details)}
 	return out
 }
 

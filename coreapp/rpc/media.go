@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/slot"
@@ -21,54 +19,25 @@ import (
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
 
-// Media message limits.
 const (
-	MaxCaption  = 1024
-	MaxFilename = 240
-	MaxLink     = 2048
-	maxMediaID  = 64
-	chunkSize   = 64 << 10
+	maxMediaID = 64 // media ids are UUIDs: a longer one is no id of ours
+	chunkSize  = 64 << 10
 )
 
-var providerName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// checkMedia validates a media message and returns the copy to accept:
-// only what the business may set (type, id or link, provider, caption,
-// filename); coreapp fills in the rest when it sends.
+// checkMedia resolves a media object of a message the business sends (a
+// media message's file, an interactive header) after the registry's checks:
+// a media id must be a file of the account that can be sent as the type; a
+// link's provider must exist and be bound to the link's host. It returns
+// the copy to accept: only what the business may set (type, id or link,
+// provider, caption, filename); coreapp fills in the rest when it sends.
 func (s *Server) checkMedia(ctx context.Context, a account.Account, md *messagev1.Media) (*messagev1.Media, error) {
 	t := md.Type
-	if media.Limit(t) == 0 {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("%q is not a media type: use image, audio, video, document or sticker", t))
-	}
-	switch {
-	case md.MediaId == "" && md.Link == "":
-		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, t+".id or "+t+".link is required")
-	case md.MediaId != "" && md.Link != "":
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "give "+t+".id or "+t+".link, not both")
-	case md.Caption != "" && t != "image" && t != "video" && t != "document":
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "caption is allowed only for image, video and document")
-	case md.Filename != "" && t != "document":
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "filename is allowed only for document")
-	case utf8.RuneCountInString(md.Caption) > MaxCaption:
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("caption is longer than %d characters", MaxCaption))
-	case utf8.RuneCountInString(md.Filename) > MaxFilename || strings.ContainsAny(md.Filename, "/\\\x00"):
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("filename must be at most %d characters without / or \\", MaxFilename))
-	case md.Provider != "" && md.Link == "":
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "provider applies to a link only")
-	}
 	out := &messagev1.Media{Type: t, Caption: md.Caption, Filename: md.Filename, MediaId: md.MediaId, Link: md.Link, Provider: md.Provider}
 	if md.Link != "" {
-		u, err := url.Parse(md.Link)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(md.Link) > MaxLink {
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, t+".link must be an http or https URL of at most 2048 characters")
-		}
 		if md.Provider != "" {
-			if !providerName.MatchString(md.Provider) {
-				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "provider.name is not valid")
-			}
 			p, err := s.media.Provider(ctx, a.ID, md.Provider)
 			if errors.Is(err, medialib.ErrLink) {
-				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("no media provider named %q; add it under /v1/settings/application/media/providers", md.Provider))
+				return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("no media provider named %q; add it under /v1/settings/application/media/providers", md.Provider))
 			}
 			if err != nil {
 				return nil, s.translate(ctx, "send", err)
@@ -76,29 +45,29 @@ func (s *Server) checkMedia(ctx context.Context, a account.Account, md *messagev
 			// The provider's credentials go only to its hosts: a link to
 			// another host is refused now, before any request is made.
 			if err := s.media.Fetch.CheckLink(p, md.Link); err != nil {
-				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, strings.TrimPrefix(err.Error(), medialib.ErrLink.Error()+": "))
+				return nil, apiError(codes.InvalidArgument, errcode.Invalid, strings.TrimPrefix(err.Error(), medialib.ErrLink.Error()+": "))
 			}
 		}
 		return out, nil
 	}
 	if len(md.MediaId) > maxMediaID {
-		return nil, apiError(codes.NotFound, 1006, titleNotFound, "unknown media id")
+		return nil, apiError(codes.NotFound, errcode.NotFound, "unknown media id")
 	}
 	in, err := s.media.Lookup(ctx, a.ID, md.MediaId)
 	if errors.Is(err, medialib.ErrNotFound) {
-		return nil, apiError(codes.NotFound, 1006, titleNotFound, "unknown media id "+md.MediaId)
+		return nil, apiError(codes.NotFound, errcode.NotFound, "unknown media id "+md.MediaId)
 	}
 	if err != nil {
 		return nil, s.translate(ctx, "send", err)
 	}
 	if in.Origin == medialib.OriginInbound && in.Download == medialib.DownloadFailed {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "media "+md.MediaId+" could not be downloaded and cannot be sent")
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "media "+md.MediaId+" could not be downloaded and cannot be sent")
 	}
 	if limit := media.Limit(t); in.Size > limit {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("the file has %d bytes; %s allows at most %d", in.Size, t, limit))
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("the file has %d bytes; %s allows at most %d", in.Size, t, limit))
 	}
 	if !media.Sendable(in.MimeType, t) {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("a %s file cannot be sent as %s", media.BaseType(in.MimeType), t))
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("a %s file cannot be sent as %s", media.BaseType(in.MimeType), t))
 	}
 	return out, nil
 }
@@ -114,23 +83,23 @@ func (s *Server) UploadMedia(stream corev1.Core_UploadMediaServer) error {
 	}
 	h := first.GetHeader()
 	if h == nil {
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, "the first message of an upload must be its header")
+		return apiError(codes.InvalidArgument, errcode.Invalid, "the first message of an upload must be its header")
 	}
 	a, err := s.accounts.Resolve(ctx, h.GetAccount().GetWaId())
 	if err != nil {
 		return s.translate(ctx, "upload media", err)
 	}
 	if !media.Accepted(h.MimeType) || len(h.MimeType) > 255 {
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, "Content-Type "+media.BaseType(h.MimeType)+" is not an accepted media type")
+		return apiError(codes.InvalidArgument, errcode.Invalid, "Content-Type "+media.BaseType(h.MimeType)+" is not an accepted media type")
 	}
 	id, err := s.media.Upload(ctx, a.ID, h.MimeType, &chunkReader{stream: stream})
 	switch {
 	case errors.Is(err, volume.ErrEmpty):
-		return apiError(codes.InvalidArgument, 1008, titleMissing, "empty upload")
+		return apiError(codes.InvalidArgument, errcode.Missing, "empty upload")
 	case errors.Is(err, volume.ErrTooLarge):
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("the file is larger than 100 MB (%d bytes)", media.MaxUpload))
+		return apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("the file is larger than 100 MB (%d bytes)", media.MaxUpload))
 	case errors.Is(err, errBadChunk):
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, err.Error())
+		return apiError(codes.InvalidArgument, errcode.Invalid, err.Error())
 	case err != nil:
 		return s.translate(ctx, "upload media", err)
 	}
@@ -169,7 +138,7 @@ func (s *Server) DownloadMedia(req *corev1.DownloadMediaRequest, stream corev1.C
 		return s.translate(ctx, "download media", err)
 	}
 	if req.Id == "" || len(req.Id) > maxMediaID {
-		return apiError(codes.NotFound, 1006, titleNotFound, "unknown media id")
+		return apiError(codes.NotFound, errcode.NotFound, "unknown media id")
 	}
 	f, in, err := s.media.Open(ctx, a.ID, req.Id)
 	if err != nil {
@@ -201,15 +170,15 @@ func (s *Server) DownloadMedia(req *corev1.DownloadMediaRequest, stream corev1.C
 func (s *Server) mediaError(ctx context.Context, op string, accountID int64, err error) error {
 	switch {
 	case errors.Is(err, medialib.ErrNotFound):
-		return apiError(codes.NotFound, 1006, titleNotFound, "unknown media id")
+		return apiError(codes.NotFound, errcode.NotFound, "unknown media id")
 	case errors.Is(err, medialib.ErrDownload):
-		return apiError(codes.FailedPrecondition, 400, "Media download error", "the customer's file could not be downloaded or did not verify")
+		return apiError(codes.FailedPrecondition, errcode.MediaDownload, "the customer's file could not be downloaded or did not verify")
 	case errors.Is(err, medialib.ErrUnavailable):
 		if s.slots.OwnerElsewhere(ctx, accountID) {
 			return s.translate(ctx, op, slot.ErrNotOwner)
 		}
 		s.log.WarnContext(ctx, op+": media server unreachable", "err", err)
-		return apiError(codes.Unavailable, 1014, titleInternal, "the file cannot be fetched from the chat network now; try again")
+		return apiError(codes.Unavailable, errcode.Internal, "the file cannot be fetched from the chat network now; try again")
 	}
 	return s.translate(ctx, op, err)
 }
@@ -221,7 +190,7 @@ func (s *Server) DeleteMedia(ctx context.Context, req *corev1.DeleteMediaRequest
 		return nil, s.translate(ctx, "delete media", err)
 	}
 	if req.Id == "" || len(req.Id) > maxMediaID {
-		return nil, apiError(codes.NotFound, 1006, titleNotFound, "unknown media id")
+		return nil, apiError(codes.NotFound, errcode.NotFound, "unknown media id")
 	}
 	if err := s.media.Delete(ctx, a.ID, req.Id); err != nil {
 		return nil, s.mediaError(ctx, "delete media", a.ID, err)
@@ -276,35 +245,35 @@ func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProv
 		return nil, s.translate(ctx, "set media providers", err)
 	}
 	if len(req.Providers) == 0 {
-		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "at least one provider is required")
+		return nil, apiError(codes.InvalidArgument, errcode.Missing, "at least one provider is required")
 	}
 	if len(req.Providers) > maxProviders {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("at most %d providers", maxProviders))
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("at most %d providers", maxProviders))
 	}
 	var ps []medialib.Provider
 	for i, p := range req.Providers {
 		field := fmt.Sprintf("providers[%d]", i)
 		switch {
-		case !providerName.MatchString(p.Name):
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".name must be 1 to 64 letters, digits, '.', '_' or '-'")
+		case !media.ValidProviderName(p.Name):
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".name must be 1 to 64 letters, digits, '.', '_' or '-'")
 		case p.Type != "www":
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".type must be www")
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".type must be www")
 		case (p.Bearer != "") == (p.BasicUsername != ""):
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config needs bearer or basic, one of them")
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config needs bearer or basic, one of them")
 		case len(p.Bearer) > 512 || len(p.BasicUsername) > 255 || len(p.BasicPassword) > 512:
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config is too long")
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config is too long")
 		case strings.ContainsAny(p.Bearer+p.BasicUsername+p.BasicPassword, "\r\n\x00"):
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config contains control characters")
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config contains control characters")
 		case strings.Contains(p.BasicUsername, ":"):
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, field+".config.basic.username must not contain ':'")
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config.basic.username must not contain ':'")
 		case len(p.Hosts) == 0:
-			return nil, apiError(codes.InvalidArgument, 1008, titleMissing, field+".hosts is required: the hosts the provider's credentials may be sent to")
+			return nil, apiError(codes.InvalidArgument, errcode.Missing, field+".hosts is required: the hosts the provider's credentials may be sent to")
 		case len(p.Hosts) > medialib.MaxProviderHosts:
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("%s.hosts has %d entries, more than %d", field, len(p.Hosts), medialib.MaxProviderHosts))
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("%s.hosts has %d entries, more than %d", field, len(p.Hosts), medialib.MaxProviderHosts))
 		}
 		for j, h := range p.Hosts {
 			if err := medialib.ValidHostPattern(h); err != nil {
-				return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("%s.hosts[%d]: %v", field, j, err))
+				return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("%s.hosts[%d]: %v", field, j, err))
 			}
 		}
 		ps = append(ps, medialib.Provider{Name: p.Name, Type: p.Type, Bearer: p.Bearer, BasicUsername: p.BasicUsername, BasicPassword: p.BasicPassword, Hosts: p.Hosts})
@@ -318,7 +287,7 @@ func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProv
 		names[p.Name] = true
 	}
 	if len(names) > maxProviders {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, fmt.Sprintf("at most %d providers", maxProviders))
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("at most %d providers", maxProviders))
 	}
 	if err := s.media.SetProviders(ctx, a.ID, ps); err != nil {
 		return nil, s.translate(ctx, "set media providers", err)
@@ -334,7 +303,7 @@ func (s *Server) DeleteMediaProvider(ctx context.Context, req *corev1.DeleteMedi
 	}
 	if err := s.media.DeleteProvider(ctx, a.ID, req.Name); err != nil {
 		if errors.Is(err, medialib.ErrNotFound) {
-			return nil, apiError(codes.NotFound, 1006, titleNotFound, "no media provider named "+req.Name)
+			return nil, apiError(codes.NotFound, errcode.NotFound, "no media provider named "+req.Name)
 		}
 		return nil, s.translate(ctx, "delete media provider", err)
 	}

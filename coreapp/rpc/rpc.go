@@ -12,15 +12,17 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"strings"
-	"unicode/utf8"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/message"
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/medialib"
@@ -28,13 +30,11 @@ import (
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/slot"
+	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
-
-// MaxTextBody is the longest text body, in characters.
-const MaxTextBody = 4096
 
 // Server implements core.v1.Core.
 type Server struct {
@@ -113,34 +113,29 @@ func checkToken(ctx context.Context, token []byte) error {
 	return nil
 }
 
-// apiError builds a status carrying an on-prem error.
-func apiError(c codes.Code, code int32, title, details string) error {
-	st, err := status.New(c, title).WithDetails(&corev1.Error{Code: code, Title: title, Details: details})
+// apiError builds a status carrying an on-prem error of the catalog.
+func apiError(c codes.Code, code errcode.Code, details string) error {
+	return apiErrorHTTP(c, 0, code, details)
+}
+
+// apiErrorHTTP is apiError with the HTTP status the webapp must answer (0:
+// the one of the gRPC code).
+func apiErrorHTTP(c codes.Code, httpStatus int32, code errcode.Code, details string) error {
+	st, err := status.New(c, code.Title()).WithDetails(&corev1.Error{Code: int32(code), Title: code.Title(), Details: details, HttpStatus: httpStatus})
 	if err != nil {
-		return status.Error(c, title)
+		return status.Error(c, code.Title())
 	}
 	return st.Err()
 }
 
-// apiErrorHTTP is apiError with the HTTP status the webapp must answer.
-func apiErrorHTTP(c codes.Code, httpStatus int32, code int32, title, details string) error {
-	st, err := status.New(c, title).WithDetails(&corev1.Error{Code: code, Title: title, Details: details, HttpStatus: httpStatus})
-	if err != nil {
-		return status.Error(c, title)
+// checkError renders an error of the message registry's checks.
+func checkError(err error) error {
+	var e *errcode.Error
+	if errors.As(err, &e) {
+		return apiError(codes.InvalidArgument, e.Code, e.Details)
 	}
-	return st.Err()
+	return apiError(codes.InvalidArgument, errcode.Invalid, err.Error())
 }
-
-// Titles of the on-prem errors used here.
-const (
-	titleAccessDenied = "Access denied"
-	titleNotFound     = "Resource not found"
-	titleMissing      = "Required parameter is missing"
-	titleInvalid      = "Parameter value is not valid"
-	titleUnknownParam = "Parameter is not required"
-	titleNotReady     = "Service not ready"
-	titleInternal     = "Internal error"
-)
 
 // translate maps an internal error to the status the webapp sees.
 func (s *Server) translate(ctx context.Context, op string, err error) error {
@@ -149,54 +144,53 @@ func (s *Server) translate(ctx context.Context, op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &se):
-		if se.Code == settings.CodeAccessDenied {
-			return apiError(codes.PermissionDenied, int32(se.Code), titleAccessDenied, se.Details)
+		if se.Code == errcode.AccessDenied {
+			return apiError(codes.PermissionDenied, se.Code, se.Details)
 		}
-		title := map[int]string{settings.CodeMissing: titleMissing, settings.CodeInvalid: titleInvalid, settings.CodeUnknown: titleUnknownParam}[se.Code]
-		return apiError(codes.InvalidArgument, int32(se.Code), title, se.Details)
+		return apiError(codes.InvalidArgument, se.Code, se.Details)
 	case errors.Is(err, account.ErrNoAccount):
-		return apiError(codes.FailedPrecondition, 1011, titleNotReady, "no phone number is registered; register one with POST /v1/account")
+		return apiError(codes.FailedPrecondition, errcode.NotReady, "no phone number is registered; register one with POST /v1/account")
 	case errors.Is(err, account.ErrNotFound):
-		return apiError(codes.NotFound, 1006, titleNotFound, "unknown phone number")
+		return apiError(codes.NotFound, errcode.NotFound, "unknown phone number")
 	case errors.Is(err, account.ErrNoPending):
-		return apiError(codes.FailedPrecondition, 1006, titleNotFound, account.ErrNoPending.Error())
+		return apiError(codes.FailedPrecondition, errcode.NotFound, account.ErrNoPending.Error())
 	case errors.Is(err, account.ErrAmbiguous):
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, account.ErrAmbiguous.Error())
+		return apiError(codes.InvalidArgument, errcode.Invalid, account.ErrAmbiguous.Error())
 	case errors.Is(err, account.ErrWrongCode):
-		return apiError(codes.InvalidArgument, 1009, titleInvalid, account.ErrWrongCode.Error())
+		return apiError(codes.InvalidArgument, errcode.Invalid, account.ErrWrongCode.Error())
 	case errors.Is(err, account.ErrTooManyCodes):
-		return apiError(codes.ResourceExhausted, 1015, "Too many requests", account.ErrTooManyCodes.Error())
+		return apiError(codes.ResourceExhausted, errcode.TooManyRequests, account.ErrTooManyCodes.Error())
 	case errors.Is(err, account.ErrNetworkRefused):
 		s.log.WarnContext(ctx, op+": refused by the network", "err", err)
-		return apiError(codes.PermissionDenied, 1005, titleAccessDenied, "the chat network refused the registration")
+		return apiError(codes.PermissionDenied, errcode.AccessDenied, "the chat network refused the registration")
 	case errors.Is(err, account.ErrNetwork):
 		s.log.WarnContext(ctx, op+": chat network unreachable", "err", err)
-		return apiError(codes.Unavailable, 1014, titleInternal, "the chat network cannot be reached; try again")
+		return apiError(codes.Unavailable, errcode.Internal, "the chat network cannot be reached; try again")
 	case errors.Is(err, slot.ErrNotMaster):
-		return apiError(codes.FailedPrecondition, 1017, "Not Primary Master", "this call runs on the primary master; try another node")
+		return apiError(codes.FailedPrecondition, errcode.NotPrimaryMaster, "this call runs on the primary master; try another node")
 	case errors.Is(err, slot.ErrNotOwner):
-		return apiError(codes.FailedPrecondition, 1018, "Not Primary Coreapp", "another node holds the number's connection; try another node")
+		return apiError(codes.FailedPrecondition, errcode.NotPrimaryCoreapp, "another node holds the number's connection; try another node")
 	case errors.Is(err, slot.ErrReshard):
 		s.log.WarnContext(ctx, op+": unfinished", "err", err)
-		return apiError(codes.Unavailable, 1014, titleInternal, "the shard change did not complete yet; the primary master completes it, or retry")
+		return apiError(codes.Unavailable, errcode.Internal, "the shard change did not complete yet; the primary master completes it, or retry")
 	case errors.Is(err, send.ErrRequestConflict):
 		// The IETF Idempotency-Key draft's answer to a key reused with
 		// another payload.
-		return apiErrorHTTP(codes.AlreadyExists, 422, 1025, "Invalid Request",
+		return apiErrorHTTP(codes.AlreadyExists, 422, errcode.InvalidRequest,
 			"the X-Request-Id "+requestID(ctx)+" was already used for a different message (another recipient or content); "+
 				"a request id names one message for as long as that message is stored: use a new one")
 	case errors.Is(err, receive.ErrNotFound):
-		return apiError(codes.NotFound, 1006, titleNotFound, "unknown message id")
+		return apiError(codes.NotFound, errcode.NotFound, "unknown message id")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()
 	case db.IsRetryable(err):
 		// Still contended after retries: the webapp retries Unavailable with
 		// the same request id, so a send is never duplicated.
 		s.log.WarnContext(ctx, op+": database contention", "request_id", requestID(ctx), "err", err)
-		return apiError(codes.Unavailable, 1016, "System overloaded", "temporary database contention; retry")
+		return apiError(codes.Unavailable, errcode.Overloaded, "temporary database contention; retry")
 	}
 	s.log.ErrorContext(ctx, op+" failed", "request_id", requestID(ctx), "err", err)
-	return apiError(codes.Internal, 1014, titleInternal, "")
+	return apiError(codes.Internal, errcode.Internal, "")
 }
 
 func requestID(ctx context.Context) string {
@@ -207,26 +201,17 @@ func requestID(ctx context.Context) string {
 	return ""
 }
 
-func onlyDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // RegisterAccount implements core.v1.Core.
 func (s *Server) RegisterAccount(ctx context.Context, req *corev1.RegisterAccountRequest) (*corev1.RegisterAccountResponse, error) {
-	if !onlyDigits(req.Cc) || len(req.Cc) > 3 || !onlyDigits(req.PhoneNumber) || !wire.ValidNumber(req.Cc+req.PhoneNumber) {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "cc and phone_number must be digits forming a 5 to 20 digit number")
+	if _, err := phone.FromParts(req.Cc, req.PhoneNumber); err != nil {
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, err.Error())
 	}
 	method := req.Method
 	if method == "" {
 		method = "sms"
 	}
 	if method != "sms" && method != "voice" {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "method must be sms or voice")
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "method must be sms or voice")
 	}
 	res, err := s.accounts.Register(ctx, account.RegisterRequest{CC: req.Cc, PhoneNumber: req.PhoneNumber, Method: method, Cert: req.Cert, Pin: req.Pin})
 	if err != nil {
@@ -240,8 +225,8 @@ func (s *Server) RegisterAccount(ctx context.Context, req *corev1.RegisterAccoun
 
 // VerifyAccount implements core.v1.Core.
 func (s *Server) VerifyAccount(ctx context.Context, req *corev1.VerifyAccountRequest) (*corev1.VerifyAccountResponse, error) {
-	if len(req.Code) != 6 || !onlyDigits(req.Code) {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "code must be 6 digits")
+	if len(req.Code) != 6 || !phone.Digits(req.Code) {
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "code must be 6 digits")
 	}
 	a, err := s.accounts.Verify(ctx, req.GetAccount().GetWaId(), req.Code)
 	if err != nil {
@@ -273,7 +258,7 @@ func (s *Server) verified(ctx context.Context, ref *corev1.AccountRef) (account.
 		return a, err
 	}
 	if !a.Verified() {
-		return a, apiError(codes.FailedPrecondition, 1011, titleNotReady, "the phone number's registration is not complete; verify it with POST /v1/account/verify")
+		return a, apiError(codes.FailedPrecondition, errcode.NotReady, "the phone number's registration is not complete; verify it with POST /v1/account/verify")
 	}
 	return a, nil
 }
@@ -285,37 +270,42 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 		return nil, s.translateOrPass(ctx, "send", err)
 	}
 	switch {
-	case !wire.ValidNumber(req.To):
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "to must be a phone number of 5 to 20 digits")
+	case !phone.Valid(req.To):
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "to must be a phone number of 5 to 20 digits")
 	case req.To == a.WaID:
-		return nil, apiError(codes.InvalidArgument, 1021, "Bad user", "a message cannot be sent to the sender's own number")
+		return nil, apiError(codes.InvalidArgument, errcode.BadUser, "a message cannot be sent to the sender's own number")
 	case req.RecipientType != "" && req.RecipientType != "individual":
-		return nil, apiError(codes.InvalidArgument, 1002, "Invalid recipient type", "recipient_type must be individual")
+		return nil, apiError(codes.InvalidArgument, errcode.RecipientType, "recipient_type must be individual")
 	case len(req.RequestId) > 64:
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "request id longer than 64 characters")
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "request id longer than 64 characters")
 	}
-	c := req.Content
-	t := c.GetText()
-	if md := c.GetMedia(); md != nil {
-		checked, err := s.checkMedia(ctx, a, md)
+	// The registry's checks again (coreapp is authoritative), then what
+	// needs state: the media ids and providers, the message a reaction
+	// points at.
+	if err := message.Default.Check(req.Content); err != nil {
+		return nil, checkError(err)
+	}
+	c := proto.Clone(req.Content).(*messagev1.Content)
+	for _, mp := range message.MediaOf(c) {
+		checked, err := s.checkMedia(ctx, a, *mp)
 		if err != nil {
 			return nil, err
 		}
-		c = &messagev1.Content{Body: &messagev1.Content_Media{Media: checked}, Context: c.Context}
-		if len(c.GetContext().GetMessageId()) > 64 {
-			return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "context.message_id is too long")
-		}
+		*mp = checked
 	}
-	switch {
-	case c.GetMedia() != nil:
-	case t == nil:
-		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "text.body is required")
-	case strings.TrimSpace(t.Body) == "":
-		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "text.body is required")
-	case utf8.RuneCountInString(t.Body) > MaxTextBody:
-		return nil, apiError(codes.InvalidArgument, 1001, "Message too long", "text.body is longer than 4096 characters")
-	case len(c.GetContext().GetMessageId()) > 64:
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "context.message_id is too long")
+	var fail *webhook.Error
+	if r := c.GetReaction(); r != nil {
+		ok, err := s.send.InConversation(ctx, a.ID, req.To, r.MessageId)
+		if err != nil {
+			return nil, s.translate(ctx, "send", err)
+		}
+		if !ok {
+			// Meta's rule: a reaction to a message that is not in the
+			// conversation is not delivered, and the business gets a
+			// failed status with 131009.
+			e := webhook.Err(errcode.CloudInvalidParameter, "reaction.message_id "+r.MessageId+" is not a message of this conversation")
+			fail = &e
+		}
 	}
 	reqID := req.RequestId
 	if reqID == "" {
@@ -325,7 +315,16 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 	if err != nil {
 		return nil, s.translate(ctx, "send", err)
 	}
-	if !dup {
+	switch {
+	case dup:
+	case fail != nil:
+		// Failed before any send (the sender skips failed messages).
+		done := make(chan error, 1)
+		s.send.Fail(a.ID, req.To, []string{m.ID}, time.Now().Unix(), *fail, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			return nil, s.translate(ctx, "send", err)
+		}
+	default:
 		s.slots.Enqueue(a.ID, m)
 	}
 	return &corev1.SendMessageResponse{Id: m.ID}, nil
@@ -346,7 +345,7 @@ func (s *Server) MarkRead(ctx context.Context, req *corev1.MarkReadRequest) (*co
 		return nil, s.translateOrPass(ctx, "mark read", err)
 	}
 	if req.MessageId == "" || len(req.MessageId) > 64 {
-		return nil, apiError(codes.NotFound, 1006, titleNotFound, "unknown message id")
+		return nil, apiError(codes.NotFound, errcode.NotFound, "unknown message id")
 	}
 	sh, err := s.receive.MarkRead(ctx, a.ID, req.MessageId)
 	if err != nil {
@@ -367,8 +366,8 @@ func (s *Server) CheckContacts(ctx context.Context, req *corev1.CheckContactsReq
 	norm := make([]string, len(req.Contacts))
 	var ask []string
 	for i, in := range req.Contacts {
-		norm[i] = normalize(in)
-		if wire.ValidNumber(norm[i]) {
+		if n, err := phone.Parse(in); err == nil {
+			norm[i] = n.String()
 			ask = append(ask, norm[i])
 		}
 	}
@@ -389,7 +388,7 @@ func (s *Server) CheckContacts(ctx context.Context, req *corev1.CheckContactsReq
 	for i, in := range req.Contacts {
 		r := &corev1.ContactResult{Input: in, Status: "invalid"}
 		switch {
-		case !wire.ValidNumber(norm[i]):
+		case !phone.Valid(norm[i]):
 		case failed:
 			r.Status = "failed"
 		case found[norm[i]]:
@@ -398,21 +397,6 @@ func (s *Server) CheckContacts(ctx context.Context, req *corev1.CheckContactsReq
 		out.Contacts = append(out.Contacts, r)
 	}
 	return out, nil
-}
-
-// normalize keeps the digits of a phone number as typed ("+1 (631) 555-1001").
-func normalize(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == '+' || r == ' ' || r == '-' || r == '(' || r == ')' || r == '.':
-		default:
-			return ""
-		}
-	}
-	return b.String()
 }
 
 // actor is who changes settings: the admin, or else a tenant (an API key,
@@ -507,7 +491,7 @@ func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookCon
 	}
 	cfg := req.GetConfig()
 	if cfg.GetUrl() == "" {
-		return nil, apiError(codes.InvalidArgument, 1008, titleMissing, "url is required")
+		return nil, apiError(codes.InvalidArgument, errcode.Missing, "url is required")
 	}
 	headers := cfg.GetHeaders()
 	if headers == nil {
@@ -550,10 +534,10 @@ func (s *Server) SetShards(ctx context.Context, req *corev1.SetShardsRequest) (*
 		return nil, s.translateOrPass(ctx, "set shards", err)
 	}
 	if req.Cc+req.PhoneNumber != a.WaID {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "cc and phone_number do not name the account")
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "cc and phone_number do not name the account")
 	}
 	if !slices.Contains(slot.ValidShards, int(req.Shards)) {
-		return nil, apiError(codes.InvalidArgument, 1009, titleInvalid, "shards must be 1, 2, 4, 8, 16 or 32")
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "shards must be 1, 2, 4, 8, 16 or 32")
 	}
 	a, err = s.slots.SetShards(ctx, a, int(req.Shards))
 	if err != nil {

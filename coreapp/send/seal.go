@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
@@ -105,20 +107,23 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 				ids = append(ids, m.ID)
 			}
 		}
-		rows, err := tx.Query("SELECT id, payload FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
+		rows, err := tx.Query("SELECT id, payload, status FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
 			append([]any{s.accountID}, ids...)...)
 		if err != nil {
 			return err
 		}
 		stored := map[string][]byte{}
+		dead := map[string]bool{} // failed before it was sent: never send it
 		for rows.Next() {
 			var id string
 			var p []byte
-			if err := rows.Scan(&id, &p); err != nil {
+			var status int
+			if err := rows.Scan(&id, &p, &status); err != nil {
 				rows.Close()
 				return err
 			}
 			stored[id] = p
+			dead[id] = status == StatusFailed
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -135,6 +140,9 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		for i, m := range msgs {
 			switch {
 			case m.Payload != nil:
+				continue
+			case dead[m.ID]:
+				skip[i] = true
 				continue
 			case stored[m.ID] != nil:
 				payloads[i] = stored[m.ID]
@@ -199,7 +207,7 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		s.store.webhookWake()
 	}
 	for _, m := range failed {
-		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Error{Code: 1013, Title: "User is not valid"}, func(error) {})
+		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Err(errcode.UserNotValid, ""), func(error) {})
 	}
 	for i, err := range mediaFailed {
 		m := msgs[i]
@@ -208,7 +216,7 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		}
 		why := egress.Describe(err)
 		s.log.Warn("media message cannot be sent", "id", m.ID, "err", why)
-		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Error{Code: 400, Title: "Media download error", Details: why}, func(error) {})
+		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Err(errcode.MediaDownload, why), func(error) {})
 	}
 	out := msgs[:0:0]
 	for i, m := range msgs {
@@ -221,6 +229,17 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// pendingMedia reports whether c has a file (a media message's, an
+// interactive header's) not prepared yet.
+func pendingMedia(c *messagev1.Content) bool {
+	for _, mp := range message.MediaOf(c) {
+		if medialib.Pending(*mp) {
+			return true
+		}
+	}
+	return false
 }
 
 // mediaWorkers bounds the media files prepared at once by one sender.
@@ -266,7 +285,7 @@ func (s *Sender) prepareMedia(ctx context.Context, msgs []Message) (prepared map
 		if err := proto.Unmarshal(m.Content, c); err != nil {
 			return nil, nil, nil, fmt.Errorf("stored content of %s: %w", m.ID, err)
 		}
-		if !medialib.Pending(c.GetMedia()) {
+		if !pendingMedia(c) {
 			continue
 		}
 		waiting[i] = true // until prepared or failed
@@ -290,10 +309,19 @@ func (s *Sender) prepareMedia(ctx context.Context, msgs []Message) (prepared map
 			}
 			defer func() { <-sem }()
 			m := msgs[j.i]
-			md, err := s.media.Prepare(ctx, s.accountID, j.c.GetMedia(), s.net)
+			var err error
+			for _, mp := range message.MediaOf(j.c) {
+				if !medialib.Pending(*mp) {
+					continue
+				}
+				var md *messagev1.Media
+				if md, err = s.media.Prepare(ctx, s.accountID, *mp, s.net); err != nil {
+					break
+				}
+				*mp = md
+			}
 			var b []byte
 			if err == nil {
-				j.c.Body = &messagev1.Content_Media{Media: md}
 				b, err = proto.Marshal(j.c)
 			}
 			mu.Lock()
@@ -398,7 +426,7 @@ func (s *Sender) answerRetries(ctx context.Context, rs []retry) error {
 			return err
 		}
 		if r.count > maxRetry {
-			s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Error{Code: 500, Title: "Generic error", Details: "the recipient could not decrypt the message"}, func(error) {})
+			s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Err(errcode.GenericStatus, "the recipient could not decrypt the message"), func(error) {})
 			continue
 		}
 		m.Shard, m.retry = s.shard, r.count

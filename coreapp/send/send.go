@@ -55,6 +55,7 @@ type Message struct {
 
 // Store accepts messages and records their progress. Run must be running.
 type Store struct {
+	db       *sql.DB
 	settings *settings.Store
 	log      *slog.Logger
 	accepts  *db.Batcher[*acceptItem]
@@ -65,7 +66,7 @@ type Store struct {
 
 // NewStore returns a Store writing to d.
 func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()) *Store {
-	st := &Store{settings: s, log: log, webhookWake: webhookWake}
+	st := &Store{db: d, settings: s, log: log, webhookWake: webhookWake}
 	// One accept transaction at a time: each locks the rows of its
 	// accounts until it commits (see flushAccepts), so parallel batches of
 	// one node would only queue behind each other; one batch takes every
@@ -98,6 +99,19 @@ type acceptItem struct {
 	hash      []byte // of the request: recipient and content as sent
 	existing  string // result: the id of an earlier message with the same request id
 	conflict  bool   // result: that earlier message was another request
+}
+
+// InConversation reports whether id is a message between the account and
+// peer, sent or received.
+func (s *Store) InConversation(ctx context.Context, accountID int64, peer, id string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM outbound_messages WHERE account_id = ? AND id = ? AND peer = ?)
+		+ (SELECT COUNT(*) FROM inbound_messages WHERE account_id = ? AND id = ? AND peer = ?)`,
+		accountID, id, peer, accountID, id, peer).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up message %s: %w", id, err)
+	}
+	return n > 0, nil
 }
 
 // ErrRequestConflict is a request id already used for another message (a
@@ -398,7 +412,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			}
 			r.status = tr.status
 			if tr.err != nil {
-				r.code = tr.err.Code
+				r.code = int(tr.err.Code)
 			}
 			changed[tr.id] = true
 			if want[tr.status] {

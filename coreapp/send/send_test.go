@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/webhook"
@@ -171,7 +172,7 @@ func TestTransitionsOnlyMoveForward(t *testing.T) {
 		t.Errorf("status webhooks = %d, want 2 (sent, read)", n)
 	}
 	ch := make(chan error, 1)
-	s.Fail(1, "", []string{m.ID}, 100, webhook.Error{Code: 410, Title: "Message expired"}, func(err error) { ch <- err })
+	s.Fail(1, "", []string{m.ID}, 100, webhook.Err(errcode.MessageExpired, ""), func(err error) { ch <- err })
 	if err := <-ch; err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestFailRecordsTheError(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := make(chan error, 1)
-	s.Fail(1, "", []string{m.ID}, 100, webhook.Error{Code: 1013, Title: "User is not valid"}, func(err error) { ch <- err })
+	s.Fail(1, "", []string{m.ID}, 100, webhook.Err(errcode.UserNotValid, ""), func(err error) { ch <- err })
 	if err := <-ch; err != nil {
 		t.Fatal(err)
 	}

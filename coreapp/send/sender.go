@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/medialib"
@@ -399,7 +400,17 @@ func mediaPending(m Message) bool {
 		return false
 	}
 	var c messagev1.Content
-	return proto.Unmarshal(m.Content, &c) == nil && medialib.Pending(c.GetMedia())
+	return proto.Unmarshal(m.Content, &c) == nil && pendingMedia(&c)
+}
+
+// kindOf is the stanza kind of stored content (package message): the
+// metadata chatd sees.
+func kindOf(content []byte) string {
+	var c messagev1.Content
+	if proto.Unmarshal(content, &c) != nil {
+		return "unknown"
+	}
+	return message.Default.Kind(&c)
 }
 
 func (s *Sender) sealAndSend(ctx context.Context, p prepped) error {
@@ -412,7 +423,7 @@ func (s *Sender) sealAndSend(ctx context.Context, p prepped) error {
 		if err := proto.Unmarshal(m.Payload, enc); err != nil {
 			return fmt.Errorf("stored envelope of %s: %w", m.ID, err)
 		}
-		st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.ID, To: m.Peer, Kind: "text", Enc: enc, Retry: m.retry}}}
+		st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.ID, To: m.Peer, Kind: kindOf(m.Content), Enc: enc, Retry: m.retry}}}
 		s.mu.Lock()
 		s.inflight[m.ID] = flight{peer: m.Peer, at: time.Now()}
 		s.mu.Unlock()

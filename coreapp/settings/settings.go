@@ -29,7 +29,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/media"
 )
 
 // Application is the settings object. Field names are the on-prem ones.
@@ -90,7 +92,7 @@ func Defaults() Application {
 		// defaults are 5 and 30.
 		HeartbeatInterval:         1,
 		UnhealthyInterval:         3,
-		Media:                     Media{AutoDownload: []string{"image", "video", "voice", "sticker", "audio", "document"}},
+		Media:                     Media{AutoDownload: media.AutoDownloadTypes()},
 		NotifyUserChangeNumber:    true,
 		ShowSecurityNotifications: true,
 	}
@@ -100,22 +102,15 @@ func Defaults() Application {
 // legacy sent_status or webhooks.message.sent).
 func (a Application) SentEnabled() bool { return a.SentStatus || a.Webhooks.Message.Sent }
 
-// Error is a validation failure with its on-prem code: 1008 (missing), 1009
-// (invalid value) or 1010 (unknown parameter).
+// Error is a validation failure with its on-prem code: 1005 (a
+// deployment-wide field changed by a tenant), 1008 (missing), 1009 (invalid
+// value) or 1010 (unknown parameter).
 type Error struct {
-	Code    int
+	Code    errcode.Code
 	Details string
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Details) }
-
-// Codes of Error.
-const (
-	CodeAccessDenied = 1005
-	CodeMissing      = 1008
-	CodeInvalid      = 1009
-	CodeUnknown      = 1010
-)
 
 // Actor is who changes settings.
 type Actor int
@@ -187,7 +182,7 @@ type patchMessage struct {
 	Read      *bool `json:"read"`
 }
 
-var autoDownloadTypes = []string{"image", "video", "voice", "sticker", "audio", "document"}
+var autoDownloadTypes = media.AutoDownloadTypes()
 
 // maxConcurrent lists the allowed webhooks.max_concurrent_requests values.
 var maxConcurrent = []int{6, 12, 18, 24}
@@ -196,14 +191,14 @@ var maxConcurrent = []int{6, 12, 18, 24}
 func Apply(cur Application, patchJSON []byte) (Application, error) {
 	trimmed := bytes.TrimSpace(patchJSON)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return cur, &Error{CodeInvalid, "the body must be a JSON object"}
+		return cur, &Error{errcode.Invalid, "the body must be a JSON object"}
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return cur, &Error{CodeInvalid, "invalid JSON: " + err.Error()}
+		return cur, &Error{errcode.Invalid, "invalid JSON: " + err.Error()}
 	}
 	if len(raw) == 0 {
-		return cur, &Error{CodeMissing, "No valid parameters"}
+		return cur, &Error{errcode.Missing, "No valid parameters"}
 	}
 	var p patch
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
@@ -224,7 +219,7 @@ func Apply(cur Application, patchJSON []byte) (Application, error) {
 		if w.MaxConcurrentRequests != nil {
 			n := int(*w.MaxConcurrentRequests)
 			if !slices.Contains(maxConcurrent, n) {
-				return cur, &Error{CodeInvalid, "webhooks.max_concurrent_requests must be 6, 12, 18 or 24"}
+				return cur, &Error{errcode.Invalid, "webhooks.max_concurrent_requests must be 6, 12, 18 or 24"}
 			}
 			next.Webhooks.MaxConcurrentRequests = n
 		}
@@ -246,7 +241,7 @@ func Apply(cur Application, patchJSON []byte) (Application, error) {
 	setBool(&next.ShowSecurityNotifications, p.ShowSecurityNotifications)
 	if p.PassThrough != nil {
 		if cur.PassThrough && !*p.PassThrough {
-			return cur, &Error{CodeInvalid, "pass_through cannot be turned off once on"}
+			return cur, &Error{errcode.Invalid, "pass_through cannot be turned off once on"}
 		}
 		next.PassThrough = *p.PassThrough
 	}
@@ -265,26 +260,26 @@ func Apply(cur Application, patchJSON []byte) (Application, error) {
 			continue
 		}
 		if n := int(*r.v); n < r.min || n > r.max {
-			return cur, &Error{CodeInvalid, fmt.Sprintf("%s must be between %d and %d", r.name, r.min, r.max)}
+			return cur, &Error{errcode.Invalid, fmt.Sprintf("%s must be between %d and %d", r.name, r.min, r.max)}
 		}
 		*r.dst = int(*r.v)
 	}
 	if next.MaxCallbackBackoffDelayMs < next.CallbackBackoffDelayMs {
-		return cur, &Error{CodeInvalid, "max_callback_backoff_delay_ms must not be smaller than callback_backoff_delay_ms"}
+		return cur, &Error{errcode.Invalid, "max_callback_backoff_delay_ms must not be smaller than callback_backoff_delay_ms"}
 	}
 	if next.UnhealthyInterval < next.HeartbeatInterval {
-		return cur, &Error{CodeInvalid, "unhealthy_interval must not be smaller than heartbeat_interval"}
+		return cur, &Error{errcode.Invalid, "unhealthy_interval must not be smaller than heartbeat_interval"}
 	}
 	if p.Media != nil && p.Media.AutoDownload != nil {
 		if n := len(*p.Media.AutoDownload); n > len(autoDownloadTypes) {
-			return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download has %d entries; there are %d types", n, len(autoDownloadTypes))}
+			return cur, &Error{errcode.Invalid, fmt.Sprintf("media.auto_download has %d entries; there are %d types", n, len(autoDownloadTypes))}
 		}
 		for i, t := range *p.Media.AutoDownload {
 			if !slices.Contains(autoDownloadTypes, t) {
-				return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download: unknown type %q (allowed: %s)", t, strings.Join(autoDownloadTypes, ", "))}
+				return cur, &Error{errcode.Invalid, fmt.Sprintf("media.auto_download: unknown type %q (allowed: %s)", t, strings.Join(autoDownloadTypes, ", "))}
 			}
 			if slices.Contains((*p.Media.AutoDownload)[:i], t) {
-				return cur, &Error{CodeInvalid, fmt.Sprintf("media.auto_download: %q is given twice", t)}
+				return cur, &Error{errcode.Invalid, fmt.Sprintf("media.auto_download: %q is given twice", t)}
 			}
 		}
 		next.Media.AutoDownload = *p.Media.AutoDownload
@@ -312,13 +307,13 @@ func cloneMap(m map[string]string) map[string]string {
 func decodeError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return &Error{CodeInvalid, fmt.Sprintf("%s must be of type %s", te.Field, te.Type)}
+		return &Error{errcode.Invalid, fmt.Sprintf("%s must be of type %s", te.Field, te.Type)}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return &Error{CodeUnknown, "unknown parameter " + f}
+		return &Error{errcode.NotRequired, "unknown parameter " + f}
 	}
-	return &Error{CodeInvalid, msg}
+	return &Error{errcode.Invalid, msg}
 }
 
 // ValidateWebhookURL accepts "" (webhooks off), https URLs, and plain http
@@ -328,11 +323,11 @@ func ValidateWebhookURL(s string) error {
 		return nil
 	}
 	if len(s) > 2048 {
-		return &Error{CodeInvalid, "webhooks.url is longer than 2048 characters"}
+		return &Error{errcode.Invalid, "webhooks.url is longer than 2048 characters"}
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return &Error{CodeInvalid, "webhooks.url is not a valid URL"}
+		return &Error{errcode.Invalid, "webhooks.url is not a valid URL"}
 	}
 	switch u.Scheme {
 	case "https":
@@ -341,9 +336,9 @@ func ValidateWebhookURL(s string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return &Error{CodeInvalid, "webhooks.url must use https (plain http is allowed only to a loopback address)"}
+		return &Error{errcode.Invalid, "webhooks.url must use https (plain http is allowed only to a loopback address)"}
 	}
-	return &Error{CodeInvalid, "webhooks.url must use https"}
+	return &Error{errcode.Invalid, "webhooks.url must use https"}
 }
 
 func isLoopback(host string) bool {
@@ -358,17 +353,17 @@ func isLoopback(host string) bool {
 // values of at most 1024 bytes without line breaks.
 func ValidateHeaders(h map[string]string) error {
 	if len(h) > 20 {
-		return &Error{CodeInvalid, "at most 20 webhook headers"}
+		return &Error{errcode.Invalid, "at most 20 webhook headers"}
 	}
 	for k, v := range h {
 		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) }) {
-			return &Error{CodeInvalid, fmt.Sprintf("header name %q is not a valid HTTP header name", k)}
+			return &Error{errcode.Invalid, fmt.Sprintf("header name %q is not a valid HTTP header name", k)}
 		}
 		if http.CanonicalHeaderKey(k) == "Content-Type" || http.CanonicalHeaderKey(k) == "Content-Length" || http.CanonicalHeaderKey(k) == "Host" {
-			return &Error{CodeInvalid, fmt.Sprintf("header %q cannot be overridden", k)}
+			return &Error{errcode.Invalid, fmt.Sprintf("header %q cannot be overridden", k)}
 		}
 		if len(v) > 1024 || strings.ContainsAny(v, "\r\n") {
-			return &Error{CodeInvalid, fmt.Sprintf("header %q: value too long or with a line break", k)}
+			return &Error{errcode.Invalid, fmt.Sprintf("header %q: value too long or with a line break", k)}
 		}
 	}
 	return nil
@@ -555,7 +550,7 @@ func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte, a
 			return Application{}, err
 		}
 		if err := s.CheckTenantURL(ctx, url); err != nil {
-			return Application{}, &Error{CodeInvalid, "webhooks.url is refused: " + err.Error() + " (a deployment inside a private network sets WA_WEBHOOK_ALLOW_PRIVATE=true)"}
+			return Application{}, &Error{errcode.Invalid, "webhooks.url is refused: " + err.Error() + " (a deployment inside a private network sets WA_WEBHOOK_ALLOW_PRIVATE=true)"}
 		}
 	}
 	var next, dep Application
@@ -572,7 +567,7 @@ func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte, a
 			// The same values are accepted (a GET body PATCHed back),
 			// a change is not.
 			if deploymentOf(cur) != deploymentOf(next) {
-				return &Error{CodeAccessDenied, fmt.Sprintf("%s is a deployment-wide setting (it drives every number's failover): only the admin may change it", strings.Join(depKeys, ", "))}
+				return &Error{errcode.AccessDenied, fmt.Sprintf("%s is a deployment-wide setting (it drives every number's failover): only the admin may change it", strings.Join(depKeys, ", "))}
 			}
 			depKeys = nil
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
 )
@@ -17,36 +18,36 @@ func TestApplyValidation(t *testing.T) {
 	tests := []struct {
 		name     string
 		patch    string
-		wantCode int // 0: accepted
+		wantCode errcode.Code // 0: accepted
 	}{
-		{"empty object", `{}`, CodeMissing},
-		{"not an object", `[1]`, CodeInvalid},
-		{"not json", `{"webhooks":`, CodeInvalid},
-		{"unknown top-level field", `{"colour":"blue"}`, CodeUnknown},
-		{"unknown nested field", `{"webhooks":{"urls":"https://x"}}`, CodeUnknown},
-		{"wrong type", `{"sent_status":"yes"}`, CodeInvalid},
-		{"wrong nested type", `{"webhooks":{"url":42}}`, CodeInvalid},
+		{"empty object", `{}`, errcode.Missing},
+		{"not an object", `[1]`, errcode.Invalid},
+		{"not json", `{"webhooks":`, errcode.Invalid},
+		{"unknown top-level field", `{"colour":"blue"}`, errcode.NotRequired},
+		{"unknown nested field", `{"webhooks":{"urls":"https://x"}}`, errcode.NotRequired},
+		{"wrong type", `{"sent_status":"yes"}`, errcode.Invalid},
+		{"wrong nested type", `{"webhooks":{"url":42}}`, errcode.Invalid},
 		{"https url", `{"webhooks":{"url":"https://hooks.example.com/wa"}}`, 0},
 		{"http to loopback", `{"webhooks":{"url":"http://127.0.0.1:8080/hook"}}`, 0},
 		{"http to localhost", `{"webhooks":{"url":"http://localhost/hook"}}`, 0},
 		{"http to ipv6 loopback", `{"webhooks":{"url":"http://[::1]:8080/hook"}}`, 0},
-		{"http to a public host", `{"webhooks":{"url":"http://example.com/hook"}}`, CodeInvalid},
-		{"ftp", `{"webhooks":{"url":"ftp://example.com/hook"}}`, CodeInvalid},
+		{"http to a public host", `{"webhooks":{"url":"http://example.com/hook"}}`, errcode.Invalid},
+		{"ftp", `{"webhooks":{"url":"ftp://example.com/hook"}}`, errcode.Invalid},
 		{"empty url disables", `{"webhooks":{"url":""}}`, 0},
 		{"concurrency 12", `{"webhooks":{"max_concurrent_requests":12}}`, 0},
-		{"concurrency 7", `{"webhooks":{"max_concurrent_requests":7}}`, CodeInvalid},
+		{"concurrency 7", `{"webhooks":{"max_concurrent_requests":7}}`, errcode.Invalid},
 		{"backoff as string", `{"callback_backoff_delay_ms":"1500"}`, 0},
-		{"backoff zero", `{"callback_backoff_delay_ms":0}`, CodeInvalid},
-		{"max below step", `{"callback_backoff_delay_ms":5000,"max_callback_backoff_delay_ms":1000}`, CodeInvalid},
+		{"backoff zero", `{"callback_backoff_delay_ms":0}`, errcode.Invalid},
+		{"max below step", `{"callback_backoff_delay_ms":5000,"max_callback_backoff_delay_ms":1000}`, errcode.Invalid},
 		{"auto download", `{"media":{"auto_download":["image","document"]}}`, 0},
-		{"auto download unknown type", `{"media":{"auto_download":["hologram"]}}`, CodeInvalid},
-		{"auto download twice", `{"media":{"auto_download":["image","image"]}}`, CodeInvalid},
-		{"auto download too long", `{"media":{"auto_download":["image","video","voice","sticker","audio","document","image"]}}`, CodeInvalid},
+		{"auto download unknown type", `{"media":{"auto_download":["hologram"]}}`, errcode.Invalid},
+		{"auto download twice", `{"media":{"auto_download":["image","image"]}}`, errcode.Invalid},
+		{"auto download too long", `{"media":{"auto_download":["image","video","voice","sticker","audio","document","image"]}}`, errcode.Invalid},
 		{"read-only wa_id ignored", `{"wa_id":"123","sent_status":true}`, 0},
 		{"header", `{"webhooks":{"headers":{"X-Tenant":"a"}}}`, 0},
-		{"header with newline", `{"webhooks":{"headers":{"X-Tenant":"a\r\nX: b"}}}`, CodeInvalid},
-		{"content-type header", `{"webhooks":{"headers":{"content-type":"text/plain"}}}`, CodeInvalid},
-		{"unhealthy below heartbeat", `{"heartbeat_interval":10,"unhealthy_interval":5}`, CodeInvalid},
+		{"header with newline", `{"webhooks":{"headers":{"X-Tenant":"a\r\nX: b"}}}`, errcode.Invalid},
+		{"content-type header", `{"webhooks":{"headers":{"content-type":"text/plain"}}}`, errcode.Invalid},
+		{"unhealthy below heartbeat", `{"heartbeat_interval":10,"unhealthy_interval":5}`, errcode.Invalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +140,7 @@ func TestDeploymentFieldsAreTheAdmins(t *testing.T) {
 	for _, patch := range []string{`{"heartbeat_interval":2}`, `{"unhealthy_interval":60,"sent_status":true}`} {
 		_, err := s.Update(ctx, 7, []byte(patch), ActorTenant)
 		var se *Error
-		if !errors.As(err, &se) || se.Code != CodeAccessDenied {
+		if !errors.As(err, &se) || se.Code != errcode.AccessDenied {
 			t.Fatalf("tenant PATCH %s = %v, want error 1005", patch, err)
 		}
 	}
@@ -197,7 +198,7 @@ func TestTenantWebhookURL(t *testing.T) {
 	}
 	_, err := s.Update(ctx, 7, []byte(`{"webhooks":{"url":"https://internal.example/hook"}}`), ActorTenant)
 	var se *Error
-	if !errors.As(err, &se) || se.Code != CodeInvalid || !strings.Contains(se.Details, "WA_WEBHOOK_ALLOW_PRIVATE") {
+	if !errors.As(err, &se) || se.Code != errcode.Invalid || !strings.Contains(se.Details, "WA_WEBHOOK_ALLOW_PRIVATE") {
 		t.Fatalf("tenant private URL = %v, want 1009 naming the setting", err)
 	}
 	if _, err := s.Update(ctx, 7, []byte(`{"webhooks":{"url":"https://hooks.example/in"}}`), ActorTenant); err != nil {

@@ -2,7 +2,6 @@ package slot
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/chatd/mediaconn"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
@@ -34,6 +34,7 @@ type runner struct {
 	epoch  uint64
 	sess   *session.Session
 	sender *send.Sender
+	inbox  *receive.Inbox
 	media  mediaNet
 
 	ctx     context.Context
@@ -49,21 +50,19 @@ type runner struct {
 
 	mu      sync.Mutex // guards the fields below
 	replies []*chatdv1.Stanza
-	retries map[string]uint32 // "peer id" → retry receipts sent for an undecryptable message
 	signal  chan struct{}
 }
 
-// Pre-key pool sizes and retry limit.
+// Pre-key pool sizes.
 const (
 	firstPreKeys = 200
 	topUpPreKeys = 100
 	lowPreKeys   = 20
-	maxRetries   = 5
 )
 
 func newRunner(m *Manager, a account.Account, k Key, epoch uint64, key wire.KeyPair, leaseUntil time.Time) *runner {
 	r := &runner{m: m, acct: a, key: k, epoch: epoch, signal: make(chan struct{}, 1),
-		tasks: make(chan func(context.Context), 256), retries: map[string]uint32{}}
+		tasks: make(chan func(context.Context), 256)}
 	r.lease.Store(leaseUntil.UnixMilli())
 	r.downSince.Store(time.Now().UnixMilli())
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -86,6 +85,7 @@ func newRunner(m *Manager, a account.Account, k Key, epoch uint64, key wire.KeyP
 	r.sess = session.New(sc)
 	r.media = mediaNet{mediaconn.New(mediaconn.Config{IQ: r.sess.IQ, Addr: r.sess.Addr, Log: sc.Log})}
 	r.sender = send.NewSender(m.cfg.DB, m.cfg.Committer, m.cfg.Send, m.cfg.Sealer, m.cfg.Media, r.media, sc.Log, a.ID, k.Shard, r.sess)
+	r.inbox = receive.NewInbox(m.cfg.Receive, sc.Log, a.ID, k.Shard, r.reply, r.later)
 	return r
 }
 
@@ -235,7 +235,7 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 	m := r.m
 	switch b := st.Body.(type) {
 	case *chatdv1.Stanza_Message:
-		r.onMessage(ctx, b.Message, false)
+		r.inbox.Message(ctx, b.Message)
 	case *chatdv1.Stanza_Receipt:
 		rc := b.Receipt
 		if rc.Type == chatdv1.ReceiptType_RECEIPT_TYPE_RETRY {
@@ -286,7 +286,7 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 			r.reply(ack(n.QueueSeq, chatdv1.AckClass_ACK_CLASS_NOTIFICATION))
 			return
 		}
-		m.cfg.Send.Fail(r.acct.ID, n.Peer, n.MessageIds, n.T, webhook.Error{Code: 410, Title: "Message expired"}, func(err error) {
+		m.cfg.Send.Fail(r.acct.ID, n.Peer, n.MessageIds, n.T, webhook.Err(errcode.MessageExpired, ""), func(err error) {
 			if err == nil {
 				r.reply(ack(n.QueueSeq, chatdv1.AckClass_ACK_CLASS_NOTIFICATION))
 			}
@@ -296,54 +296,13 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 	}
 }
 
-// onMessage stores a pushed message and acks it after the commit. A message
-// that cannot be decrypted gets a retry receipt (the sender encrypts it
-// again); after maxRetries it is stored as an unsupported message so the
-// business still learns of it.
-func (r *runner) onMessage(ctx context.Context, msg *chatdv1.Message, forceUnknown bool) {
-	m := r.m
-	m.cfg.Receive.Message(r.acct.ID, r.key.Shard, msg, forceUnknown, func(out receive.Outcome, err error) {
-		if err != nil {
-			m.log.Error("storing an inbound message failed; chatd will push it again", "from", msg.From, "id", msg.Id, "err", err)
-			return
-		}
-		key := msg.From + " " + msg.Id
-		if out == receive.Undecryptable {
-			r.mu.Lock()
-			r.retries[key]++
-			n := r.retries[key]
-			if len(r.retries) > 10_000 {
-				clear(r.retries)
-			}
-			r.mu.Unlock()
-			if n > maxRetries {
-				r.later(ctx, func(ctx context.Context) { r.onMessage(ctx, msg, true) })
-				return
-			}
-			r.reply(&chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: &chatdv1.Receipt{
-				Id: "rr." + rand.Text(), To: msg.From, Type: chatdv1.ReceiptType_RECEIPT_TYPE_RETRY, MessageIds: []string{msg.Id},
-				Retry: &chatdv1.Retry{Count: n}}}},
-				ack(msg.QueueSeq, chatdv1.AckClass_ACK_CLASS_MESSAGE))
-			return
-		}
-		r.mu.Lock()
-		delete(r.retries, key)
-		r.mu.Unlock()
-		// The delivered receipt goes first: the ack after it means both
-		// reached chatd in order on this connection.
-		r.reply(&chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: &chatdv1.Receipt{
-			Id: "dr." + rand.Text(), To: msg.From, Type: chatdv1.ReceiptType_RECEIPT_TYPE_DELIVERED, MessageIds: []string{msg.Id}}}},
-			ack(msg.QueueSeq, chatdv1.AckClass_ACK_CLASS_MESSAGE))
-	})
-}
-
 // nackError maps chatd's refusal reasons to on-prem errors.
 func nackError(reason string) webhook.Error {
 	switch reason {
 	case "unknown_recipient", "bad_recipient":
-		return webhook.Error{Code: 1013, Title: "User is not valid"}
+		return webhook.Err(errcode.UserNotValid, "")
 	}
-	return webhook.Error{Code: 500, Title: "Generic error", Details: reason}
+	return webhook.Err(errcode.GenericStatus, reason)
 }
 
 var _ session.Handler = (*runner)(nil)

@@ -234,7 +234,7 @@ func TestBodyMergesContacts(t *testing.T) {
 	c.WaID, c.Profile.Name = "15551234567", "Kerry"
 	var ps [][]byte
 	for _, id := range []string{"a", "b"} {
-		b, _ := json.Marshal(messageEvent{c, InboundMessage{From: c.WaID, ID: id, Type: "text", Text: &Text{Body: id}}})
+		b, _ := json.Marshal(messageEvent{c, InboundMessage{From: c.WaID, ID: id, Type: "text", Object: json.RawMessage(`{"body":"` + id + `"}`)}})
 		ps = append(ps, b)
 	}
 	got, err := body(KindMessage, ps)

@@ -19,7 +19,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/media"
 )
 
 // Kinds of events.
@@ -39,21 +42,69 @@ type Contact struct {
 	WaID string `json:"wa_id"`
 }
 
-// InboundMessage is the on-prem messages[] entry.
+// InboundMessage is the on-prem messages[] entry: from, id, timestamp,
+// type, the type's object under the type's name (rendered by the message
+// registry, or a System), context and errors.
 type InboundMessage struct {
+	From      string
+	ID        string
+	Timestamp string
+	Type      string
+	// Object is the type's object (nil for unknown messages).
+	Object  json.RawMessage
+	Context *MessageContext
+	Errors  []Error
+}
+
+// inboundJSON is InboundMessage's fixed fields.
+type inboundJSON struct {
 	From      string          `json:"from"`
 	ID        string          `json:"id"`
 	Timestamp string          `json:"timestamp"`
 	Type      string          `json:"type"`
-	Text      *Text           `json:"text,omitempty"`
-	Image     *Media          `json:"image,omitempty"`
-	Audio     *Media          `json:"audio,omitempty"`
-	Video     *Media          `json:"video,omitempty"`
-	Document  *Media          `json:"document,omitempty"`
-	Sticker   *Media          `json:"sticker,omitempty"`
 	Context   *MessageContext `json:"context,omitempty"`
-	System    *System         `json:"system,omitempty"`
 	Errors    []Error         `json:"errors,omitempty"`
+}
+
+// MarshalJSON puts the object under the type's name.
+func (m InboundMessage) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(inboundJSON{m.From, m.ID, m.Timestamp, m.Type, m.Context, m.Errors})
+	if err != nil || len(m.Object) == 0 || m.Type == "" {
+		return b, err
+	}
+	key, err := json.Marshal(m.Type)
+	if err != nil {
+		return nil, err
+	}
+	out := append(b[:len(b)-1:len(b)-1], ',')
+	out = append(out, key...)
+	out = append(out, ':')
+	out = append(out, m.Object...)
+	return append(out, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (m *InboundMessage) UnmarshalJSON(b []byte) error {
+	var f inboundJSON
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*m = InboundMessage{From: f.From, ID: f.ID, Timestamp: f.Timestamp, Type: f.Type, Context: f.Context, Errors: f.Errors, Object: all[f.Type]}
+	return nil
+}
+
+// SetObject sets the message's type and object.
+func (m *InboundMessage) SetObject(msgType string, obj any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	m.Type, m.Object = msgType, b
+	return nil
 }
 
 // System is the body of a "system" message.
@@ -62,44 +113,6 @@ type System struct {
 	Customer string `json:"customer,omitempty"`
 	Identity string `json:"identity,omitempty"`
 	Type     string `json:"type"`
-}
-
-// Media is the on-prem media object of an inbound message: the id to fetch
-// it with GET /v1/media/{id} (absent when the download failed; the message
-// then carries errors), and what the customer's message says of the file.
-type Media struct {
-	ID       string `json:"id,omitempty"`
-	MimeType string `json:"mime_type"`
-	SHA256   string `json:"sha256"`
-	Caption  string `json:"caption,omitempty"`
-	Filename string `json:"filename,omitempty"`
-}
-
-// SetMedia sets the media object of the message's type.
-func (m *InboundMessage) SetMedia(msgType string, md *Media) {
-	m.Type = msgType
-	switch msgType {
-	case "image":
-		m.Image = md
-	case "audio":
-		m.Audio = md
-	case "video":
-		m.Video = md
-	case "document":
-		m.Document = md
-	case "sticker":
-		m.Sticker = md
-	}
-}
-
-// media returns the message's media object, if any.
-func (m *InboundMessage) media() *Media {
-	for _, md := range []*Media{m.Image, m.Audio, m.Video, m.Document, m.Sticker} {
-		if md != nil {
-			return md
-		}
-	}
-	return nil
 }
 
 // MessageEventJSON is the stored form of a message event, for an event
@@ -115,8 +128,15 @@ func FailMedia(event []byte, e Error) ([]byte, error) {
 	if err := json.Unmarshal(event, &ev); err != nil {
 		return nil, err
 	}
-	if md := ev.Message.media(); md != nil {
+	if _, ok := media.KindOf(ev.Message.Type); ok && len(ev.Message.Object) > 0 {
+		var md message.MediaObject
+		if err := json.Unmarshal(ev.Message.Object, &md); err != nil {
+			return nil, err
+		}
 		md.ID = ""
+		if err := ev.Message.SetObject(ev.Message.Type, md); err != nil {
+			return nil, err
+		}
 	}
 	ev.Message.Errors = append(ev.Message.Errors, e)
 	return json.Marshal(ev)
@@ -128,11 +148,6 @@ func ServiceEvent(accountID int64, payload any) Event {
 	return Event{accountID, KindService, payload}
 }
 
-// Text is the body of a text message.
-type Text struct {
-	Body string `json:"body"`
-}
-
 // MessageContext points at the message replied to.
 type MessageContext struct {
 	From string `json:"from,omitempty"`
@@ -141,9 +156,14 @@ type MessageContext struct {
 
 // Error is an on-prem error object.
 type Error struct {
-	Code    int    `json:"code"`
-	Title   string `json:"title"`
-	Details string `json:"details,omitempty"`
+	Code    errcode.Code `json:"code"`
+	Title   string       `json:"title"`
+	Details string       `json:"details,omitempty"`
+}
+
+// Err is the error object of a catalog code, with its title.
+func Err(code errcode.Code, details string) Error {
+	return Error{Code: code, Title: code.Title(), Details: details}
 }
 
 // Status is the on-prem statuses[] entry.
@@ -177,10 +197,9 @@ func MessageEvent(accountID int64, c Contact, m InboundMessage) Event {
 // the customer's identity key changed (a reinstall); fingerprint is a hash of
 // the new key. System messages carry no contacts entry.
 func IdentityChangedEvent(accountID int64, customer, id, fingerprint string, t int64) Event {
-	return Event{accountID, KindMessage, messageEvent{Message: InboundMessage{
-		From: customer, ID: id, Timestamp: strconv.FormatInt(t, 10), Type: "system",
-		System: &System{Body: "User " + customer + " changed their security code", Customer: customer, Identity: fingerprint, Type: "user_identity_changed"},
-	}}}
+	m := InboundMessage{From: customer, ID: id, Timestamp: strconv.FormatInt(t, 10)}
+	m.SetObject("system", System{Body: "User " + customer + " changed their security code", Customer: customer, Identity: fingerprint, Type: "user_identity_changed"})
+	return Event{accountID, KindMessage, messageEvent{Message: m}}
 }
 
 // StatusEvent is a status event.

@@ -22,30 +22,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/openwaba/openwaba/media"
 )
 
-// Media types and their HKDF info strings.
-const (
-	Image    = "WhatsApp Image Keys"
-	Video    = "WhatsApp Video Keys"
-	Audio    = "WhatsApp Audio Keys"
-	Document = "WhatsApp Document Keys"
-)
-
-// Info returns the HKDF info for an on-prem message type (stickers use the
-// image keys, voice the audio keys, as WhatsApp does).
+// Info returns the HKDF info for an on-prem message type (the media table,
+// media.Kinds: stickers use the image keys, voice the audio keys, as
+// WhatsApp does).
 func Info(msgType string) (string, error) {
-	switch msgType {
-	case "image", "sticker":
-		return Image, nil
-	case "video":
-		return Video, nil
-	case "audio", "voice":
-		return Audio, nil
-	case "document":
-		return Document, nil
+	k, ok := media.KindOf(msgType)
+	if !ok {
+		return "", fmt.Errorf("no media keys for type %q", msgType)
 	}
-	return "", fmt.Errorf("no media keys for type %q", msgType)
+	return k.HKDFInfo, nil
 }
 
 // MACSize is the length of the truncated MAC at the end of a blob.

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"testing"
+
+	"github.com/openwaba/openwaba/media"
 )
 
 // TestVector pins the official expansion: media key 00 01 … 1f with
@@ -15,7 +17,7 @@ func TestVector(t *testing.T) {
 	for i := range key {
 		key[i] = byte(i)
 	}
-	k, err := Expand(key, Image)
+	k, err := Expand(key, media.InfoImage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestVector(t *testing.T) {
 func roundTrip(t *testing.T, plain []byte) (Result, []byte) {
 	t.Helper()
 	var blob bytes.Buffer
-	res, err := Encrypt(&blob, bytes.NewReader(plain), NewMediaKey(), Document)
+	res, err := Encrypt(&blob, bytes.NewReader(plain), NewMediaKey(), media.InfoDocument)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func roundTrip(t *testing.T, plain []byte) (Result, []byte) {
 	}
 	var out bytes.Buffer
 	e := Expect{MediaKey: res.MediaKey, FileSHA256: res.FileSHA256, FileEncSHA256: res.FileEncSHA256, FileLength: res.FileLength}
-	if err := Decrypt(&out, bytes.NewReader(blob.Bytes()), int64(blob.Len()), e, Document); err != nil {
+	if err := Decrypt(&out, bytes.NewReader(blob.Bytes()), int64(blob.Len()), e, media.InfoDocument); err != nil {
 		t.Fatalf("Decrypt of %d bytes: %v", len(plain), err)
 	}
 	if !bytes.Equal(out.Bytes(), plain) {
@@ -70,7 +72,7 @@ func TestTamperingIsRefused(t *testing.T) {
 	try := func(name string, b []byte, e Expect, want error) {
 		t.Helper()
 		var out bytes.Buffer
-		err := Decrypt(&out, bytes.NewReader(b), int64(len(b)), e, Document)
+		err := Decrypt(&out, bytes.NewReader(b), int64(len(b)), e, media.InfoDocument)
 		if !errors.Is(err, want) {
 			t.Errorf("%s: Decrypt = %v, want %v", name, err, want)
 		}

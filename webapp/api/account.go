@@ -6,17 +6,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/phone"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
 
 type accountResponse struct {
 	Account []vnameItem `json:"account"`
@@ -55,7 +48,7 @@ func (s *Server) registerAccount(c echo.Context) error {
 	switch {
 	case req.Method != "sms" && req.Method != "voice":
 		return invalid(`method must be "sms" or "voice"`)
-	case req.Pin != "" && (!allDigits(req.Pin) || len(req.Pin) != 6):
+	case req.Pin != "" && (!phone.Digits(req.Pin) || len(req.Pin) != 6):
 		return invalid("pin must be 6 digits")
 	}
 	resp, err := call(s, c, s.opts.CallTimeout, s.core.RegisterAccount, req)
@@ -78,7 +71,7 @@ func (s *Server) verifyAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !allDigits(code) || len(code) != 6 {
+	if !phone.Digits(code) || len(code) != 6 {
 		return invalid("code must be 6 digits")
 	}
 	if _, err := call(s, c, s.opts.CallTimeout, s.core.VerifyAccount, &corev1.VerifyAccountRequest{Account: &corev1.AccountRef{Caller: principalOf(c).caller()}, Code: code}); err != nil {
@@ -126,7 +119,7 @@ func (s *Server) setShards(c echo.Context) error {
 	switch {
 	case !slices.ContainsFunc(validShards, func(n uint32) bool { return float64(n) == shards }):
 		return invalid("shards must be one of 1, 2, 4, 8, 16 or 32")
-	case req.Pin != "" && (!allDigits(req.Pin) || len(req.Pin) != 6):
+	case req.Pin != "" && (!phone.Digits(req.Pin) || len(req.Pin) != 6):
 		return invalid("pin must be 6 digits")
 	}
 	req.Shards = uint32(shards)
@@ -186,7 +179,7 @@ func (s *Server) createAPIKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if waID != "" && (!allDigits(waID) || len(waID) < 5 || len(waID) > 20) {
+	if waID != "" && (!phone.Digits(waID) || len(waID) < 5 || len(waID) > 20) {
 		return invalid("wa_id must be 5 to 20 digits")
 	}
 	acct, err := call(s, c, s.opts.CallTimeout, s.core.GetAccount, &corev1.GetAccountRequest{Account: &corev1.AccountRef{WaId: waID, Caller: principalOf(c).caller()}})
@@ -194,7 +187,7 @@ func (s *Server) createAPIKey(c echo.Context) error {
 		return err
 	}
 	if acct.GetState() != "verified" || acct.GetWaId() == "" {
-		return apiErr(http.StatusBadRequest, codeNotReady, "the account %s is not verified: finish POST /v1/account/verify first", acct.GetWaId())
+		return apiErr(http.StatusBadRequest, errcode.NotReady, "the account %s is not verified: finish POST /v1/account/verify first", acct.GetWaId())
 	}
 	k, err := s.auth.CreateAPIKey(c.Request().Context(), acct.GetWaId(), principalOf(c).username)
 	if err != nil {
@@ -228,12 +221,9 @@ func (s *Server) deleteAPIKey(c echo.Context) error {
 }
 
 // checkNumber validates a business number's cc and phone_number.
-func checkNumber(cc, phone string) error {
-	switch {
-	case !allDigits(cc) || len(cc) > 3:
-		return invalid("cc must be 1 to 3 digits")
-	case !allDigits(phone) || len(phone) < 4 || len(phone) > 15:
-		return invalid("phone_number must be 4 to 15 digits")
+func checkNumber(cc, national string) error {
+	if _, err := phone.FromParts(cc, national); err != nil {
+		return invalid("%s", err.Error())
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/coreconn"
 )
@@ -75,8 +76,8 @@ func retryable(err error) bool {
 	if st.Code() == codes.Unavailable {
 		return true
 	}
-	switch errorDetail(st).GetCode() {
-	case codeNotPrimaryMaster, codeNotPrimaryCoreapp:
+	switch errcode.Code(errorDetail(st).GetCode()) {
+	case errcode.NotPrimaryMaster, errcode.NotPrimaryCoreapp:
 		return true
 	}
 	return false

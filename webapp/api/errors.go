@@ -12,58 +12,15 @@ import (
 	"github.com/labstack/echo/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-)
 
-// On-prem error codes used by the webapp.
-const (
-	codeGeneric           = 1000
-	codeTooLong           = 1001
-	codeRecipientType     = 1002
-	codeExists            = 1004
-	codeAccessDenied      = 1005
-	codeNotFound          = 1006
-	codeMissing           = 1008
-	codeInvalid           = 1009
-	codeNotRequired       = 1010
-	codeNotReady          = 1011
-	codeInternal          = 1014
-	codeTooManyRequests   = 1015
-	codePasswordChange    = 1024
-	codeInvalidRequest    = 1025
-	codeSystemOverloaded  = 1016
-	codeNotPrimaryMaster  = 1017
-	codeNotPrimaryCoreapp = 1018
-	codeDatabaseError     = 1023
-	codeReceiverIncapable = 1026
+	"github.com/openwaba/openwaba/api/errcode"
 )
-
-var titles = map[int]string{
-	codeGeneric:           "Generic error",
-	codeTooLong:           "Message too long",
-	codeRecipientType:     "Invalid recipient type",
-	codeExists:            "Resource already exists",
-	codeAccessDenied:      "Access denied",
-	codeNotFound:          "Resource not found",
-	codeMissing:           "Required parameter is missing",
-	codeInvalid:           "Parameter value is not valid",
-	codeNotRequired:       "Parameter is not required",
-	codeNotReady:          "Service not ready",
-	codeInternal:          "Internal error",
-	codeTooManyRequests:   "Too many requests",
-	codeSystemOverloaded:  "System overloaded",
-	codeNotPrimaryMaster:  "Not Primary Master",
-	codeNotPrimaryCoreapp: "Not Primary Coreapp",
-	codeDatabaseError:     "Database error occurred",
-	codePasswordChange:    "Password Change Required",
-	codeInvalidRequest:    "Invalid Request",
-	codeReceiverIncapable: "Receiver incapable",
-}
 
 // Error is an API failure: the HTTP status and one on-prem error. cause, if
 // set, is logged and never sent.
 type Error struct {
 	Status  int
-	Code    int
+	Code    errcode.Code
 	Title   string
 	Details string
 	// RetryAfter, when set, is sent as the Retry-After header (whole
@@ -85,59 +42,68 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.cause }
 
-func apiErr(httpStatus, code int, format string, args ...any) *Error {
-	return &Error{Status: httpStatus, Code: code, Title: titles[code], Details: fmt.Sprintf(format, args...)}
+func apiErr(httpStatus int, code errcode.Code, format string, args ...any) *Error {
+	return &Error{Status: httpStatus, Code: code, Title: code.Title(), Details: fmt.Sprintf(format, args...)}
+}
+
+// fromCode renders an error of the catalog (request parsing and checks):
+// HTTP 400, with the error's code and details.
+func fromCode(e *errcode.Error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: e.Code, Title: e.Code.Title(), Details: e.Details}
 }
 
 func missing(format string, args ...any) *Error {
-	return apiErr(http.StatusBadRequest, codeMissing, format, args...)
+	return apiErr(http.StatusBadRequest, errcode.Missing, format, args...)
 }
 
 func invalid(format string, args ...any) *Error {
-	return apiErr(http.StatusBadRequest, codeInvalid, format, args...)
+	return apiErr(http.StatusBadRequest, errcode.Invalid, format, args...)
 }
 
 func notRequired(format string, args ...any) *Error {
-	return apiErr(http.StatusBadRequest, codeNotRequired, format, args...)
+	return apiErr(http.StatusBadRequest, errcode.NotRequired, format, args...)
 }
 
 func unauthorized(details string) *Error {
-	return apiErr(http.StatusUnauthorized, codeAccessDenied, "%s", details)
+	return apiErr(http.StatusUnauthorized, errcode.AccessDenied, "%s", details)
 }
 
 func forbidden(details string) *Error {
-	return apiErr(http.StatusForbidden, codeAccessDenied, "%s", details)
+	return apiErr(http.StatusForbidden, errcode.AccessDenied, "%s", details)
 }
 
 func notFound(format string, args ...any) *Error {
-	return apiErr(http.StatusNotFound, codeNotFound, format, args...)
+	return apiErr(http.StatusNotFound, errcode.NotFound, format, args...)
 }
 
 // tooManyRequests is HTTP 429 with error 1015 and Retry-After.
 func tooManyRequests(retryAfter time.Duration, details string) *Error {
-	e := apiErr(http.StatusTooManyRequests, codeTooManyRequests, "%s", details)
+	e := apiErr(http.StatusTooManyRequests, errcode.TooManyRequests, "%s", details)
 	e.RetryAfter = retryAfter
 	return e
 }
 
 func internal(cause error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: codeInternal, Title: titles[codeInternal], cause: cause}
+	return &Error{Status: http.StatusInternalServerError, Code: errcode.Internal, Title: errcode.Internal.Title(), cause: cause}
 }
 
 // grpcHTTP maps a gRPC code to the HTTP status and the on-prem code used when
 // the status carries no corev1.Error detail.
-var grpcHTTP = map[codes.Code]struct{ status, code int }{
-	codes.InvalidArgument:    {http.StatusBadRequest, codeInvalid},
-	codes.OutOfRange:         {http.StatusBadRequest, codeInvalid},
-	codes.NotFound:           {http.StatusNotFound, codeNotFound},
-	codes.AlreadyExists:      {http.StatusConflict, codeExists},
-	codes.PermissionDenied:   {http.StatusForbidden, codeAccessDenied},
-	codes.Unauthenticated:    {http.StatusUnauthorized, codeAccessDenied},
-	codes.FailedPrecondition: {http.StatusBadRequest, codeNotReady},
-	codes.ResourceExhausted:  {http.StatusTooManyRequests, codeTooManyRequests},
-	codes.Unavailable:        {http.StatusServiceUnavailable, codeInternal},
-	codes.DeadlineExceeded:   {http.StatusGatewayTimeout, codeInternal},
-	codes.Aborted:            {http.StatusServiceUnavailable, codeInternal},
+var grpcHTTP = map[codes.Code]struct {
+	status int
+	code   errcode.Code
+}{
+	codes.InvalidArgument:    {http.StatusBadRequest, errcode.Invalid},
+	codes.OutOfRange:         {http.StatusBadRequest, errcode.Invalid},
+	codes.NotFound:           {http.StatusNotFound, errcode.NotFound},
+	codes.AlreadyExists:      {http.StatusConflict, errcode.Exists},
+	codes.PermissionDenied:   {http.StatusForbidden, errcode.AccessDenied},
+	codes.Unauthenticated:    {http.StatusUnauthorized, errcode.AccessDenied},
+	codes.FailedPrecondition: {http.StatusBadRequest, errcode.NotReady},
+	codes.ResourceExhausted:  {http.StatusTooManyRequests, errcode.TooManyRequests},
+	codes.Unavailable:        {http.StatusServiceUnavailable, errcode.Internal},
+	codes.DeadlineExceeded:   {http.StatusGatewayTimeout, errcode.Internal},
+	codes.Aborted:            {http.StatusServiceUnavailable, errcode.Internal},
 }
 
 // toError turns any error a handler or middleware returned into the API
@@ -146,6 +112,10 @@ func toError(err error) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var ce *errcode.Error
+	if errors.As(err, &ce) {
+		return fromCode(ce)
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -160,13 +130,13 @@ func toError(err error) *Error {
 		return tooLarge(mbe.Limit)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Status: http.StatusGatewayTimeout, Code: codeInternal, Title: titles[codeInternal], Details: "the request timed out", cause: err}
+		return &Error{Status: http.StatusGatewayTimeout, Code: errcode.Internal, Title: errcode.Internal.Title(), Details: "the request timed out", cause: err}
 	}
 	return internal(err)
 }
 
 func tooLarge(limit int64) *Error {
-	return apiErr(http.StatusRequestEntityTooLarge, codeInvalidRequest, "the request body is larger than %d bytes", limit)
+	return apiErr(http.StatusRequestEntityTooLarge, errcode.InvalidRequest, "the request body is larger than %d bytes", limit)
 }
 
 func fromHTTPError(he *echo.HTTPError) *Error {
@@ -174,30 +144,30 @@ func fromHTTPError(he *echo.HTTPError) *Error {
 	e := &Error{Status: he.Code, cause: he.Internal}
 	switch he.Code {
 	case http.StatusNotFound:
-		e.Code, e.Details = codeNotFound, "unknown path"
+		e.Code, e.Details = errcode.NotFound, "unknown path"
 	case http.StatusMethodNotAllowed:
-		e.Code, e.Details = codeNotFound, "method not allowed on this path"
+		e.Code, e.Details = errcode.NotFound, "method not allowed on this path"
 	case http.StatusUnauthorized:
-		e.Code, e.Details = codeAccessDenied, msg
+		e.Code, e.Details = errcode.AccessDenied, msg
 	case http.StatusForbidden:
-		e.Code, e.Details = codeAccessDenied, msg
+		e.Code, e.Details = errcode.AccessDenied, msg
 	case http.StatusRequestEntityTooLarge:
-		e.Code, e.Details = codeInvalidRequest, "the request body is too large"
+		e.Code, e.Details = errcode.InvalidRequest, "the request body is too large"
 	case http.StatusTooManyRequests:
-		e.Code = codeTooManyRequests
+		e.Code = errcode.TooManyRequests
 	case http.StatusServiceUnavailable:
-		e.Code = codeNotReady
+		e.Code = errcode.NotReady
 	default:
 		if he.Code >= 400 && he.Code < 500 {
-			e.Code, e.Details = codeInvalidRequest, msg
+			e.Code, e.Details = errcode.InvalidRequest, msg
 		} else {
-			e.Status, e.Code = http.StatusInternalServerError, codeInternal
+			e.Status, e.Code = http.StatusInternalServerError, errcode.Internal
 			if e.cause == nil {
 				e.cause = he
 			}
 		}
 	}
-	e.Title = titles[e.Code]
+	e.Title = e.Code.Title()
 	return e
 }
 
@@ -210,25 +180,25 @@ func fromHTTPError(he *echo.HTTPError) *Error {
 func fromStatus(st *status.Status, err error) *Error {
 	m, ok := grpcHTTP[st.Code()]
 	if !ok {
-		m = struct{ status, code int }{http.StatusInternalServerError, codeInternal}
+		m.status, m.code = http.StatusInternalServerError, errcode.Internal
 	}
 	e := &Error{Status: m.status, Code: m.code, cause: err}
 	if ce := errorDetail(st); ce != nil {
-		e.Code = int(ce.GetCode())
+		e.Code = errcode.Code(ce.GetCode())
 		e.Title = ce.GetTitle()
 		e.Details = ce.GetDetails()
 		if e.Title == "" {
-			e.Title = titleOf(e.Code)
+			e.Title = e.Code.Title()
 		}
 		if hs := int(ce.GetHttpStatus()); hs >= 400 && hs <= 599 {
 			e.Status = hs
 		}
-		if e.Code == codeNotPrimaryMaster || e.Code == codeNotPrimaryCoreapp {
+		if e.Code == errcode.NotPrimaryMaster || e.Code == errcode.NotPrimaryCoreapp {
 			e.Status = http.StatusServiceUnavailable
 		}
 		return e
 	}
-	e.Title = titles[e.Code]
+	e.Title = e.Code.Title()
 	switch {
 	case m.status < 500:
 		e.Details = st.Message()
@@ -240,22 +210,15 @@ func fromStatus(st *status.Status, err error) *Error {
 	return e
 }
 
-func titleOf(code int) string {
-	if t, ok := titles[code]; ok {
-		return t
-	}
-	return titles[codeGeneric]
-}
-
 type errorBody struct {
 	Meta   meta        `json:"meta"`
 	Errors []errorItem `json:"errors"`
 }
 
 type errorItem struct {
-	Code    int    `json:"code"`
-	Title   string `json:"title"`
-	Details string `json:"details,omitempty"`
+	Code    errcode.Code `json:"code"`
+	Title   string       `json:"title"`
+	Details string       `json:"details,omitempty"`
 }
 
 // handleError is the server's one echo.HTTPErrorHandler.

@@ -69,7 +69,7 @@ func TestHandleError(t *testing.T) {
 		// gRPC statuses with a corev1.Error detail.
 		{"detail on InvalidArgument", statusWith(codes.InvalidArgument, "x", &corev1.Error{Code: 1013, Title: "User is not valid", Details: "not a user"}), 400, errorItem{1013, "User is not valid", "not a user"}},
 		{"detail without title", statusWith(codes.NotFound, "x", &corev1.Error{Code: 1006, Details: "template missing"}), 404, errorItem{1006, "Resource not found", "template missing"}},
-		{"detail with an unknown code and no title", statusWith(codes.InvalidArgument, "x", &corev1.Error{Code: 2001}), 400, errorItem{2001, "Generic error", ""}},
+		{"detail with an unknown code and no title", statusWith(codes.InvalidArgument, "x", &corev1.Error{Code: 2999}), 400, errorItem{2999, "Generic error", ""}},
 		{"detail on Unavailable", statusWith(codes.Unavailable, "x", &corev1.Error{Code: 1011, Title: "Service not ready", Details: "slot moving"}), 503, errorItem{1011, "Service not ready", "slot moving"}},
 		{"detail on Internal is shown as given", statusWith(codes.Internal, "x", &corev1.Error{Code: 1023, Details: "database error"}), 500, errorItem{1023, "Database error occurred", "database error"}},
 		{"detail on ResourceExhausted", statusWith(codes.ResourceExhausted, "x", &corev1.Error{Code: 1016, Title: "System overloaded"}), 429, errorItem{1016, "System overloaded", ""}},

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/media"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
@@ -45,7 +44,7 @@ func (s *Server) uploadMedia(c echo.Context) error {
 		return missing("the Content-Type header is required: the MIME type of the file")
 	}
 	if !media.Accepted(ct) {
-		return invalid("Content-Type %s is not accepted; accepted types: %s", media.BaseType(ct), strings.Join(slices.Sorted(maps.Keys(media.Types)), ", "))
+		return invalid("Content-Type %s is not accepted; accepted types: %s", media.BaseType(ct), strings.Join(media.AcceptedTypes(), ", "))
 	}
 	switch {
 	case r.ContentLength == 0:
@@ -115,14 +114,14 @@ func (s *Server) uploadMedia(c echo.Context) error {
 func readChunk(body io.Reader, buf []byte) ([]byte, error) {
 	n, err := io.ReadFull(body, buf)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, &Error{Status: http.StatusBadRequest, Code: codeInvalidRequest, Title: titles[codeInvalidRequest],
+		return nil, &Error{Status: http.StatusBadRequest, Code: errcode.InvalidRequest, Title: errcode.InvalidRequest.Title(),
 			Details: "could not read the request body", cause: err}
 	}
 	return buf[:n], nil
 }
 
 func uploadTooLarge() *Error {
-	return apiErr(http.StatusRequestEntityTooLarge, codeInvalid, "the file is larger than 100 MB (%d bytes)", media.MaxUpload)
+	return apiErr(http.StatusRequestEntityTooLarge, errcode.Invalid, "the file is larger than 100 MB (%d bytes)", media.MaxUpload)
 }
 
 // uploadMIME is the Content-Type given to coreapp: normalized (lower-case

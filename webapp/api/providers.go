@@ -13,13 +13,13 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/openwaba/openwaba/media"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
 
 // Limits on media providers.
 const (
 	MaxMediaProviders = 20 // in one POST
-	maxProviderName   = 64
 	maxBearer         = 4096
 	maxBasicUsername  = 256
 	maxBasicPassword  = 1024
@@ -30,24 +30,8 @@ const (
 // masked replaces every provider secret in responses.
 const masked = "********"
 
-// validProviderName reports whether name is 1 to 64 characters of
-// [A-Za-z0-9_.-].
-func validProviderName(name string) bool {
-	if len(name) == 0 || len(name) > maxProviderName {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch b := name[i]; {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '.', b == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func invalidProviderName(path string) *Error {
-	return invalid("%sname must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", path, maxProviderName)
+	return invalid("%sname must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", path, media.MaxProviderName)
 }
 
 type providersResponse struct {
@@ -133,7 +117,7 @@ func (s *Server) setMediaProviders(c echo.Context) error {
 // (admin or API key).
 func (s *Server) deleteMediaProvider(c echo.Context) error {
 	name := c.Param("name")
-	if !validProviderName(name) {
+	if !media.ValidProviderName(name) {
 		return notFound("media provider not found")
 	}
 	req := &corev1.DeleteMediaProviderRequest{Account: principalOf(c).account(), Name: name}
@@ -190,7 +174,7 @@ func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, err
 	if p.Name, err = requiredString(o, "name"); err != nil {
 		return nil, err
 	}
-	if !validProviderName(p.Name) {
+	if !media.ValidProviderName(p.Name) {
 		return nil, invalidProviderName(path)
 	}
 	if p.Type, err = requiredString(o, "type"); err != nil {
@@ -206,7 +190,7 @@ func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, err
 	if !present {
 		return nil, missing("%sconfig is required", path)
 	}
-	switch hasBearer, hasBasic := cfg.has("bearer"), cfg.has("basic"); {
+	switch hasBearer, hasBasic := cfg.Has("bearer"), cfg.Has("basic"); {
 	case hasBearer && hasBasic:
 		return nil, invalid("%sconfig must have either bearer or basic, not both", path)
 	case hasBearer:

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/auth"
 )
@@ -206,7 +207,7 @@ func (s *Server) headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if n > MaxHeaderBytes {
-			return apiErr(http.StatusRequestHeaderFieldsTooLarge, codeInvalidRequest, "the request headers are larger than %d bytes", MaxHeaderBytes)
+			return apiErr(http.StatusRequestHeaderFieldsTooLarge, errcode.InvalidRequest, "the request headers are larger than %d bytes", MaxHeaderBytes)
 		}
 		return next(c)
 	}

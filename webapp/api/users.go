@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/webapp/auth"
 )
 
@@ -52,9 +53,9 @@ func fromAuth(err error) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return unauthorized("invalid username or password")
 	case errors.Is(err, auth.ErrPasswordChangeRequired):
-		return apiErr(http.StatusBadRequest, codePasswordChange, `the password must be changed: send {"new_password":"..."} in the login body`)
+		return apiErr(http.StatusBadRequest, errcode.PasswordChange, `the password must be changed: send {"new_password":"..."} in the login body`)
 	case errors.Is(err, auth.ErrUserExists):
-		return apiErr(http.StatusConflict, codeExists, "user already exists")
+		return apiErr(http.StatusConflict, errcode.Exists, "user already exists")
 	case errors.Is(err, auth.ErrUserNotFound):
 		return notFound("user not found")
 	case errors.Is(err, auth.ErrAdminUndeletable):

@@ -47,6 +47,7 @@ import (
 	"github.com/openwaba/openwaba/chatd/config"
 	"github.com/openwaba/openwaba/chatd/waphone"
 	"github.com/openwaba/openwaba/chatd/wire"
+	"github.com/openwaba/openwaba/media"
 )
 
 func main() {
@@ -231,7 +232,7 @@ func fileCommand(to, args string) (command, error) {
 	c := command{Cmd: "send", To: to, File: path}
 	rest = strings.TrimSpace(rest)
 	first, after, _ := strings.Cut(rest, " ")
-	if slices.Contains(waphone.MediaTypes, first) {
+	if slices.Contains(media.Names(), first) {
 		c.Type, rest = first, strings.TrimSpace(after)
 	}
 	c.Caption = rest

@@ -24,13 +24,22 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Content is one message's plaintext.
+// Content is one message's plaintext. Each field of body is one message
+// type (or one family: media), described by the message registry
+// (github.com/openwaba/openwaba/api/message), which maps it to the API's
+// JSON both ways.
 type Content struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
 	//	*Content_Media
+	//	*Content_Location
+	//	*Content_Contacts
+	//	*Content_Interactive
+	//	*Content_Reaction
+	//	*Content_InteractiveReply
+	//	*Content_Extension
 	Body isContent_Body `protobuf_oneof:"body"`
 	// Set when the message replies to another one.
 	Context       *ContextInfo `protobuf:"bytes,15,opt,name=context,proto3" json:"context,omitempty"`
@@ -93,6 +102,60 @@ func (x *Content) GetMedia() *Media {
 	return nil
 }
 
+func (x *Content) GetLocation() *Location {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Location); ok {
+			return x.Location
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetContacts() *Contacts {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Contacts); ok {
+			return x.Contacts
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetInteractive() *Interactive {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Interactive); ok {
+			return x.Interactive
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetReaction() *Reaction {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Reaction); ok {
+			return x.Reaction
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetInteractiveReply() *InteractiveReply {
+	if x != nil {
+		if x, ok := x.Body.(*Content_InteractiveReply); ok {
+			return x.InteractiveReply
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetExtension() *Extension {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Extension); ok {
+			return x.Extension
+		}
+	}
+	return nil
+}
+
 func (x *Content) GetContext() *ContextInfo {
 	if x != nil {
 		return x.Context
@@ -112,9 +175,1166 @@ type Content_Media struct {
 	Media *Media `protobuf:"bytes,2,opt,name=media,proto3,oneof"`
 }
 
+type Content_Location struct {
+	Location *Location `protobuf:"bytes,3,opt,name=location,proto3,oneof"`
+}
+
+type Content_Contacts struct {
+	Contacts *Contacts `protobuf:"bytes,4,opt,name=contacts,proto3,oneof"`
+}
+
+type Content_Interactive struct {
+	// An interactive message of the business: reply buttons or a list.
+	Interactive *Interactive `protobuf:"bytes,5,opt,name=interactive,proto3,oneof"`
+}
+
+type Content_Reaction struct {
+	Reaction *Reaction `protobuf:"bytes,6,opt,name=reaction,proto3,oneof"`
+}
+
+type Content_InteractiveReply struct {
+	// The customer's answer to an interactive message (a button tapped, a
+	// list row chosen).
+	InteractiveReply *InteractiveReply `protobuf:"bytes,7,opt,name=interactive_reply,json=interactiveReply,proto3,oneof"`
+}
+
+type Content_Extension struct {
+	// A type known by its name only, its body as the API's JSON: for
+	// types registered without a field of their own (the registry's
+	// tests register one to show that a type needs nothing else).
+	Extension *Extension `protobuf:"bytes,14,opt,name=extension,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_Media) isContent_Body() {}
+
+func (*Content_Location) isContent_Body() {}
+
+func (*Content_Contacts) isContent_Body() {}
+
+func (*Content_Interactive) isContent_Body() {}
+
+func (*Content_Reaction) isContent_Body() {}
+
+func (*Content_InteractiveReply) isContent_Body() {}
+
+func (*Content_Extension) isContent_Body() {}
+
+// Location is a point on the map with an optional name and address.
+type Location struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Latitude      float64                `protobuf:"fixed64,1,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	Longitude     float64                `protobuf:"fixed64,2,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Address       string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Location) Reset() {
+	*x = Location{}
+	mi := &file_message_v1_content_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Location) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Location) ProtoMessage() {}
+
+func (x *Location) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Location.ProtoReflect.Descriptor instead.
+func (*Location) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Location) GetLatitude() float64 {
+	if x != nil {
+		return x.Latitude
+	}
+	return 0
+}
+
+func (x *Location) GetLongitude() float64 {
+	if x != nil {
+		return x.Longitude
+	}
+	return 0
+}
+
+func (x *Location) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Location) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// Contacts are contact cards (on-prem "contacts": a list of cards).
+type Contacts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cards         []*ContactCard         `protobuf:"bytes,1,rep,name=cards,proto3" json:"cards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Contacts) Reset() {
+	*x = Contacts{}
+	mi := &file_message_v1_content_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Contacts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Contacts) ProtoMessage() {}
+
+func (x *Contacts) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Contacts.ProtoReflect.Descriptor instead.
+func (*Contacts) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Contacts) GetCards() []*ContactCard {
+	if x != nil {
+		return x.Cards
+	}
+	return nil
+}
+
+// ContactCard is one card; field names are the API's.
+type ContactCard struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      *ContactName           `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Phones    []*ContactPhone        `protobuf:"bytes,2,rep,name=phones,proto3" json:"phones,omitempty"`
+	Emails    []*ContactEmail        `protobuf:"bytes,3,rep,name=emails,proto3" json:"emails,omitempty"`
+	Addresses []*ContactAddress      `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Org       *ContactOrg            `protobuf:"bytes,5,opt,name=org,proto3" json:"org,omitempty"`
+	Urls      []*ContactURL          `protobuf:"bytes,6,rep,name=urls,proto3" json:"urls,omitempty"`
+	// YYYY-MM-DD.
+	Birthday      string `protobuf:"bytes,7,opt,name=birthday,proto3" json:"birthday,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactCard) Reset() {
+	*x = ContactCard{}
+	mi := &file_message_v1_content_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactCard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactCard) ProtoMessage() {}
+
+func (x *ContactCard) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactCard.ProtoReflect.Descriptor instead.
+func (*ContactCard) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ContactCard) GetName() *ContactName {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *ContactCard) GetPhones() []*ContactPhone {
+	if x != nil {
+		return x.Phones
+	}
+	return nil
+}
+
+func (x *ContactCard) GetEmails() []*ContactEmail {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+func (x *ContactCard) GetAddresses() []*ContactAddress {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *ContactCard) GetOrg() *ContactOrg {
+	if x != nil {
+		return x.Org
+	}
+	return nil
+}
+
+func (x *ContactCard) GetUrls() []*ContactURL {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *ContactCard) GetBirthday() string {
+	if x != nil {
+		return x.Birthday
+	}
+	return ""
+}
+
+type ContactName struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FormattedName string                 `protobuf:"bytes,1,opt,name=formatted_name,json=formattedName,proto3" json:"formatted_name,omitempty"`
+	FirstName     string                 `protobuf:"bytes,2,opt,name=first_name,json=firstName,proto3" json:"first_name,omitempty"`
+	LastName      string                 `protobuf:"bytes,3,opt,name=last_name,json=lastName,proto3" json:"last_name,omitempty"`
+	MiddleName    string                 `protobuf:"bytes,4,opt,name=middle_name,json=middleName,proto3" json:"middle_name,omitempty"`
+	Suffix        string                 `protobuf:"bytes,5,opt,name=suffix,proto3" json:"suffix,omitempty"`
+	Prefix        string                 `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactName) Reset() {
+	*x = ContactName{}
+	mi := &file_message_v1_content_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactName) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactName) ProtoMessage() {}
+
+func (x *ContactName) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactName.ProtoReflect.Descriptor instead.
+func (*ContactName) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ContactName) GetFormattedName() string {
+	if x != nil {
+		return x.FormattedName
+	}
+	return ""
+}
+
+func (x *ContactName) GetFirstName() string {
+	if x != nil {
+		return x.FirstName
+	}
+	return ""
+}
+
+func (x *ContactName) GetLastName() string {
+	if x != nil {
+		return x.LastName
+	}
+	return ""
+}
+
+func (x *ContactName) GetMiddleName() string {
+	if x != nil {
+		return x.MiddleName
+	}
+	return ""
+}
+
+func (x *ContactName) GetSuffix() string {
+	if x != nil {
+		return x.Suffix
+	}
+	return ""
+}
+
+func (x *ContactName) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type ContactPhone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Phone string                 `protobuf:"bytes,1,opt,name=phone,proto3" json:"phone,omitempty"`
+	// CELL, MAIN, IPHONE, HOME or WORK.
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	WaId          string `protobuf:"bytes,3,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactPhone) Reset() {
+	*x = ContactPhone{}
+	mi := &file_message_v1_content_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactPhone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactPhone) ProtoMessage() {}
+
+func (x *ContactPhone) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactPhone.ProtoReflect.Descriptor instead.
+func (*ContactPhone) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ContactPhone) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *ContactPhone) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ContactPhone) GetWaId() string {
+	if x != nil {
+		return x.WaId
+	}
+	return ""
+}
+
+type ContactEmail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Email string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// HOME or WORK.
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactEmail) Reset() {
+	*x = ContactEmail{}
+	mi := &file_message_v1_content_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactEmail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactEmail) ProtoMessage() {}
+
+func (x *ContactEmail) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactEmail.ProtoReflect.Descriptor instead.
+func (*ContactEmail) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ContactEmail) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ContactEmail) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+type ContactAddress struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Street      string                 `protobuf:"bytes,1,opt,name=street,proto3" json:"street,omitempty"`
+	City        string                 `protobuf:"bytes,2,opt,name=city,proto3" json:"city,omitempty"`
+	State       string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Zip         string                 `protobuf:"bytes,4,opt,name=zip,proto3" json:"zip,omitempty"`
+	Country     string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
+	CountryCode string                 `protobuf:"bytes,6,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	// HOME or WORK.
+	Type          string `protobuf:"bytes,7,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactAddress) Reset() {
+	*x = ContactAddress{}
+	mi := &file_message_v1_content_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactAddress) ProtoMessage() {}
+
+func (x *ContactAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactAddress.ProtoReflect.Descriptor instead.
+func (*ContactAddress) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContactAddress) GetStreet() string {
+	if x != nil {
+		return x.Street
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetZip() string {
+	if x != nil {
+		return x.Zip
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *ContactAddress) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+type ContactOrg struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Company       string                 `protobuf:"bytes,1,opt,name=company,proto3" json:"company,omitempty"`
+	Department    string                 `protobuf:"bytes,2,opt,name=department,proto3" json:"department,omitempty"`
+	Title         string                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactOrg) Reset() {
+	*x = ContactOrg{}
+	mi := &file_message_v1_content_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactOrg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactOrg) ProtoMessage() {}
+
+func (x *ContactOrg) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactOrg.ProtoReflect.Descriptor instead.
+func (*ContactOrg) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ContactOrg) GetCompany() string {
+	if x != nil {
+		return x.Company
+	}
+	return ""
+}
+
+func (x *ContactOrg) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *ContactOrg) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+type ContactURL struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// HOME or WORK.
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactURL) Reset() {
+	*x = ContactURL{}
+	mi := &file_message_v1_content_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactURL) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactURL) ProtoMessage() {}
+
+func (x *ContactURL) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactURL.ProtoReflect.Descriptor instead.
+func (*ContactURL) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ContactURL) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ContactURL) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+// Interactive is a message with reply buttons ("button") or a list
+// ("list").
+type Interactive struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "button" or "list".
+	Type   string             `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Header *InteractiveHeader `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	Body   string             `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Footer string             `protobuf:"bytes,4,opt,name=footer,proto3" json:"footer,omitempty"`
+	// type "button": the reply buttons.
+	Buttons []*ReplyButton `protobuf:"bytes,5,rep,name=buttons,proto3" json:"buttons,omitempty"`
+	// type "list": the text of the button that opens the list, and its
+	// sections.
+	ListButton    string         `protobuf:"bytes,6,opt,name=list_button,json=listButton,proto3" json:"list_button,omitempty"`
+	Sections      []*ListSection `protobuf:"bytes,7,rep,name=sections,proto3" json:"sections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interactive) Reset() {
+	*x = Interactive{}
+	mi := &file_message_v1_content_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interactive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interactive) ProtoMessage() {}
+
+func (x *Interactive) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interactive.ProtoReflect.Descriptor instead.
+func (*Interactive) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Interactive) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Interactive) GetHeader() *InteractiveHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *Interactive) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Interactive) GetFooter() string {
+	if x != nil {
+		return x.Footer
+	}
+	return ""
+}
+
+func (x *Interactive) GetButtons() []*ReplyButton {
+	if x != nil {
+		return x.Buttons
+	}
+	return nil
+}
+
+func (x *Interactive) GetListButton() string {
+	if x != nil {
+		return x.ListButton
+	}
+	return ""
+}
+
+func (x *Interactive) GetSections() []*ListSection {
+	if x != nil {
+		return x.Sections
+	}
+	return nil
+}
+
+// InteractiveHeader is a text or a media header.
+type InteractiveHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "text", "image", "video" or "document".
+	Type          string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Media         *Media `protobuf:"bytes,3,opt,name=media,proto3" json:"media,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InteractiveHeader) Reset() {
+	*x = InteractiveHeader{}
+	mi := &file_message_v1_content_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InteractiveHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InteractiveHeader) ProtoMessage() {}
+
+func (x *InteractiveHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InteractiveHeader.ProtoReflect.Descriptor instead.
+func (*InteractiveHeader) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InteractiveHeader) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *InteractiveHeader) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *InteractiveHeader) GetMedia() *Media {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+type ReplyButton struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyButton) Reset() {
+	*x = ReplyButton{}
+	mi := &file_message_v1_content_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyButton) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyButton) ProtoMessage() {}
+
+func (x *ReplyButton) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyButton.ProtoReflect.Descriptor instead.
+func (*ReplyButton) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReplyButton) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplyButton) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+type ListSection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Title         string                 `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	Rows          []*ListRow             `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSection) Reset() {
+	*x = ListSection{}
+	mi := &file_message_v1_content_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSection) ProtoMessage() {}
+
+func (x *ListSection) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSection.ProtoReflect.Descriptor instead.
+func (*ListSection) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListSection) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *ListSection) GetRows() []*ListRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+type ListRow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRow) Reset() {
+	*x = ListRow{}
+	mi := &file_message_v1_content_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRow) ProtoMessage() {}
+
+func (x *ListRow) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRow.ProtoReflect.Descriptor instead.
+func (*ListRow) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListRow) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListRow) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *ListRow) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Reaction is an emoji on a message of the conversation; an empty emoji
+// removes the sender's reaction.
+type Reaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Emoji         string                 `protobuf:"bytes,2,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reaction) Reset() {
+	*x = Reaction{}
+	mi := &file_message_v1_content_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reaction) ProtoMessage() {}
+
+func (x *Reaction) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
+func (*Reaction) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Reaction) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Reaction) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+// InteractiveReply is the choice of a button or a list row; the Content's
+// context names the interactive message.
+type InteractiveReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "button_reply" or "list_reply".
+	Type  string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Id    string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// list_reply only.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InteractiveReply) Reset() {
+	*x = InteractiveReply{}
+	mi := &file_message_v1_content_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InteractiveReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InteractiveReply) ProtoMessage() {}
+
+func (x *InteractiveReply) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InteractiveReply.ProtoReflect.Descriptor instead.
+func (*InteractiveReply) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *InteractiveReply) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *InteractiveReply) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *InteractiveReply) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *InteractiveReply) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Extension carries a type by name, its body as the API's JSON object.
+type Extension struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Json          []byte                 `protobuf:"bytes,2,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Extension) Reset() {
+	*x = Extension{}
+	mi := &file_message_v1_content_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Extension) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Extension) ProtoMessage() {}
+
+func (x *Extension) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Extension.ProtoReflect.Descriptor instead.
+func (*Extension) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Extension) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Extension) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -126,7 +1346,7 @@ type Text struct {
 
 func (x *Text) Reset() {
 	*x = Text{}
-	mi := &file_message_v1_content_proto_msgTypes[1]
+	mi := &file_message_v1_content_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +1358,7 @@ func (x *Text) String() string {
 func (*Text) ProtoMessage() {}
 
 func (x *Text) ProtoReflect() protoreflect.Message {
-	mi := &file_message_v1_content_proto_msgTypes[1]
+	mi := &file_message_v1_content_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +1371,7 @@ func (x *Text) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Text.ProtoReflect.Descriptor instead.
 func (*Text) Descriptor() ([]byte, []int) {
-	return file_message_v1_content_proto_rawDescGZIP(), []int{1}
+	return file_message_v1_content_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Text) GetBody() string {
@@ -180,7 +1400,7 @@ type ContextInfo struct {
 
 func (x *ContextInfo) Reset() {
 	*x = ContextInfo{}
-	mi := &file_message_v1_content_proto_msgTypes[2]
+	mi := &file_message_v1_content_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +1412,7 @@ func (x *ContextInfo) String() string {
 func (*ContextInfo) ProtoMessage() {}
 
 func (x *ContextInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_message_v1_content_proto_msgTypes[2]
+	mi := &file_message_v1_content_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +1425,7 @@ func (x *ContextInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextInfo.ProtoReflect.Descriptor instead.
 func (*ContextInfo) Descriptor() ([]byte, []int) {
-	return file_message_v1_content_proto_rawDescGZIP(), []int{2}
+	return file_message_v1_content_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContextInfo) GetMessageId() string {
@@ -251,7 +1471,7 @@ type Media struct {
 
 func (x *Media) Reset() {
 	*x = Media{}
-	mi := &file_message_v1_content_proto_msgTypes[3]
+	mi := &file_message_v1_content_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +1483,7 @@ func (x *Media) String() string {
 func (*Media) ProtoMessage() {}
 
 func (x *Media) ProtoReflect() protoreflect.Message {
-	mi := &file_message_v1_content_proto_msgTypes[3]
+	mi := &file_message_v1_content_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +1496,7 @@ func (x *Media) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Media.ProtoReflect.Descriptor instead.
 func (*Media) Descriptor() ([]byte, []int) {
-	return file_message_v1_content_proto_rawDescGZIP(), []int{3}
+	return file_message_v1_content_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Media) GetType() string {
@@ -375,12 +1595,103 @@ var File_message_v1_content_proto protoreflect.FileDescriptor
 const file_message_v1_content_proto_rawDesc = "" +
 	"\n" +
 	"\x18message/v1/content.proto\x12\n" +
-	"message.v1\"\x97\x01\n" +
+	"message.v1\"\xf4\x03\n" +
 	"\aContent\x12&\n" +
 	"\x04text\x18\x01 \x01(\v2\x10.message.v1.TextH\x00R\x04text\x12)\n" +
-	"\x05media\x18\x02 \x01(\v2\x11.message.v1.MediaH\x00R\x05media\x121\n" +
+	"\x05media\x18\x02 \x01(\v2\x11.message.v1.MediaH\x00R\x05media\x122\n" +
+	"\blocation\x18\x03 \x01(\v2\x14.message.v1.LocationH\x00R\blocation\x122\n" +
+	"\bcontacts\x18\x04 \x01(\v2\x14.message.v1.ContactsH\x00R\bcontacts\x12;\n" +
+	"\vinteractive\x18\x05 \x01(\v2\x17.message.v1.InteractiveH\x00R\vinteractive\x122\n" +
+	"\breaction\x18\x06 \x01(\v2\x14.message.v1.ReactionH\x00R\breaction\x12K\n" +
+	"\x11interactive_reply\x18\a \x01(\v2\x1c.message.v1.InteractiveReplyH\x00R\x10interactiveReply\x125\n" +
+	"\textension\x18\x0e \x01(\v2\x15.message.v1.ExtensionH\x00R\textension\x121\n" +
 	"\acontext\x18\x0f \x01(\v2\x17.message.v1.ContextInfoR\acontextB\x06\n" +
-	"\x04body\";\n" +
+	"\x04body\"r\n" +
+	"\bLocation\x12\x1a\n" +
+	"\blatitude\x18\x01 \x01(\x01R\blatitude\x12\x1c\n" +
+	"\tlongitude\x18\x02 \x01(\x01R\tlongitude\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"9\n" +
+	"\bContacts\x12-\n" +
+	"\x05cards\x18\x01 \x03(\v2\x17.message.v1.ContactCardR\x05cards\"\xca\x02\n" +
+	"\vContactCard\x12+\n" +
+	"\x04name\x18\x01 \x01(\v2\x17.message.v1.ContactNameR\x04name\x120\n" +
+	"\x06phones\x18\x02 \x03(\v2\x18.message.v1.ContactPhoneR\x06phones\x120\n" +
+	"\x06emails\x18\x03 \x03(\v2\x18.message.v1.ContactEmailR\x06emails\x128\n" +
+	"\taddresses\x18\x04 \x03(\v2\x1a.message.v1.ContactAddressR\taddresses\x12(\n" +
+	"\x03org\x18\x05 \x01(\v2\x16.message.v1.ContactOrgR\x03org\x12*\n" +
+	"\x04urls\x18\x06 \x03(\v2\x16.message.v1.ContactURLR\x04urls\x12\x1a\n" +
+	"\bbirthday\x18\a \x01(\tR\bbirthday\"\xc1\x01\n" +
+	"\vContactName\x12%\n" +
+	"\x0eformatted_name\x18\x01 \x01(\tR\rformattedName\x12\x1d\n" +
+	"\n" +
+	"first_name\x18\x02 \x01(\tR\tfirstName\x12\x1b\n" +
+	"\tlast_name\x18\x03 \x01(\tR\blastName\x12\x1f\n" +
+	"\vmiddle_name\x18\x04 \x01(\tR\n" +
+	"middleName\x12\x16\n" +
+	"\x06suffix\x18\x05 \x01(\tR\x06suffix\x12\x16\n" +
+	"\x06prefix\x18\x06 \x01(\tR\x06prefix\"M\n" +
+	"\fContactPhone\x12\x14\n" +
+	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x13\n" +
+	"\x05wa_id\x18\x03 \x01(\tR\x04waId\"8\n" +
+	"\fContactEmail\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\"\xb5\x01\n" +
+	"\x0eContactAddress\x12\x16\n" +
+	"\x06street\x18\x01 \x01(\tR\x06street\x12\x12\n" +
+	"\x04city\x18\x02 \x01(\tR\x04city\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x10\n" +
+	"\x03zip\x18\x04 \x01(\tR\x03zip\x12\x18\n" +
+	"\acountry\x18\x05 \x01(\tR\acountry\x12!\n" +
+	"\fcountry_code\x18\x06 \x01(\tR\vcountryCode\x12\x12\n" +
+	"\x04type\x18\a \x01(\tR\x04type\"\\\n" +
+	"\n" +
+	"ContactOrg\x12\x18\n" +
+	"\acompany\x18\x01 \x01(\tR\acompany\x12\x1e\n" +
+	"\n" +
+	"department\x18\x02 \x01(\tR\n" +
+	"department\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\"2\n" +
+	"\n" +
+	"ContactURL\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\"\x8d\x02\n" +
+	"\vInteractive\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x125\n" +
+	"\x06header\x18\x02 \x01(\v2\x1d.message.v1.InteractiveHeaderR\x06header\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x16\n" +
+	"\x06footer\x18\x04 \x01(\tR\x06footer\x121\n" +
+	"\abuttons\x18\x05 \x03(\v2\x17.message.v1.ReplyButtonR\abuttons\x12\x1f\n" +
+	"\vlist_button\x18\x06 \x01(\tR\n" +
+	"listButton\x123\n" +
+	"\bsections\x18\a \x03(\v2\x17.message.v1.ListSectionR\bsections\"d\n" +
+	"\x11InteractiveHeader\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12'\n" +
+	"\x05media\x18\x03 \x01(\v2\x11.message.v1.MediaR\x05media\"3\n" +
+	"\vReplyButton\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\"L\n" +
+	"\vListSection\x12\x14\n" +
+	"\x05title\x18\x01 \x01(\tR\x05title\x12'\n" +
+	"\x04rows\x18\x02 \x03(\v2\x13.message.v1.ListRowR\x04rows\"Q\n" +
+	"\aListRow\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"?\n" +
+	"\bReaction\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x14\n" +
+	"\x05emoji\x18\x02 \x01(\tR\x05emoji\"n\n" +
+	"\x10InteractiveReply\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"3\n" +
+	"\tExtension\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04json\x18\x02 \x01(\fR\x04json\";\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12\x1f\n" +
 	"\vpreview_url\x18\x02 \x01(\bR\n" +
@@ -423,22 +1734,57 @@ func file_message_v1_content_proto_rawDescGZIP() []byte {
 	return file_message_v1_content_proto_rawDescData
 }
 
-var file_message_v1_content_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_message_v1_content_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_message_v1_content_proto_goTypes = []any{
-	(*Content)(nil),     // 0: message.v1.Content
-	(*Text)(nil),        // 1: message.v1.Text
-	(*ContextInfo)(nil), // 2: message.v1.ContextInfo
-	(*Media)(nil),       // 3: message.v1.Media
+	(*Content)(nil),           // 0: message.v1.Content
+	(*Location)(nil),          // 1: message.v1.Location
+	(*Contacts)(nil),          // 2: message.v1.Contacts
+	(*ContactCard)(nil),       // 3: message.v1.ContactCard
+	(*ContactName)(nil),       // 4: message.v1.ContactName
+	(*ContactPhone)(nil),      // 5: message.v1.ContactPhone
+	(*ContactEmail)(nil),      // 6: message.v1.ContactEmail
+	(*ContactAddress)(nil),    // 7: message.v1.ContactAddress
+	(*ContactOrg)(nil),        // 8: message.v1.ContactOrg
+	(*ContactURL)(nil),        // 9: message.v1.ContactURL
+	(*Interactive)(nil),       // 10: message.v1.Interactive
+	(*InteractiveHeader)(nil), // 11: message.v1.InteractiveHeader
+	(*ReplyButton)(nil),       // 12: message.v1.ReplyButton
+	(*ListSection)(nil),       // 13: message.v1.ListSection
+	(*ListRow)(nil),           // 14: message.v1.ListRow
+	(*Reaction)(nil),          // 15: message.v1.Reaction
+	(*InteractiveReply)(nil),  // 16: message.v1.InteractiveReply
+	(*Extension)(nil),         // 17: message.v1.Extension
+	(*Text)(nil),              // 18: message.v1.Text
+	(*ContextInfo)(nil),       // 19: message.v1.ContextInfo
+	(*Media)(nil),             // 20: message.v1.Media
 }
 var file_message_v1_content_proto_depIdxs = []int32{
-	1, // 0: message.v1.Content.text:type_name -> message.v1.Text
-	3, // 1: message.v1.Content.media:type_name -> message.v1.Media
-	2, // 2: message.v1.Content.context:type_name -> message.v1.ContextInfo
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	18, // 0: message.v1.Content.text:type_name -> message.v1.Text
+	20, // 1: message.v1.Content.media:type_name -> message.v1.Media
+	1,  // 2: message.v1.Content.location:type_name -> message.v1.Location
+	2,  // 3: message.v1.Content.contacts:type_name -> message.v1.Contacts
+	10, // 4: message.v1.Content.interactive:type_name -> message.v1.Interactive
+	15, // 5: message.v1.Content.reaction:type_name -> message.v1.Reaction
+	16, // 6: message.v1.Content.interactive_reply:type_name -> message.v1.InteractiveReply
+	17, // 7: message.v1.Content.extension:type_name -> message.v1.Extension
+	19, // 8: message.v1.Content.context:type_name -> message.v1.ContextInfo
+	3,  // 9: message.v1.Contacts.cards:type_name -> message.v1.ContactCard
+	4,  // 10: message.v1.ContactCard.name:type_name -> message.v1.ContactName
+	5,  // 11: message.v1.ContactCard.phones:type_name -> message.v1.ContactPhone
+	6,  // 12: message.v1.ContactCard.emails:type_name -> message.v1.ContactEmail
+	7,  // 13: message.v1.ContactCard.addresses:type_name -> message.v1.ContactAddress
+	8,  // 14: message.v1.ContactCard.org:type_name -> message.v1.ContactOrg
+	9,  // 15: message.v1.ContactCard.urls:type_name -> message.v1.ContactURL
+	11, // 16: message.v1.Interactive.header:type_name -> message.v1.InteractiveHeader
+	12, // 17: message.v1.Interactive.buttons:type_name -> message.v1.ReplyButton
+	13, // 18: message.v1.Interactive.sections:type_name -> message.v1.ListSection
+	20, // 19: message.v1.InteractiveHeader.media:type_name -> message.v1.Media
+	14, // 20: message.v1.ListSection.rows:type_name -> message.v1.ListRow
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_message_v1_content_proto_init() }
@@ -449,6 +1795,12 @@ func file_message_v1_content_proto_init() {
 	file_message_v1_content_proto_msgTypes[0].OneofWrappers = []any{
 		(*Content_Text)(nil),
 		(*Content_Media)(nil),
+		(*Content_Location)(nil),
+		(*Content_Contacts)(nil),
+		(*Content_Interactive)(nil),
+		(*Content_Reaction)(nil),
+		(*Content_InteractiveReply)(nil),
+		(*Content_Extension)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -456,7 +1808,7 @@ func file_message_v1_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_message_v1_content_proto_rawDesc), len(file_message_v1_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
