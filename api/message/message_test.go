@@ -113,7 +113,9 @@ func s(n int) string { return strings.Repeat("a", n) }
 // TestParseSend: valid bodies, each limit ±1, each required field missing,
 // with the on-prem error code.
 func TestParseSend(t *testing.T) {
-	msg := func(typ, obj string) string { return `{"to":"16315551234","type":"` + typ + `","` + typ + `":` + obj + `}` }
+	msg := func(typ, obj string) string {
+		return `{"to":"16315551234","type":"` + typ + `","` + typ + `":` + obj + `}`
+	}
 	loc := func(f string) string { return msg("location", `{`+f+`}`) }
 	card := func(f string) string { return msg("contacts", `[{"name":{"formatted_name":"K"}`+f+`}]`) }
 	buttons := func(n int) string {
@@ -140,7 +142,9 @@ func TestParseSend(t *testing.T) {
 	row := func(id, title, desc string) string {
 		return list(section("S", `{"id":"`+id+`","title":"`+title+`","description":"`+desc+`"}`))
 	}
-	inter := func(f string) string { return msg("interactive", `{"type":"button",`+f+`,"action":{"buttons":[{"type":"reply","reply":{"id":"a","title":"A"}}]}}`) }
+	inter := func(f string) string {
+		return msg("interactive", `{"type":"button",`+f+`,"action":{"buttons":[{"type":"reply","reply":{"id":"a","title":"A"}}]}}`)
+	}
 	tests := []struct {
 		name string
 		body string
@@ -196,9 +200,9 @@ func TestParseSend(t *testing.T) {
 		{"no latitude", loc(`"longitude":0`), errcode.Missing},
 		{"no longitude", loc(`"latitude":0`), errcode.Missing},
 		{"latitude a string", loc(`"latitude":"x","longitude":0`), errcode.Invalid},
-		{"location name 1000", loc(`"latitude":1,"longitude":1,"name":"`+s(1000)+`"`), 0},
-		{"location name 1001", loc(`"latitude":1,"longitude":1,"name":"`+s(1001)+`"`), errcode.Invalid},
-		{"location address 1001", loc(`"latitude":1,"longitude":1,"address":"`+s(1001)+`"`), errcode.Invalid},
+		{"location name 1000", loc(`"latitude":1,"longitude":1,"name":"` + s(1000) + `"`), 0},
+		{"location name 1001", loc(`"latitude":1,"longitude":1,"name":"` + s(1001) + `"`), errcode.Invalid},
+		{"location address 1001", loc(`"latitude":1,"longitude":1,"address":"` + s(1001) + `"`), errcode.Invalid},
 		{"location unknown field", loc(`"latitude":1,"longitude":1,"url":"x"`), errcode.NotRequired},
 
 		// Contacts.
@@ -211,12 +215,12 @@ func TestParseSend(t *testing.T) {
 		{"birthday not a date", card(`,"birthday":"2001-02-29"`), errcode.Invalid},
 		{"birthday other format", card(`,"birthday":"17/05/1990"`), errcode.Invalid},
 		{"phone wa_id", card(`,"phones":[{"phone":"1","wa_id":"12ab"}]`), errcode.Invalid},
-		{"20 phones", card(`,"phones":[`+strings.TrimSuffix(strings.Repeat(`{"phone":"1"},`, 20), ",")+`]`), 0},
-		{"21 phones", card(`,"phones":[`+strings.TrimSuffix(strings.Repeat(`{"phone":"1"},`, 21), ",")+`]`), errcode.Invalid},
+		{"20 phones", card(`,"phones":[` + strings.TrimSuffix(strings.Repeat(`{"phone":"1"},`, 20), ",") + `]`), 0},
+		{"21 phones", card(`,"phones":[` + strings.TrimSuffix(strings.Repeat(`{"phone":"1"},`, 21), ",") + `]`), errcode.Invalid},
 		{"20 cards", msg("contacts", `[`+strings.TrimSuffix(strings.Repeat(`{"name":{"formatted_name":"K"}},`, 20), ",")+`]`), 0},
 		{"21 cards", msg("contacts", `[`+strings.TrimSuffix(strings.Repeat(`{"name":{"formatted_name":"K"}},`, 21), ",")+`]`), errcode.Invalid},
-		{"card field 512", card(`,"org":{"company":"`+s(512)+`"}`), 0},
-		{"card field 513", card(`,"org":{"company":"`+s(513)+`"}`), errcode.Invalid},
+		{"card field 512", card(`,"org":{"company":"` + s(512) + `"}`), 0},
+		{"card field 513", card(`,"org":{"company":"` + s(513) + `"}`), errcode.Invalid},
 		{"card unknown field", card(`,"nickname":"k"`), errcode.NotRequired},
 		{"email unknown field", card(`,"emails":[{"mail":"x"}]`), errcode.NotRequired},
 
@@ -234,13 +238,13 @@ func TestParseSend(t *testing.T) {
 		{"button without title", button("a", ""), errcode.Missing},
 		{"duplicate button ids", msg("interactive", `{"type":"button","body":{"text":"x"},"action":{"buttons":[{"type":"reply","reply":{"id":"a","title":"A"}},{"type":"reply","reply":{"id":"a","title":"B"}}]}}`), errcode.Invalid},
 		{"button of another type", msg("interactive", `{"type":"button","body":{"text":"x"},"action":{"buttons":[{"type":"url","reply":{"id":"a","title":"A"}}]}}`), errcode.Invalid},
-		{"body 1024", inter(`"body":{"text":"`+s(1024)+`"}`), 0},
-		{"body 1025", inter(`"body":{"text":"`+s(1025)+`"}`), errcode.Invalid},
+		{"body 1024", inter(`"body":{"text":"` + s(1024) + `"}`), 0},
+		{"body 1025", inter(`"body":{"text":"` + s(1025) + `"}`), errcode.Invalid},
 		{"no body", inter(`"footer":{"text":"f"}`), errcode.Missing},
-		{"footer 60", inter(`"body":{"text":"x"},"footer":{"text":"`+s(60)+`"}`), 0},
-		{"footer 61", inter(`"body":{"text":"x"},"footer":{"text":"`+s(61)+`"}`), errcode.Invalid},
-		{"header text 60", inter(`"body":{"text":"x"},"header":{"type":"text","text":"`+s(60)+`"}`), 0},
-		{"header text 61", inter(`"body":{"text":"x"},"header":{"type":"text","text":"`+s(61)+`"}`), errcode.Invalid},
+		{"footer 60", inter(`"body":{"text":"x"},"footer":{"text":"` + s(60) + `"}`), 0},
+		{"footer 61", inter(`"body":{"text":"x"},"footer":{"text":"` + s(61) + `"}`), errcode.Invalid},
+		{"header text 60", inter(`"body":{"text":"x"},"header":{"type":"text","text":"` + s(60) + `"}`), 0},
+		{"header text 61", inter(`"body":{"text":"x"},"header":{"type":"text","text":"` + s(61) + `"}`), errcode.Invalid},
 		{"image header by id", inter(`"body":{"text":"x"},"header":{"type":"image","image":{"id":"abc"}}`), 0},
 		{"document header by link", inter(`"body":{"text":"x"},"header":{"type":"document","document":{"link":"https://x.example/a.pdf","filename":"a.pdf"}}`), 0},
 		{"image header without image", inter(`"body":{"text":"x"},"header":{"type":"image"}`), errcode.Missing},
