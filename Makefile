@@ -1,5 +1,5 @@
 # openwaba command index. `make help` lists the targets.
-MODULES := proto db media chatd coreapp webapp e2e
+MODULES := proto db media api chatd coreapp webapp e2e
 BIN     := $(CURDIR)/bin
 GOBIN_TOOLS := $(shell go env GOPATH)/bin
 export WA_TEST_DSN ?= root@tcp(127.0.0.1:3306)/
@@ -7,7 +7,7 @@ export WA_TEST_DSN ?= root@tcp(127.0.0.1:3306)/
 FUZZTIME ?= 5s
 FUZZ := chatd:./wire:FuzzReadFrame chatd:./wire:FuzzServerHandshake chatd:./wire:FuzzServerHello
 
-.PHONY: help build proto proto-check test test-mysql test-sqlite test-zerodep test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
+.PHONY: help build proto proto-tools proto-check test test-mysql test-sqlite test-zerodep test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -33,7 +33,12 @@ bench: build ## wabench against a fresh local stack on SQLite, then on MySQL/Mar
 bench-ha: ## multi-node: 3 coreapps, throughput with 1/2/4 shards, median failover time (BENCH_HA_SECONDS, BENCH_HA_KILLS)
 	cd e2e && go test -run '^$$' -bench '^BenchmarkHA$$' -benchtime 1x -timeout 30m .
 
-proto: ## regenerate proto/gen (needs buf, protoc-gen-go, protoc-gen-go-grpc; see proto/README.md)
+proto-tools: ## install buf, protoc-gen-go and protoc-gen-go-grpc (the versions the committed code was made with) from the Go module proxy
+	go install github.com/bufbuild/buf/cmd/buf@v1.75.0
+	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+proto: ## regenerate proto/gen (needs buf, protoc-gen-go, protoc-gen-go-grpc: make proto-tools)
 	cd proto && PATH="$(GOBIN_TOOLS):$$PATH" buf lint && PATH="$(GOBIN_TOOLS):$$PATH" buf generate
 
 proto-check: proto ## fail if the committed generated code is stale
@@ -51,7 +56,7 @@ test-mysql: ## all modules, race detector, shuffled; database tests on MySQL/Mar
 # module and the single-node end-to-end tests (SQLITE_E2E). Only db, whose
 # SQLite layer is new code, runs under the race detector again: test-mysql ran
 # every other package under it already, and CI must stay under 20 minutes.
-SQLITE_E2E := ^(TestSpine|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestPrivacy|TestMediaBothDirections|TestIdentityChange)$$
+SQLITE_E2E := ^(TestSpine|TestMessageTypes|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestPrivacy|TestMediaBothDirections|TestIdentityChange)$$
 
 test-sqlite: ## store tests and single-node e2e tests again on SQLite (WA_TEST_ENGINE=sqlite)
 	@echo "== db (SQLite)"; cd db && WA_TEST_ENGINE=sqlite go test -race -shuffle=on -count=1 ./...

@@ -37,6 +37,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/chatd/e2ee"
 	"github.com/openwaba/openwaba/chatd/mediaconn"
@@ -70,6 +71,32 @@ type Event struct {
 	Context   *Context `json:"context,omitempty"`
 	Name      string   `json:"name,omitempty"` // the sender's profile name
 	Error     string   `json:"error,omitempty"`
+	// Object is the received message's content in the API's send shape
+	// (package message), printed under Type: "location":{…}, "contacts":[…],
+	// "interactive":{…}, "reaction":{…}, "image":{…}. Text messages keep
+	// their body in Text.
+	Object any `json:"-"`
+	// Content is the received message as it travelled (for Go callers).
+	Content *messagev1.Content `json:"-"`
+}
+
+// event is Event's JSON without Object.
+type event Event
+
+// MarshalJSON prints Object under the type's name.
+func (e Event) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(event(e))
+	if err != nil || e.Object == nil || e.Type == "" || e.Type == "text" {
+		return b, err
+	}
+	obj, err := json.Marshal(e.Object)
+	if err != nil {
+		return nil, err
+	}
+	key, _ := json.Marshal(e.Type)
+	out := append(b[:len(b)-1:len(b)-1], ',')
+	out = append(append(append(out, key...), ':'), obj...)
+	return append(out, '}'), nil
 }
 
 // Context points at the message a received message replies to.
@@ -244,7 +271,20 @@ type Phone struct {
 	recent  map[string]*outMsg         // sent messages, kept for retry receipts
 	order   []string                   // recent's insertion order
 	retries map[string]uint32          // "from id" → retry receipts sent for it
+	// interactive are the interactive messages received, for Choose (the
+	// last maxInteractive, in interactiveOrder).
+	interactive      map[string]interactiveMsg
+	interactiveOrder []string
 }
+
+// interactiveMsg is a received interactive message a customer may answer.
+type interactiveMsg struct {
+	from string
+	in   *messagev1.Interactive
+}
+
+// maxInteractive is how many received interactive messages Choose knows.
+const maxInteractive = 1000
 
 // outMsg is a message the phone sends.
 type outMsg struct {
@@ -297,7 +337,7 @@ func Open(home string, o Options) (*Phone, error) {
 	}
 	p := &Phone{home: home, hc: hc, log: o.Log, events: make(chan Event, o.EventBuffer), keys: keys, in: newInbox(),
 		tasks: make(chan func(context.Context), 1024), seen: map[string]string{}, outbox: map[string]*chatdv1.Stanza{},
-		recent: map[string]*outMsg{}, retries: map[string]uint32{}}
+		recent: map[string]*outMsg{}, retries: map[string]uint32{}, interactive: map[string]interactiveMsg{}}
 	if err := p.prepareDirs(); err != nil {
 		return nil, err
 	}
@@ -413,19 +453,60 @@ func newMessageID() string {
 // it reconnects) and sent again on every reconnect until chatd acks it; the
 // ack is reported as a "sent" receipt.
 func (p *Phone) SendText(ctx context.Context, to, text, replyTo, id string) (string, error) {
+	content := &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: text}}}
+	if replyTo != "" {
+		content.Context = &messagev1.ContextInfo{MessageId: replyTo, From: p.sender(replyTo)}
+	}
+	return p.SendContent(ctx, to, content, id)
+}
+
+// Send sends a message of any type a customer can send in the API's shape
+// (package message: {"latitude",…} for location, the cards for contacts,
+// {"message_id","emoji"} for reaction, …), optionally replying to replyTo,
+// and returns its id.
+func (p *Phone) Send(ctx context.Context, to, msgType string, obj json.RawMessage, replyTo, id string) (string, error) {
+	c, err := message.Default.Compose(msgType, obj, replyTo, p.sender(replyTo))
+	if err != nil {
+		return "", err
+	}
+	return p.SendContent(ctx, to, c, id)
+}
+
+// Choose answers the interactive message id with one of its buttons or
+// list rows (its id, or its number from 1), as a customer taps it; the
+// business receives the interactive reply with the message as context.
+func (p *Phone) Choose(ctx context.Context, id, choice string) (string, error) {
+	p.mu.Lock()
+	im, ok := p.interactive[id]
+	p.mu.Unlock()
+	if !ok {
+		return "", fmt.Errorf("no interactive message %s on this phone", id)
+	}
+	c, err := message.Reply(im.in, id, im.from, choice)
+	if err != nil {
+		return "", err
+	}
+	return p.SendContent(ctx, im.from, c, "")
+}
+
+// SendContent sends content to a number and returns its id.
+func (p *Phone) SendContent(ctx context.Context, to string, content *messagev1.Content, id string) (string, error) {
 	id, err := checkSend(to, id)
 	if err != nil {
 		return "", err
 	}
-	content := &messagev1.Content{Body: &messagev1.Content_Text{Text: &messagev1.Text{Body: text}}}
-	if replyTo != "" {
-		p.mu.Lock()
-		from := p.seen[replyTo]
-		p.mu.Unlock()
-		content.Context = &messagev1.ContextInfo{MessageId: replyTo, From: from}
-	}
 	p.enqueue(ctx, &outMsg{id: id, to: to, content: content})
 	return id, nil
+}
+
+// sender is who sent the message id this phone showed ("" if none).
+func (p *Phone) sender(id string) string {
+	if id == "" {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[id]
 }
 
 // checkSend checks a recipient and returns the message id to use.
@@ -523,11 +604,7 @@ func (p *Phone) seal(ctx context.Context, m *outMsg, retry uint32, rebuild bool)
 	if err != nil {
 		return nil, err
 	}
-	kind := "text"
-	if m.content.GetMedia() != nil {
-		kind = "media"
-	}
-	return &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.id, To: m.to, Kind: kind, Enc: enc, PushName: p.hc.Name, Retry: retry}}}, nil
+	return &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.id, To: m.to, Kind: message.Default.Kind(m.content), Enc: enc, PushName: p.hc.Name, Retry: retry}}}, nil
 }
 
 // answerRetry re-encrypts a sent message for a recipient that could not
@@ -738,14 +815,12 @@ func (p *Phone) onMessage(ctx context.Context, m *chatdv1.Message) {
 		p.ack(m.QueueSeq, chatdv1.AckClass_ACK_CLASS_MESSAGE)
 		return
 	}
-	e := Event{Event: "message", ID: m.Id, From: m.From, Name: m.PushName, Timestamp: strconv.FormatInt(m.T, 10)}
-	switch {
-	case content.GetText() != nil:
-		e.Type, e.Text = "text", content.GetText().Body
-	case content.GetMedia() != nil:
-		// The plaintext content stays in the decryption buffer until the
-		// ack, so a message redelivered after a crash is fetched again.
-		md := content.GetMedia()
+	e := Event{Event: "message", ID: m.Id, From: m.From, Name: m.PushName, Timestamp: strconv.FormatInt(m.T, 10), Content: content}
+	// Files travel apart (a media message's, an interactive header's): the
+	// plaintext content stays in the decryption buffer until the ack, so a
+	// message redelivered after a crash is fetched again.
+	for _, mp := range message.MediaOf(content) {
+		md := *mp
 		file, sum, err := p.fetch(ctx, md)
 		switch {
 		case err != nil && (ctx.Err() != nil || p.sess.Addr() == "" || errors.Is(err, session.ErrNotConnected)):
@@ -757,10 +832,29 @@ func (p *Phone) onMessage(ctx context.Context, m *chatdv1.Message) {
 			p.log.Warn("attachment refused", "id", m.Id, "from", m.From, "err", err)
 			e = Event{Event: "error", ID: m.Id, From: m.From, Error: "media download failed: " + err.Error()}
 		default:
-			e.Type, e.File, e.SHA256, e.MimeType, e.Caption, e.Filename = md.Type, file, sum, md.MimeType, md.Caption, md.Filename
+			e.File, e.SHA256, e.MimeType, e.Caption, e.Filename = file, sum, md.MimeType, md.Caption, md.Filename
 		}
-	default:
-		e.Type = "unknown"
+	}
+	if e.Event == "message" {
+		typ, obj, ok := message.Default.Show(content)
+		switch {
+		case !ok:
+			e.Type = "unknown"
+		case typ == "text":
+			e.Type, e.Text = "text", content.GetText().Body
+		default:
+			e.Type, e.Object = typ, obj
+		}
+		if in := content.GetInteractive(); in != nil {
+			p.mu.Lock()
+			p.interactive[m.Id] = interactiveMsg{from: m.From, in: in}
+			p.interactiveOrder = append(p.interactiveOrder, m.Id)
+			for len(p.interactiveOrder) > maxInteractive {
+				delete(p.interactive, p.interactiveOrder[0])
+				p.interactiveOrder = p.interactiveOrder[1:]
+			}
+			p.mu.Unlock()
+		}
 	}
 	if c := content.GetContext(); c != nil && c.MessageId != "" && e.Event == "message" {
 		e.Context = &Context{ID: c.MessageId, From: c.From}

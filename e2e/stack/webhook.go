@@ -57,6 +57,11 @@ type Payload struct {
 		Document *Media  `json:"document"`
 		Sticker  *Media  `json:"sticker"`
 		Errors   []Error `json:"errors"`
+		// The other types' objects, as sent (tests compare them as JSON).
+		Location    json.RawMessage `json:"location"`
+		Contacts    json.RawMessage `json:"contacts"`
+		Interactive json.RawMessage `json:"interactive"`
+		Reaction    json.RawMessage `json:"reaction"`
 	} `json:"messages"`
 	Statuses []Status `json:"statuses"`
 	Services []struct {

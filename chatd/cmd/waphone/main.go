@@ -13,17 +13,28 @@
 //
 //	{"cmd":"send","to":"<digits>","text":"…","reply_to":"<id>","id":"<optional id>"}
 //	{"cmd":"send","to":"<digits>","file":"PATH","type":"image|audio|video|document|sticker","caption":"…","filename":"…","id":"<optional id>"}
+//	{"cmd":"send","to":"<digits>","location":{"latitude":…,"longitude":…,"name":"…","address":"…"}}
+//	{"cmd":"send","to":"<digits>","contacts":[{"name":{"formatted_name":"…"},"phones":[{"phone":"…"}]}]}
+//	{"cmd":"send","to":"<digits>","reaction":{"message_id":"<id>","emoji":"👍"}}   (an empty emoji removes it)
+//	{"cmd":"choose","id":"<business message id>","choice":"<button or row id, or its number>"}
 //	{"cmd":"read","id":"<message id>"}
 //
-// A send with a file sends it as an attachment (type defaults to document).
+// A send with a file sends it as an attachment (type defaults to document);
+// location, contacts and reaction take the API's object (package
+// message), and any send may carry "reply_to".
 //
 // JSON events: message, receipt (sent|delivered|read), queued, ready, error;
-// see package waphone. A received attachment is saved in the phone's home:
+// see package waphone. A received message carries its content in the API's
+// send shape under its type, and a received attachment is saved in the
+// phone's home:
 //
-//	{"event":"message","id":…,"from":…,"type":"image","file":"<saved path>","sha256":"<hex>","mime_type":…,"caption":…,"filename":…,"timestamp":…,"name":…}
+//	{"event":"message","id":…,"from":…,"type":"location","location":{"latitude":…,"longitude":…,"name":…},"context":{"id":…,"from":…}}
+//	{"event":"message","id":…,"from":…,"type":"image","image":{…},"file":"<saved path>","sha256":"<hex>","mime_type":…,"caption":…,"filename":…,"timestamp":…,"name":…}
 //
 // Interactive commands: /to NUMBER, then text lines; /file PATH [TYPE]
-// [CAPTION]; /read ID; /quit.
+// [CAPTION]; /location LAT LON [NAME]; /react ID EMOJI; /choose ID N (a
+// button or list row of an interactive message, shown numbered); /read ID;
+// /quit.
 package main
 
 import (
@@ -44,6 +55,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/chatd/config"
 	"github.com/openwaba/openwaba/chatd/waphone"
 	"github.com/openwaba/openwaba/chatd/wire"
@@ -195,11 +207,19 @@ func (o *output) event(e waphone.Event) {
 		if e.Context != nil {
 			reply = " (reply to " + e.Context.ID + ")"
 		}
-		if e.File != "" {
+		if e.File != "" && e.Content.GetInteractive() == nil {
 			fmt.Fprintf(o.w, "<< %s [%s] %s%s: [%s %s %s] %s\n", e.From, e.ID, e.Name, reply, e.Type, e.MimeType, e.File, e.Caption)
 			return
 		}
-		fmt.Fprintf(o.w, "<< %s [%s] %s%s: %s\n", e.From, e.ID, e.Name, reply, e.Text)
+		if e.Type == "text" || e.Content == nil {
+			fmt.Fprintf(o.w, "<< %s [%s] %s%s: %s\n", e.From, e.ID, e.Name, reply, e.Text)
+			return
+		}
+		// Buttons and list rows are numbered: /choose ID N answers.
+		fmt.Fprintf(o.w, "<< %s [%s] %s%s: %s\n", e.From, e.ID, e.Name, reply, message.Default.Terminal(e.Content))
+		if e.Content.GetInteractive() != nil {
+			fmt.Fprintf(o.w, "   (answer with /choose %s N)\n", e.ID)
+		}
 	case "receipt":
 		fmt.Fprintf(o.w, "   %s %s\n", e.ID, e.Status)
 	case "queued":
@@ -212,15 +232,33 @@ func (o *output) event(e waphone.Event) {
 }
 
 type command struct {
-	Cmd      string `json:"cmd"`
-	To       string `json:"to"`
-	Text     string `json:"text"`
-	ID       string `json:"id"`
-	ReplyTo  string `json:"reply_to"`
-	File     string `json:"file"`
-	Type     string `json:"type"`
-	Caption  string `json:"caption"`
-	Filename string `json:"filename"`
+	Cmd      string          `json:"cmd"`
+	To       string          `json:"to"`
+	Text     string          `json:"text"`
+	ID       string          `json:"id"`
+	ReplyTo  string          `json:"reply_to"`
+	File     string          `json:"file"`
+	Type     string          `json:"type"`
+	Caption  string          `json:"caption"`
+	Filename string          `json:"filename"`
+	Location json.RawMessage `json:"location"`
+	Contacts json.RawMessage `json:"contacts"`
+	Reaction json.RawMessage `json:"reaction"`
+	Choice   string          `json:"choice"`
+}
+
+// object returns the message type and object of a send command that
+// carries one (location, contacts or reaction).
+func (c command) object() (string, json.RawMessage) {
+	for _, o := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"location", c.Location}, {"contacts", c.Contacts}, {"reaction", c.Reaction}} {
+		if len(o.raw) > 0 {
+			return o.name, o.raw
+		}
+	}
+	return "", nil
 }
 
 // fileCommand parses "/file PATH [TYPE] [CAPTION…]" for the chat to.
@@ -263,9 +301,36 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 				continue
 			case strings.HasPrefix(line, "/read "):
 				c = command{Cmd: "read", ID: strings.TrimSpace(strings.TrimPrefix(line, "/read "))}
+			case strings.HasPrefix(line, "/choose "):
+				f := strings.Fields(strings.TrimPrefix(line, "/choose "))
+				if len(f) != 2 {
+					out.event(waphone.Event{Event: "error", Error: "usage: /choose MESSAGE_ID N"})
+					continue
+				}
+				c = command{Cmd: "choose", ID: f[0], Choice: f[1]}
 			case chat == "":
 				out.event(waphone.Event{Event: "error", Error: "choose a chat first: /to NUMBER"})
 				continue
+			case strings.HasPrefix(line, "/location "):
+				f := strings.Fields(strings.TrimPrefix(line, "/location "))
+				if len(f) < 2 {
+					out.event(waphone.Event{Event: "error", Error: "usage: /location LAT LON [NAME]"})
+					continue
+				}
+				obj, _ := json.Marshal(map[string]any{"latitude": json.Number(f[0]), "longitude": json.Number(f[1]), "name": strings.Join(f[2:], " ")})
+				c = command{Cmd: "send", To: chat, Location: obj}
+			case strings.HasPrefix(line, "/react "):
+				f := strings.Fields(strings.TrimPrefix(line, "/react "))
+				if len(f) < 1 {
+					out.event(waphone.Event{Event: "error", Error: "usage: /react MESSAGE_ID [EMOJI]"})
+					continue
+				}
+				emoji := ""
+				if len(f) > 1 {
+					emoji = f[1]
+				}
+				obj, _ := json.Marshal(map[string]string{"message_id": f[0], "emoji": emoji})
+				c = command{Cmd: "send", To: chat, Reaction: obj}
 			case line == "/file" || strings.HasPrefix(line, "/file "):
 				var err error
 				if c, err = fileCommand(chat, strings.TrimPrefix(line, "/file")); err != nil {
@@ -280,12 +345,16 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 		case "send":
 			var id string
 			var err error
-			if c.File != "" {
+			typ, obj := c.object()
+			switch {
+			case c.File != "":
 				if c.Type == "" {
 					c.Type = "document"
 				}
 				id, err = p.SendMedia(ctx, c.To, c.File, c.Type, c.Caption, c.Filename, c.ID)
-			} else {
+			case typ != "":
+				id, err = p.Send(ctx, c.To, typ, obj, c.ReplyTo, c.ID)
+			default:
 				id, err = p.SendText(ctx, c.To, c.Text, c.ReplyTo, c.ID)
 			}
 			if err != nil {
@@ -293,6 +362,13 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 				continue
 			}
 			out.event(waphone.Event{Event: "queued", ID: id, To: c.To})
+		case "choose":
+			id, err := p.Choose(ctx, c.ID, c.Choice)
+			if err != nil {
+				out.event(waphone.Event{Event: "error", ID: c.ID, Error: err.Error()})
+				continue
+			}
+			out.event(waphone.Event{Event: "queued", ID: id})
 		case "read":
 			if err := p.Read(ctx, c.ID); err != nil {
 				out.event(waphone.Event{Event: "error", ID: c.ID, Error: err.Error()})
