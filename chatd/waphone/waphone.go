@@ -1,9 +1,12 @@
 // Package waphone is a simulated customer phone on the chatd network: it
-// registers a consumer number, keeps a session, sends and receives text and
-// media messages (images, audio, video, documents, stickers: encrypted with
-// media/encrypt, carried by chatd's media server through chatd/mediaconn),
-// sends delivered receipts by itself and read receipts on request, and
-// reports everything as Events.
+// registers a consumer number, keeps a session, receives every message type
+// of the API (package api/message: text, media, location, contacts,
+// interactive buttons and lists, reactions; files encrypted with
+// media/encrypt and carried by chatd's media server through
+// chatd/mediaconn) and shows each in the API's send shape, sends what a
+// customer sends (text, files, location, contacts, reactions, the answer to
+// an interactive message with Choose), sends delivered receipts by itself
+// and read receipts on request, and reports everything as Events.
 //
 // The phone's state lives in its home directory: phone.json (number, name,
 // network addresses, static key; mode 0600), seen.log (the ids of the
