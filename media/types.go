@@ -153,3 +153,13 @@ func ValidProviderName(name string) bool {
 	}
 	return true
 }
+
+// Limits on a media provider's credentials, in bytes: what their columns
+// hold once sealed (media_providers.bearer and basic_password are
+// VARBINARY(1024), basic_username VARCHAR(255)). The webapp checks them for
+// a clear error; coreapp enforces them.
+const (
+	MaxProviderBearer   = 512
+	MaxProviderUsername = 255
+	MaxProviderPassword = 512
+)

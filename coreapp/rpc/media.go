@@ -260,7 +260,7 @@ func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProv
 			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".type must be www")
 		case (p.Bearer != "") == (p.BasicUsername != ""):
 			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config needs bearer or basic, one of them")
-		case len(p.Bearer) > 512 || len(p.BasicUsername) > 255 || len(p.BasicPassword) > 512:
+		case len(p.Bearer) > media.MaxProviderBearer || len(p.BasicUsername) > media.MaxProviderUsername || len(p.BasicPassword) > media.MaxProviderPassword:
 			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config is too long")
 		case strings.ContainsAny(p.Bearer+p.BasicUsername+p.BasicPassword, "\r\n\x00"):
 			return nil, apiError(codes.InvalidArgument, errcode.Invalid, field+".config contains control characters")

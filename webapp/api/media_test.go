@@ -892,7 +892,7 @@ func TestMediaErrors(t *testing.T) {
 		{"provider, empty bearer", "POST", providers, prov(`{"bearer":""}`), []reqOpt{admin}, 400, 1008, "config.bearer"},
 		{"provider, bearer not a string", "POST", providers, prov(`{"bearer":1}`), []reqOpt{admin}, 400, 1009, "config.bearer must be a string"},
 		{"provider, bearer with a newline", "POST", providers, prov(`{"bearer":"a\nb"}`), []reqOpt{admin}, 400, 1009, "config.bearer"},
-		{"provider, bearer too long", "POST", providers, prov(`{"bearer":"` + long(4097) + `"}`), []reqOpt{admin}, 400, 1009, "4096"},
+		{"provider, bearer too long", "POST", providers, prov(`{"bearer":"` + long(513) + `"}`), []reqOpt{admin}, 400, 1009, "512 bytes"},
 		{"provider, basic without password", "POST", providers, prov(`{"basic":{"username":"u"}}`), []reqOpt{admin}, 400, 1008, "config.basic.password"},
 		{"provider, basic without username", "POST", providers, prov(`{"basic":{"password":"p"}}`), []reqOpt{admin}, 400, 1008, "config.basic.username"},
 		{"provider, basic not an object", "POST", providers, prov(`{"basic":"u:p"}`), []reqOpt{admin}, 400, 1009, "config.basic must be an object"},

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/http/httpguts"
@@ -20,9 +19,6 @@ import (
 // Limits on media providers.
 const (
 	MaxMediaProviders = 20 // in one POST
-	maxBearer         = 4096
-	maxBasicUsername  = 256
-	maxBasicPassword  = 1024
 	maxProviderHosts  = 20
 	maxProviderHost   = 260
 )
@@ -197,8 +193,8 @@ func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, err
 		if p.Bearer, err = requiredString(cfg, "bearer"); err != nil {
 			return nil, err
 		}
-		if utf8.RuneCountInString(p.Bearer) > maxBearer || !httpguts.ValidHeaderFieldValue(p.Bearer) || strings.TrimSpace(p.Bearer) != p.Bearer {
-			return nil, invalid("%sconfig.bearer must be at most %d characters, without control characters or surrounding spaces", path, maxBearer)
+		if len(p.Bearer) > media.MaxProviderBearer || !httpguts.ValidHeaderFieldValue(p.Bearer) || strings.TrimSpace(p.Bearer) != p.Bearer {
+			return nil, invalid("%sconfig.bearer must be at most %d bytes, without control characters or surrounding spaces", path, media.MaxProviderBearer)
 		}
 	case hasBasic:
 		basic, _, err := nested(cfg, "basic", "username", "password")
@@ -211,11 +207,11 @@ func parseProvider(path string, raw json.RawMessage) (*corev1.MediaProvider, err
 		if p.BasicPassword, err = requiredString(basic, "password"); err != nil {
 			return nil, err
 		}
-		if utf8.RuneCountInString(p.BasicUsername) > maxBasicUsername || strings.Contains(p.BasicUsername, ":") || hasControl(p.BasicUsername) {
-			return nil, invalid("%sconfig.basic.username must be at most %d characters, without ':' or control characters", path, maxBasicUsername)
+		if len(p.BasicUsername) > media.MaxProviderUsername || strings.Contains(p.BasicUsername, ":") || hasControl(p.BasicUsername) {
+			return nil, invalid("%sconfig.basic.username must be at most %d bytes, without ':' or control characters", path, media.MaxProviderUsername)
 		}
-		if utf8.RuneCountInString(p.BasicPassword) > maxBasicPassword || hasControl(p.BasicPassword) {
-			return nil, invalid("%sconfig.basic.password must be at most %d characters, without control characters", path, maxBasicPassword)
+		if len(p.BasicPassword) > media.MaxProviderPassword || hasControl(p.BasicPassword) {
+			return nil, invalid("%sconfig.basic.password must be at most %d bytes, without control characters", path, media.MaxProviderPassword)
 		}
 	default:
 		return nil, missing("%sconfig.bearer or %sconfig.basic is required", path, path)
