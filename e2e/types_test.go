@@ -155,7 +155,7 @@ func TestMessageTypes(t *testing.T) {
 	odd := must(phone.SendContent(ctx, bizWaID, &messagev1.Content{Body: &messagev1.Content_Extension{Extension: &messagev1.Extension{Type: "poll", Json: []byte(`{}`)}}}, ""))
 	want := map[string]struct {
 		typ, object, field string
-		context          string
+		context            string
 	}{
 		tap:    {"interactive", `{"type":"button_reply","button_reply":{"id":"ship-now","title":"Yes, ship it"}}`, "interactive", ids["buttons"]},
 		pick:   {"interactive", `{"type":"list_reply","list_reply":{"id":"l","title":"L","description":"large"}}`, "interactive", ids["list"]},
