@@ -84,6 +84,7 @@ func samplesByType(t *testing.T) map[string]*messagev1.Content {
 		out[s.Type] = s.Content
 	}
 	out["interactive_reply"] = &messagev1.Content{Body: &messagev1.Content_InteractiveReply{InteractiveReply: &messagev1.InteractiveReply{Type: "button_reply", Id: "yes", Title: "Yes"}}}
+	out["button"] = &messagev1.Content{Body: &messagev1.Content_ButtonReply{ButtonReply: &messagev1.ButtonReply{Payload: "STOP", Text: "Stop"}}}
 	return out
 }
 
@@ -98,6 +99,12 @@ var validBodies = map[string]string{
 	"contacts":    `{"to":"16315551234","type":"contacts","contacts":[{"name":{"formatted_name":"Kerry Fisher","first_name":"Kerry"},"phones":[{"phone":"+1 631 555 1234","type":"CELL","wa_id":"16315551234"}],"emails":[{"email":"k@example.com","type":"WORK"}],"birthday":"1990-05-17","org":{"company":"Acme"},"urls":[{"url":"https://example.com"}],"addresses":[{"city":"Menlo Park","country_code":"US"}]}]}`,
 	"interactive": `{"to":"16315551234","type":"interactive","interactive":{"type":"button","header":{"type":"text","text":"Hi"},"body":{"text":"Pick"},"footer":{"text":"f"},"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}},{"type":"reply","reply":{"id":"no","title":"No"}}]}}}`,
 	"reaction":    `{"to":"16315551234","type":"reaction","reaction":{"message_id":"wamid.ABC","emoji":"👍"}}`,
+	"template": `{"to":"16315551234","type":"template","template":{"namespace":"ns1","name":"order_update","language":{"policy":"deterministic","code":"en_US"},"components":[` +
+		`{"type":"header","parameters":[{"type":"image","image":{"link":"https://cdn.example/a.png"}}]},` +
+		`{"type":"body","parameters":[{"type":"text","text":"Kerry"},{"type":"currency","currency":{"fallback_value":"$100.99","code":"USD","amount_1000":100990}},{"type":"date_time","date_time":{"fallback_value":"February 25, 1977"}}]},` +
+		`{"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"STOP"}]},` +
+		`{"type":"button","sub_type":"url","index":1,"parameters":[{"type":"text","text":"order/42"}]}]}}`,
+	"hsm": `{"to":"16315551234","type":"hsm","hsm":{"namespace":"ns1","element_name":"order_update","language":{"policy":"fallback","code":"en"},"localizable_params":[{"default":"Kerry"},{"default":"$100.99","currency":{"currency_code":"USD","amount_1000":100990}},{"default":"Feb 25","date_time":{"component":{"day_of_month":25}}}]}}`,
 }
 
 func code(err error) errcode.Code {
@@ -158,7 +165,23 @@ func TestParseSend(t *testing.T) {
 		{"group", `{"to":"16315551234","recipient_type":"group","text":{"body":"x"}}`, errcode.RecipientType},
 		{"individual", `{"to":"16315551234","recipient_type":"individual","text":{"body":"x"}}`, 0},
 		{"unknown type", `{"to":"16315551234","type":"poll"}`, errcode.Invalid},
-		{"template not yet", `{"to":"16315551234","type":"template","template":{}}`, errcode.Invalid},
+		{"template without namespace", `{"to":"16315551234","type":"template","template":{"name":"x","language":{"code":"en"}}}`, errcode.NamespaceEmpty},
+		{"template", validBodies["template"], 0},
+		{"hsm", validBodies["hsm"], 0},
+		{"template without name", `{"to":"16315551234","type":"template","template":{"namespace":"n","language":{"code":"en"}}}`, errcode.Missing},
+		{"template without language", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x"}}`, errcode.Missing},
+		{"template fallback policy", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"policy":"fallback","code":"en"}}}`, errcode.Invalid},
+		{"template component of another type", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"footer"}]}}`, errcode.Invalid},
+		{"template parameter of unknown type", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"emoji"}]}]}}`, errcode.TemplateParamFormat},
+		{"template text parameter without text", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text"}]}]}}`, errcode.Missing},
+		{"template quick reply with text", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"text","text":"a"}]}]}}`, errcode.TemplateParamFormat},
+		{"template button index 10", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"button","sub_type":"quick_reply","index":"10","parameters":[{"type":"payload","payload":"a"}]}]}}`, errcode.Invalid},
+		{"template button without index", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"button","sub_type":"url","parameters":[{"type":"text","text":"a"}]}]}}`, errcode.Missing},
+		{"template image by id", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"header","parameters":[{"type":"image","image":{"id":"abc"}}]}]}}`, 0},
+		{"template image without id or link", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"header","parameters":[{"type":"image","image":{}}]}]}}`, errcode.Missing},
+		{"template location header", `{"to":"16315551234","type":"template","template":{"namespace":"n","name":"x","language":{"code":"en"},"components":[{"type":"header","parameters":[{"type":"location","location":{"latitude":1,"longitude":2}}]}]}}`, 0},
+		{"hsm without default", `{"to":"16315551234","type":"hsm","hsm":{"namespace":"n","element_name":"x","language":{"code":"en"},"localizable_params":[{}]}}`, errcode.Missing},
+		{"hsm without namespace", `{"to":"16315551234","type":"hsm","hsm":{"element_name":"x","language":{"code":"en"}}}`, errcode.NamespaceEmpty},
 		{"another type's object", `{"to":"16315551234","type":"text","text":{"body":"x"},"location":{}}`, errcode.NotRequired},
 		{"unknown field", `{"to":"16315551234","text":{"body":"x"},"colour":1}`, errcode.NotRequired},
 		{"messaging_product ignored", `{"messaging_product":"whatsapp","to":"16315551234","text":{"body":"x"}}`, 0},
@@ -490,7 +513,7 @@ func TestOneEmoji(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	for name, want := range map[string]string{"text": "text", "image": "media", "document": "media", "location": "location", "contacts": "contacts", "interactive": "interactive", "reaction": "reaction"} {
+	for name, want := range map[string]string{"text": "text", "image": "media", "document": "media", "location": "location", "contacts": "contacts", "interactive": "interactive", "reaction": "reaction", "template": "template", "hsm": "template"} {
 		s, err := Default.ParseSend([]byte(validBodies[name]))
 		if err != nil {
 			t.Fatal(err)

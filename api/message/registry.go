@@ -86,7 +86,8 @@ func NewRegistry(types ...Type) *Registry {
 
 // Builtin are the types openwaba knows.
 func Builtin() []Type {
-	return slices.Concat([]Type{textType}, mediaTypes(), []Type{locationType, contactsType, interactiveType, reactionType, interactiveReplyType})
+	return slices.Concat([]Type{textType}, mediaTypes(), []Type{locationType, contactsType, interactiveType, reactionType,
+		templateType, hsmType, interactiveReplyType, buttonType})
 }
 
 // Default is the registry of the built-in types.
@@ -207,6 +208,21 @@ func MediaOf(c *messagev1.Content) []**messagev1.Media {
 		if h := b.Interactive.GetHeader(); h != nil && h.Media != nil {
 			return []**messagev1.Media{&h.Media}
 		}
+	case *messagev1.Content_Template:
+		// Before hydration, the media parameters; after, the header's.
+		if h := b.Template.GetHydrated(); h != nil {
+			if h.HeaderMedia != nil {
+				return []**messagev1.Media{&h.HeaderMedia}
+			}
+			return nil
+		}
+		var out []**messagev1.Media
+		for _, p := range b.Template.Header {
+			if p.Media != nil {
+				out = append(out, &p.Media)
+			}
+		}
+		return out
 	}
 	return nil
 }

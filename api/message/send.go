@@ -18,8 +18,8 @@ type Send struct {
 }
 
 // Reserved are on-prem types that openwaba does not send yet: they are
-// refused with a clear 1009 rather than as unknown.
-var Reserved = []string{"template", "hsm"}
+// refused with a clear 1009 rather than as unknown (none left).
+var Reserved []string
 
 // commonFields are the top-level fields of every send body besides the
 // types' objects: messaging_product is what Cloud API clients send (accepted

@@ -950,7 +950,7 @@ func TestMediaErrors(t *testing.T) {
 		{"image with an empty context", "POST", "/v1/messages", `{"to":"4915112345678","type":"image","image":{"id":"x"},"context":{}}`, []reqOpt{admin}, 400, 1008, "context.message_id"},
 		{"location without coordinates", "POST", "/v1/messages", `{"to":"4915112345678","type":"location","location":{}}`, []reqOpt{admin}, 400, 1008, "location.latitude is required"},
 		{"contacts without cards", "POST", "/v1/messages", `{"to":"4915112345678","type":"contacts"}`, []reqOpt{admin}, 400, 1008, "contacts is required"},
-		{"template still unsupported", "POST", "/v1/messages", `{"to":"4915112345678","type":"template"}`, []reqOpt{admin}, 400, 1009, "not supported yet"},
+		{"template header image without id or link", "POST", "/v1/messages", `{"to":"4915112345678","type":"template","template":{"namespace":"n","name":"x","language":{"policy":"deterministic","code":"en"},"components":[{"type":"header","parameters":[{"type":"image","image":{}}]}]}}`, []reqOpt{admin}, 400, 1008, ""},
 		{"interactive without its object", "POST", "/v1/messages", `{"to":"4915112345678","type":"interactive"}`, []reqOpt{admin}, 400, 1008, "interactive is required"},
 		{"interactive product", "POST", "/v1/messages", `{"to":"4915112345678","type":"interactive","interactive":{"type":"product","body":{"text":"x"},"action":{}}}`, []reqOpt{admin}, 400, 1009, "catalog"},
 		{"reaction without its object", "POST", "/v1/messages", `{"to":"4915112345678","type":"reaction"}`, []reqOpt{admin}, 400, 1008, "reaction is required"},

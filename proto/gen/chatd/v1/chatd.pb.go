@@ -352,6 +352,8 @@ const (
 	NotificationType_NOTIFICATION_TYPE_MESSAGE_EXPIRED NotificationType = 1
 	// The recipient's one-time pre-key pool is low: upload more.
 	NotificationType_NOTIFICATION_TYPE_PREKEYS_LOW NotificationType = 2
+	// One of the business's templates changed status; template is set.
+	NotificationType_NOTIFICATION_TYPE_TEMPLATE_STATUS NotificationType = 3
 )
 
 // Enum value maps for NotificationType.
@@ -360,11 +362,13 @@ var (
 		0: "NOTIFICATION_TYPE_UNSPECIFIED",
 		1: "NOTIFICATION_TYPE_MESSAGE_EXPIRED",
 		2: "NOTIFICATION_TYPE_PREKEYS_LOW",
+		3: "NOTIFICATION_TYPE_TEMPLATE_STATUS",
 	}
 	NotificationType_value = map[string]int32{
 		"NOTIFICATION_TYPE_UNSPECIFIED":     0,
 		"NOTIFICATION_TYPE_MESSAGE_EXPIRED": 1,
 		"NOTIFICATION_TYPE_PREKEYS_LOW":     2,
+		"NOTIFICATION_TYPE_TEMPLATE_STATUS": 3,
 	}
 )
 
@@ -1005,7 +1009,11 @@ type Message struct {
 	PushName string `protobuf:"bytes,9,opt,name=push_name,json=pushName,proto3" json:"push_name,omitempty"`
 	// 0 for the first send; n for the resend answering the receiver's n-th
 	// retry receipt (a new stanza for deduplication, same message id).
-	Retry         uint32 `protobuf:"varint,10,opt,name=retry,proto3" json:"retry,omitempty"`
+	Retry uint32 `protobuf:"varint,10,opt,name=retry,proto3" json:"retry,omitempty"`
+	// Kind "template": the network id of the approved template the message
+	// was made from. Metadata: chatd checks it, and lets a template through
+	// outside the customer-service window.
+	TemplateId    string `protobuf:"bytes,11,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1110,6 +1118,13 @@ func (x *Message) GetRetry() uint32 {
 	return 0
 }
 
+func (x *Message) GetTemplateId() string {
+	if x != nil {
+		return x.TemplateId
+	}
+	return ""
+}
+
 // Ack goes both ways. Server to client: the stanza with this id is stored (or,
 // with error, refused). Client to server: the pushed stanza with queue_seq was
 // processed and can be deleted.
@@ -1119,8 +1134,13 @@ type Ack struct {
 	Class    AckClass               `protobuf:"varint,2,opt,name=class,proto3,enum=chatd.v1.AckClass" json:"class,omitempty"`
 	T        int64                  `protobuf:"varint,3,opt,name=t,proto3" json:"t,omitempty"`
 	QueueSeq uint64                 `protobuf:"varint,4,opt,name=queue_seq,json=queueSeq,proto3" json:"queue_seq,omitempty"`
-	// Empty on success; a nack reason otherwise (for example "unknown_recipient").
-	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// Empty on success; a nack reason otherwise (for example
+	// "unknown_recipient", "reengagement": a free-form message outside the
+	// customer-service window).
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// A business's message to a customer: the conversation it opened or
+	// joined.
+	Conversation  *Conversation `protobuf:"bytes,6,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1190,6 +1210,97 @@ func (x *Ack) GetError() string {
 	return ""
 }
 
+func (x *Ack) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+// Conversation is a 24-hour conversation between a business and a customer,
+// opened by the business's first message in it.
+type Conversation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "service" (the customer wrote first), or the template's category:
+	// "marketing", "utility", "authentication".
+	Category string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	// "user_initiated" or "business_initiated".
+	Origin string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	// Unix seconds when it ends.
+	Expires int64 `protobuf:"varint,4,opt,name=expires,proto3" json:"expires,omitempty"`
+	// The message opened the conversation (its first status carries the
+	// expiration).
+	Opened        bool `protobuf:"varint,5,opt,name=opened,proto3" json:"opened,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conversation) Reset() {
+	*x = Conversation{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conversation) ProtoMessage() {}
+
+func (x *Conversation) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
+func (*Conversation) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Conversation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Conversation) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Conversation) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Conversation) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+func (x *Conversation) GetOpened() bool {
+	if x != nil {
+		return x.Opened
+	}
+	return false
+}
+
 type Retry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Count          uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
@@ -1200,7 +1311,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[7]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1323,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[7]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1336,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{7}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Retry) GetCount() uint32 {
@@ -1261,7 +1372,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[8]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1384,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[8]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1397,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{8}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Receipt) GetId() string {
@@ -1376,6 +1487,10 @@ type IQ struct {
 	//	*IQ_MediaConnResult
 	//	*IQ_SetShards
 	//	*IQ_SetShardsResult
+	//	*IQ_TemplateCreate
+	//	*IQ_TemplateQuery
+	//	*IQ_TemplateDelete
+	//	*IQ_TemplateRecords
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1383,7 +1498,7 @@ type IQ struct {
 
 func (x *IQ) Reset() {
 	*x = IQ{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[9]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1510,7 @@ func (x *IQ) String() string {
 func (*IQ) ProtoMessage() {}
 
 func (x *IQ) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[9]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1523,7 @@ func (x *IQ) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQ.ProtoReflect.Descriptor instead.
 func (*IQ) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{9}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IQ) GetId() string {
@@ -1585,6 +1700,42 @@ func (x *IQ) GetSetShardsResult() *SetShardsResult {
 	return nil
 }
 
+func (x *IQ) GetTemplateCreate() *TemplateCreate {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TemplateCreate); ok {
+			return x.TemplateCreate
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetTemplateQuery() *TemplateQuery {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TemplateQuery); ok {
+			return x.TemplateQuery
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetTemplateDelete() *TemplateDelete {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TemplateDelete); ok {
+			return x.TemplateDelete
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetTemplateRecords() *TemplateRecords {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TemplateRecords); ok {
+			return x.TemplateRecords
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1657,6 +1808,22 @@ type IQ_SetShardsResult struct {
 	SetShardsResult *SetShardsResult `protobuf:"bytes,26,opt,name=set_shards_result,json=setShardsResult,proto3,oneof"`
 }
 
+type IQ_TemplateCreate struct {
+	TemplateCreate *TemplateCreate `protobuf:"bytes,27,opt,name=template_create,json=templateCreate,proto3,oneof"`
+}
+
+type IQ_TemplateQuery struct {
+	TemplateQuery *TemplateQuery `protobuf:"bytes,28,opt,name=template_query,json=templateQuery,proto3,oneof"`
+}
+
+type IQ_TemplateDelete struct {
+	TemplateDelete *TemplateDelete `protobuf:"bytes,29,opt,name=template_delete,json=templateDelete,proto3,oneof"`
+}
+
+type IQ_TemplateRecords struct {
+	TemplateRecords *TemplateRecords `protobuf:"bytes,30,opt,name=template_records,json=templateRecords,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1691,6 +1858,280 @@ func (*IQ_SetShards) isIQ_Payload() {}
 
 func (*IQ_SetShardsResult) isIQ_Payload() {}
 
+func (*IQ_TemplateCreate) isIQ_Payload() {}
+
+func (*IQ_TemplateQuery) isIQ_Payload() {}
+
+func (*IQ_TemplateDelete) isIQ_Payload() {}
+
+func (*IQ_TemplateRecords) isIQ_Payload() {}
+
+// TemplateCreate (SET) submits a message template of the caller's account
+// for approval; the result is its record (status PENDING). Records are the
+// Graph API's message_templates JSON (package api/template).
+type TemplateCreate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TemplateJson  []byte                 `protobuf:"bytes,1,opt,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateCreate) Reset() {
+	*x = TemplateCreate{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateCreate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateCreate) ProtoMessage() {}
+
+func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateCreate.ProtoReflect.Descriptor instead.
+func (*TemplateCreate) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TemplateCreate) GetTemplateJson() []byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
+// TemplateQuery (GET) lists the caller's templates, filtered (empty: any),
+// at most limit (default and maximum 1000) after the cursor after; or the
+// one with id.
+type TemplateQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Category      string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	Language      string                 `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	Limit         uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	After         string                 `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
+	Id            string                 `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateQuery) Reset() {
+	*x = TemplateQuery{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateQuery) ProtoMessage() {}
+
+func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateQuery.ProtoReflect.Descriptor instead.
+func (*TemplateQuery) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TemplateQuery) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TemplateQuery) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *TemplateQuery) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *TemplateQuery) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *TemplateQuery) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *TemplateQuery) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *TemplateQuery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// TemplateDelete (SET) deletes the caller's templates called name, in
+// every language or in language only; the result lists what was deleted.
+type TemplateDelete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Language      string                 `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateDelete) Reset() {
+	*x = TemplateDelete{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateDelete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateDelete) ProtoMessage() {}
+
+func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
+func (*TemplateDelete) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TemplateDelete) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TemplateDelete) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+// TemplateRecords are template records and the account's template
+// namespace; after is the cursor of the next page ("" on the last).
+type TemplateRecords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TemplateJson  [][]byte               `protobuf:"bytes,1,rep,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Before        string                 `protobuf:"bytes,4,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateRecords) Reset() {
+	*x = TemplateRecords{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateRecords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateRecords) ProtoMessage() {}
+
+func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
+func (*TemplateRecords) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TemplateRecords) GetTemplateJson() [][]byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
+func (x *TemplateRecords) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TemplateRecords) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *TemplateRecords) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
 // SetShards (type SET, on a CONN_KIND_REGISTER connection of a registered
 // business account) changes the account's number of connection slots:
 // 1, 2, 4, 8, 16 or 32. chatd maps peers to the new slots from then on,
@@ -1706,7 +2147,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[10]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +2159,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[10]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +2172,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{10}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -1750,7 +2191,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +2203,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +2216,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -1794,7 +2235,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2247,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2260,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -1845,7 +2286,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2298,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2311,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -1916,7 +2357,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2369,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2382,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -1953,7 +2394,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2406,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2419,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 type RegisterRequest struct {
@@ -1998,7 +2439,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2451,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2464,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2071,7 +2512,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2524,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2537,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2116,7 +2557,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2569,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2582,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -2166,7 +2607,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2619,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2632,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 type ContactCheck struct {
@@ -2204,7 +2645,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2657,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2670,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -2249,7 +2690,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2702,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2715,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -2300,7 +2741,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2753,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2766,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -2350,7 +2791,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2803,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2816,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -2416,7 +2857,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2869,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2882,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -2469,7 +2910,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2922,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2935,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -2531,7 +2972,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +2984,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +2997,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -2583,7 +3024,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +3036,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +3049,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -2634,7 +3075,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +3087,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +3100,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -2709,7 +3150,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3162,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3175,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -2759,13 +3200,14 @@ type Notification struct {
 	Peer          string                 `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"`
 	QueueSeq      uint64                 `protobuf:"varint,5,opt,name=queue_seq,json=queueSeq,proto3" json:"queue_seq,omitempty"`
 	T             int64                  `protobuf:"varint,6,opt,name=t,proto3" json:"t,omitempty"`
+	Template      *TemplateStatus        `protobuf:"bytes,7,opt,name=template,proto3" json:"template,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3219,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3232,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Notification) GetId() string {
@@ -2835,6 +3277,99 @@ func (x *Notification) GetT() int64 {
 	return 0
 }
 
+func (x *Notification) GetTemplate() *TemplateStatus {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+// TemplateStatus is a template's new status (the Graph API's
+// message_template_status_update: event is the status).
+type TemplateStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Language      string                 `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
+	Event         string                 `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Category      string                 `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateStatus) Reset() {
+	*x = TemplateStatus{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateStatus) ProtoMessage() {}
+
+func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
+func (*TemplateStatus) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *TemplateStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TemplateStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TemplateStatus) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *TemplateStatus) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *TemplateStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TemplateStatus) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
 // OfflineComplete ends the backlog push.
 type OfflineComplete struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2845,7 +3380,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +3392,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +3405,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -2890,7 +3425,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +3437,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +3450,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -2944,7 +3479,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3491,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3504,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3005,7 +3540,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3552,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3565,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -3091,7 +3626,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01v\x18\x02 \x01(\rR\x01v\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
-	"ciphertext\"\xea\x01\n" +
+	"ciphertext\"\x8b\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
@@ -3103,13 +3638,22 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\tqueue_seq\x18\b \x01(\x04R\bqueueSeq\x12\x1b\n" +
 	"\tpush_name\x18\t \x01(\tR\bpushName\x12\x14\n" +
 	"\x05retry\x18\n" +
-	" \x01(\rR\x05retry\"\x80\x01\n" +
+	" \x01(\rR\x05retry\x12\x1f\n" +
+	"\vtemplate_id\x18\v \x01(\tR\n" +
+	"templateId\"\xbc\x01\n" +
 	"\x03Ack\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05class\x18\x02 \x01(\x0e2\x12.chatd.v1.AckClassR\x05class\x12\f\n" +
 	"\x01t\x18\x03 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\x04 \x01(\x04R\bqueueSeq\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"F\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12:\n" +
+	"\fconversation\x18\x06 \x01(\v2\x16.chatd.v1.ConversationR\fconversation\"\x84\x01\n" +
+	"\fConversation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x18\n" +
+	"\aexpires\x18\x04 \x01(\x03R\aexpires\x12\x16\n" +
+	"\x06opened\x18\x05 \x01(\bR\x06opened\"F\n" +
 	"\x05Retry\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x12'\n" +
 	"\x0fregistration_id\x18\x02 \x01(\rR\x0eregistrationId\"\xf5\x01\n" +
@@ -3123,7 +3667,8 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\xb7\b\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\xcb\n" +
+	"\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -3146,8 +3691,30 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x11media_conn_result\x18\x18 \x01(\v2\x19.chatd.v1.MediaConnResultH\x00R\x0fmediaConnResult\x124\n" +
 	"\n" +
 	"set_shards\x18\x19 \x01(\v2\x13.chatd.v1.SetShardsH\x00R\tsetShards\x12G\n" +
-	"\x11set_shards_result\x18\x1a \x01(\v2\x19.chatd.v1.SetShardsResultH\x00R\x0fsetShardsResultB\t\n" +
-	"\apayload\"#\n" +
+	"\x11set_shards_result\x18\x1a \x01(\v2\x19.chatd.v1.SetShardsResultH\x00R\x0fsetShardsResult\x12C\n" +
+	"\x0ftemplate_create\x18\x1b \x01(\v2\x18.chatd.v1.TemplateCreateH\x00R\x0etemplateCreate\x12@\n" +
+	"\x0etemplate_query\x18\x1c \x01(\v2\x17.chatd.v1.TemplateQueryH\x00R\rtemplateQuery\x12C\n" +
+	"\x0ftemplate_delete\x18\x1d \x01(\v2\x18.chatd.v1.TemplateDeleteH\x00R\x0etemplateDelete\x12F\n" +
+	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecordsB\t\n" +
+	"\apayload\"5\n" +
+	"\x0eTemplateCreate\x12#\n" +
+	"\rtemplate_json\x18\x01 \x01(\fR\ftemplateJson\"\xaf\x01\n" +
+	"\rTemplateQuery\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1a\n" +
+	"\bcategory\x18\x03 \x01(\tR\bcategory\x12\x1a\n" +
+	"\blanguage\x18\x04 \x01(\tR\blanguage\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x14\n" +
+	"\x05after\x18\x06 \x01(\tR\x05after\x12\x0e\n" +
+	"\x02id\x18\a \x01(\tR\x02id\"@\n" +
+	"\x0eTemplateDelete\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\blanguage\x18\x02 \x01(\tR\blanguage\"\x82\x01\n" +
+	"\x0fTemplateRecords\x12#\n" +
+	"\rtemplate_json\x18\x01 \x03(\fR\ftemplateJson\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x16\n" +
+	"\x06before\x18\x04 \x01(\tR\x06before\"#\n" +
 	"\tSetShards\x12\x16\n" +
 	"\x06shards\x18\x01 \x01(\rR\x06shards\")\n" +
 	"\x0fSetShardsResult\x12\x16\n" +
@@ -3210,7 +3777,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x06prekey\x18\x05 \x01(\v2\x10.chatd.v1.PreKeyR\x06prekey\"1\n" +
 	"\aIQError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xae\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xe4\x01\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.chatd.v1.NotificationTypeR\x04type\x12\x1f\n" +
@@ -3218,7 +3785,15 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"messageIds\x12\x12\n" +
 	"\x04peer\x18\x04 \x01(\tR\x04peer\x12\x1b\n" +
 	"\tqueue_seq\x18\x05 \x01(\x04R\bqueueSeq\x12\f\n" +
-	"\x01t\x18\x06 \x01(\x03R\x01t\"'\n" +
+	"\x01t\x18\x06 \x01(\x03R\x01t\x124\n" +
+	"\btemplate\x18\a \x01(\v2\x18.chatd.v1.TemplateStatusR\btemplate\"\x9a\x01\n" +
+	"\x0eTemplateStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\blanguage\x18\x03 \x01(\tR\blanguage\x12\x14\n" +
+	"\x05event\x18\x04 \x01(\tR\x05event\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bcategory\x18\x06 \x01(\tR\bcategory\"'\n" +
 	"\x0fOfflineComplete\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"P\n" +
 	"\vStreamError\x12-\n" +
@@ -3264,11 +3839,12 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\vIQ_TYPE_GET\x10\x01\x12\x0f\n" +
 	"\vIQ_TYPE_SET\x10\x02\x12\x12\n" +
 	"\x0eIQ_TYPE_RESULT\x10\x03\x12\x11\n" +
-	"\rIQ_TYPE_ERROR\x10\x04*\x7f\n" +
+	"\rIQ_TYPE_ERROR\x10\x04*\xa6\x01\n" +
 	"\x10NotificationType\x12!\n" +
 	"\x1dNOTIFICATION_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!NOTIFICATION_TYPE_MESSAGE_EXPIRED\x10\x01\x12!\n" +
-	"\x1dNOTIFICATION_TYPE_PREKEYS_LOW\x10\x02*\xdc\x01\n" +
+	"\x1dNOTIFICATION_TYPE_PREKEYS_LOW\x10\x02\x12%\n" +
+	"!NOTIFICATION_TYPE_TEMPLATE_STATUS\x10\x03*\xdc\x01\n" +
 	"\x0fStreamErrorCode\x12!\n" +
 	"\x1dSTREAM_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aSTREAM_ERROR_CODE_REPLACED\x10\x01\x12 \n" +
@@ -3299,7 +3875,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -3317,84 +3893,96 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*Enc)(nil),                // 13: chatd.v1.Enc
 	(*Message)(nil),            // 14: chatd.v1.Message
 	(*Ack)(nil),                // 15: chatd.v1.Ack
-	(*Retry)(nil),              // 16: chatd.v1.Retry
-	(*Receipt)(nil),            // 17: chatd.v1.Receipt
-	(*IQ)(nil),                 // 18: chatd.v1.IQ
-	(*SetShards)(nil),          // 19: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 20: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 21: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 22: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 23: chatd.v1.Ping
-	(*Active)(nil),             // 24: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 25: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 26: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 27: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 28: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 29: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 30: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 31: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 32: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 33: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 34: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 35: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 36: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 37: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 38: chatd.v1.IQError
-	(*Notification)(nil),       // 39: chatd.v1.Notification
-	(*OfflineComplete)(nil),    // 40: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 41: chatd.v1.StreamError
-	(*Success)(nil),            // 42: chatd.v1.Success
-	(*Failure)(nil),            // 43: chatd.v1.Failure
+	(*Conversation)(nil),       // 16: chatd.v1.Conversation
+	(*Retry)(nil),              // 17: chatd.v1.Retry
+	(*Receipt)(nil),            // 18: chatd.v1.Receipt
+	(*IQ)(nil),                 // 19: chatd.v1.IQ
+	(*TemplateCreate)(nil),     // 20: chatd.v1.TemplateCreate
+	(*TemplateQuery)(nil),      // 21: chatd.v1.TemplateQuery
+	(*TemplateDelete)(nil),     // 22: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 23: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 24: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 25: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 26: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 27: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 28: chatd.v1.Ping
+	(*Active)(nil),             // 29: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 30: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 31: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 32: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 33: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 34: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 35: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 36: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 37: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 38: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 39: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 40: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 41: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 42: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 43: chatd.v1.IQError
+	(*Notification)(nil),       // 44: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 45: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 46: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 47: chatd.v1.StreamError
+	(*Success)(nil),            // 48: chatd.v1.Success
+	(*Failure)(nil),            // 49: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
 	11, // 1: chatd.v1.ServerHello.cert:type_name -> chatd.v1.Certificate
 	14, // 2: chatd.v1.Stanza.message:type_name -> chatd.v1.Message
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
-	17, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
-	18, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	39, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	40, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	41, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	42, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	43, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
+	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
+	44, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	46, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	47, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	48, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	49, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
-	4,  // 14: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
-	16, // 15: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
-	5,  // 16: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	23, // 17: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	24, // 18: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	25, // 19: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	26, // 20: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	27, // 21: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	28, // 22: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	29, // 23: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	31, // 24: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	38, // 25: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	32, // 26: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	35, // 27: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	36, // 28: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	37, // 29: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	21, // 30: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	22, // 31: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	19, // 32: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	20, // 33: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
-	1,  // 34: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	30, // 35: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	34, // 36: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	33, // 37: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	34, // 38: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	33, // 39: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 40: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	7,  // 41: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 42: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	16, // 14: chatd.v1.Ack.conversation:type_name -> chatd.v1.Conversation
+	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
+	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
+	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
+	28, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	29, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	30, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	31, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	32, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	33, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	34, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	36, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	43, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	37, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	40, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	41, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	42, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	26, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	27, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	24, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	25, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	20, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
+	21, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
+	22, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	23, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	1,  // 39: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	35, // 40: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	39, // 41: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	38, // 42: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	39, // 43: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	38, // 44: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 45: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	45, // 46: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 47: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 48: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -3413,7 +4001,7 @@ func file_chatd_v1_chatd_proto_init() {
 		(*Stanza_Success)(nil),
 		(*Stanza_Failure)(nil),
 	}
-	file_chatd_v1_chatd_proto_msgTypes[9].OneofWrappers = []any{
+	file_chatd_v1_chatd_proto_msgTypes[10].OneofWrappers = []any{
 		(*IQ_Ping)(nil),
 		(*IQ_Active)(nil),
 		(*IQ_Register)(nil),
@@ -3431,6 +4019,10 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_MediaConnResult)(nil),
 		(*IQ_SetShards)(nil),
 		(*IQ_SetShardsResult)(nil),
+		(*IQ_TemplateCreate)(nil),
+		(*IQ_TemplateQuery)(nil),
+		(*IQ_TemplateDelete)(nil),
+		(*IQ_TemplateRecords)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3438,7 +4030,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

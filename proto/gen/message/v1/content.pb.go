@@ -39,6 +39,8 @@ type Content struct {
 	//	*Content_Interactive
 	//	*Content_Reaction
 	//	*Content_InteractiveReply
+	//	*Content_Template
+	//	*Content_ButtonReply
 	//	*Content_Extension
 	Body isContent_Body `protobuf_oneof:"body"`
 	// Set when the message replies to another one.
@@ -147,6 +149,24 @@ func (x *Content) GetInteractiveReply() *InteractiveReply {
 	return nil
 }
 
+func (x *Content) GetTemplate() *Template {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Template); ok {
+			return x.Template
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetButtonReply() *ButtonReply {
+	if x != nil {
+		if x, ok := x.Body.(*Content_ButtonReply); ok {
+			return x.ButtonReply
+		}
+	}
+	return nil
+}
+
 func (x *Content) GetExtension() *Extension {
 	if x != nil {
 		if x, ok := x.Body.(*Content_Extension); ok {
@@ -198,6 +218,18 @@ type Content_InteractiveReply struct {
 	InteractiveReply *InteractiveReply `protobuf:"bytes,7,opt,name=interactive_reply,json=interactiveReply,proto3,oneof"`
 }
 
+type Content_Template struct {
+	// A message template of the business (type "template", or the legacy
+	// "hsm"): the parameters as sent, and what coreapp hydrated from the
+	// approved template.
+	Template *Template `protobuf:"bytes,8,opt,name=template,proto3,oneof"`
+}
+
+type Content_ButtonReply struct {
+	// The customer's tap on a template's quick-reply button.
+	ButtonReply *ButtonReply `protobuf:"bytes,9,opt,name=button_reply,json=buttonReply,proto3,oneof"`
+}
+
 type Content_Extension struct {
 	// A type known by its name only, its body as the API's JSON: for
 	// types registered without a field of their own (the registry's
@@ -218,6 +250,10 @@ func (*Content_Interactive) isContent_Body() {}
 func (*Content_Reaction) isContent_Body() {}
 
 func (*Content_InteractiveReply) isContent_Body() {}
+
+func (*Content_Template) isContent_Body() {}
+
+func (*Content_ButtonReply) isContent_Body() {}
 
 func (*Content_Extension) isContent_Body() {}
 
@@ -1590,12 +1626,546 @@ func (x *Media) GetProvider() string {
 	return ""
 }
 
+// Template is a template message. The business sends the template's name,
+// language and parameters; coreapp looks the template up in the number's
+// pack, checks the parameters against it and fills in hydrated, the message
+// the customer sees. The parameters are dropped once hydrated.
+type Template struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The language code ("en_US") and policy ("deterministic"; the legacy
+	// hsm form also has "fallback").
+	Language string                     `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
+	Policy   string                     `protobuf:"bytes,4,opt,name=policy,proto3" json:"policy,omitempty"`
+	Header   []*TemplateParameter       `protobuf:"bytes,5,rep,name=header,proto3" json:"header,omitempty"`
+	Body     []*TemplateParameter       `protobuf:"bytes,6,rep,name=body,proto3" json:"body,omitempty"`
+	Buttons  []*TemplateButtonParameter `protobuf:"bytes,7,rep,name=buttons,proto3" json:"buttons,omitempty"`
+	// Sent as the legacy "hsm" type.
+	Hsm bool `protobuf:"varint,8,opt,name=hsm,proto3" json:"hsm,omitempty"`
+	// Set by coreapp: the template's id on the network and what it hydrated.
+	TemplateId    string            `protobuf:"bytes,9,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	Hydrated      *HydratedTemplate `protobuf:"bytes,10,opt,name=hydrated,proto3" json:"hydrated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Template) Reset() {
+	*x = Template{}
+	mi := &file_message_v1_content_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Template) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Template) ProtoMessage() {}
+
+func (x *Template) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Template.ProtoReflect.Descriptor instead.
+func (*Template) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Template) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Template) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Template) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *Template) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Template) GetHeader() []*TemplateParameter {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *Template) GetBody() []*TemplateParameter {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Template) GetButtons() []*TemplateButtonParameter {
+	if x != nil {
+		return x.Buttons
+	}
+	return nil
+}
+
+func (x *Template) GetHsm() bool {
+	if x != nil {
+		return x.Hsm
+	}
+	return false
+}
+
+func (x *Template) GetTemplateId() string {
+	if x != nil {
+		return x.TemplateId
+	}
+	return ""
+}
+
+func (x *Template) GetHydrated() *HydratedTemplate {
+	if x != nil {
+		return x.Hydrated
+	}
+	return nil
+}
+
+// TemplateParameter is one parameter of a header or the body.
+type TemplateParameter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "text", "currency", "date_time", "image", "video", "document" or
+	// "location".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// currency and date_time: the text shown.
+	FallbackValue string    `protobuf:"bytes,3,opt,name=fallback_value,json=fallbackValue,proto3" json:"fallback_value,omitempty"`
+	CurrencyCode  string    `protobuf:"bytes,4,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
+	Amount_1000   int64     `protobuf:"varint,5,opt,name=amount_1000,json=amount1000,proto3" json:"amount_1000,omitempty"`
+	Media         *Media    `protobuf:"bytes,6,opt,name=media,proto3" json:"media,omitempty"`
+	Location      *Location `protobuf:"bytes,7,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateParameter) Reset() {
+	*x = TemplateParameter{}
+	mi := &file_message_v1_content_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateParameter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateParameter) ProtoMessage() {}
+
+func (x *TemplateParameter) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateParameter.ProtoReflect.Descriptor instead.
+func (*TemplateParameter) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TemplateParameter) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *TemplateParameter) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TemplateParameter) GetFallbackValue() string {
+	if x != nil {
+		return x.FallbackValue
+	}
+	return ""
+}
+
+func (x *TemplateParameter) GetCurrencyCode() string {
+	if x != nil {
+		return x.CurrencyCode
+	}
+	return ""
+}
+
+func (x *TemplateParameter) GetAmount_1000() int64 {
+	if x != nil {
+		return x.Amount_1000
+	}
+	return 0
+}
+
+func (x *TemplateParameter) GetMedia() *Media {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+func (x *TemplateParameter) GetLocation() *Location {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+// TemplateButtonParameter is the parameter of one button: a quick reply's
+// payload, a URL button's dynamic suffix, a copy-code button's code.
+type TemplateButtonParameter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "quick_reply", "url" or "copy_code".
+	SubType       string `protobuf:"bytes,1,opt,name=sub_type,json=subType,proto3" json:"sub_type,omitempty"`
+	Index         int32  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Payload       string `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	Text          string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	CouponCode    string `protobuf:"bytes,5,opt,name=coupon_code,json=couponCode,proto3" json:"coupon_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateButtonParameter) Reset() {
+	*x = TemplateButtonParameter{}
+	mi := &file_message_v1_content_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateButtonParameter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateButtonParameter) ProtoMessage() {}
+
+func (x *TemplateButtonParameter) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateButtonParameter.ProtoReflect.Descriptor instead.
+func (*TemplateButtonParameter) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TemplateButtonParameter) GetSubType() string {
+	if x != nil {
+		return x.SubType
+	}
+	return ""
+}
+
+func (x *TemplateButtonParameter) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TemplateButtonParameter) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *TemplateButtonParameter) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TemplateButtonParameter) GetCouponCode() string {
+	if x != nil {
+		return x.CouponCode
+	}
+	return ""
+}
+
+// HydratedTemplate is the template message as the customer sees it.
+type HydratedTemplate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "", "text", "image", "video", "document" or "location".
+	HeaderType     string            `protobuf:"bytes,1,opt,name=header_type,json=headerType,proto3" json:"header_type,omitempty"`
+	HeaderText     string            `protobuf:"bytes,2,opt,name=header_text,json=headerText,proto3" json:"header_text,omitempty"`
+	HeaderMedia    *Media            `protobuf:"bytes,3,opt,name=header_media,json=headerMedia,proto3" json:"header_media,omitempty"`
+	HeaderLocation *Location         `protobuf:"bytes,4,opt,name=header_location,json=headerLocation,proto3" json:"header_location,omitempty"`
+	Body           string            `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	Footer         string            `protobuf:"bytes,6,opt,name=footer,proto3" json:"footer,omitempty"`
+	Buttons        []*HydratedButton `protobuf:"bytes,7,rep,name=buttons,proto3" json:"buttons,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *HydratedTemplate) Reset() {
+	*x = HydratedTemplate{}
+	mi := &file_message_v1_content_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HydratedTemplate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HydratedTemplate) ProtoMessage() {}
+
+func (x *HydratedTemplate) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HydratedTemplate.ProtoReflect.Descriptor instead.
+func (*HydratedTemplate) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HydratedTemplate) GetHeaderType() string {
+	if x != nil {
+		return x.HeaderType
+	}
+	return ""
+}
+
+func (x *HydratedTemplate) GetHeaderText() string {
+	if x != nil {
+		return x.HeaderText
+	}
+	return ""
+}
+
+func (x *HydratedTemplate) GetHeaderMedia() *Media {
+	if x != nil {
+		return x.HeaderMedia
+	}
+	return nil
+}
+
+func (x *HydratedTemplate) GetHeaderLocation() *Location {
+	if x != nil {
+		return x.HeaderLocation
+	}
+	return nil
+}
+
+func (x *HydratedTemplate) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *HydratedTemplate) GetFooter() string {
+	if x != nil {
+		return x.Footer
+	}
+	return ""
+}
+
+func (x *HydratedTemplate) GetButtons() []*HydratedButton {
+	if x != nil {
+		return x.Buttons
+	}
+	return nil
+}
+
+type HydratedButton struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "quick_reply", "url", "phone_number" or "copy_code".
+	Type        string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Text        string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Url         string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	PhoneNumber string `protobuf:"bytes,4,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// quick_reply: what the business receives when the customer taps it.
+	Payload string `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	// copy_code: the code.
+	Code          string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HydratedButton) Reset() {
+	*x = HydratedButton{}
+	mi := &file_message_v1_content_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HydratedButton) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HydratedButton) ProtoMessage() {}
+
+func (x *HydratedButton) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HydratedButton.ProtoReflect.Descriptor instead.
+func (*HydratedButton) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HydratedButton) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *HydratedButton) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *HydratedButton) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HydratedButton) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *HydratedButton) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *HydratedButton) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// ButtonReply is a tap on a template's quick-reply button; the Content's
+// context names the template message.
+type ButtonReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Payload       string                 `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ButtonReply) Reset() {
+	*x = ButtonReply{}
+	mi := &file_message_v1_content_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ButtonReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ButtonReply) ProtoMessage() {}
+
+func (x *ButtonReply) ProtoReflect() protoreflect.Message {
+	mi := &file_message_v1_content_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ButtonReply.ProtoReflect.Descriptor instead.
+func (*ButtonReply) Descriptor() ([]byte, []int) {
+	return file_message_v1_content_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ButtonReply) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *ButtonReply) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_message_v1_content_proto protoreflect.FileDescriptor
 
 const file_message_v1_content_proto_rawDesc = "" +
 	"\n" +
 	"\x18message/v1/content.proto\x12\n" +
-	"message.v1\"\xf4\x03\n" +
+	"message.v1\"\xe6\x04\n" +
 	"\aContent\x12&\n" +
 	"\x04text\x18\x01 \x01(\v2\x10.message.v1.TextH\x00R\x04text\x12)\n" +
 	"\x05media\x18\x02 \x01(\v2\x11.message.v1.MediaH\x00R\x05media\x122\n" +
@@ -1603,7 +2173,9 @@ const file_message_v1_content_proto_rawDesc = "" +
 	"\bcontacts\x18\x04 \x01(\v2\x14.message.v1.ContactsH\x00R\bcontacts\x12;\n" +
 	"\vinteractive\x18\x05 \x01(\v2\x17.message.v1.InteractiveH\x00R\vinteractive\x122\n" +
 	"\breaction\x18\x06 \x01(\v2\x14.message.v1.ReactionH\x00R\breaction\x12K\n" +
-	"\x11interactive_reply\x18\a \x01(\v2\x1c.message.v1.InteractiveReplyH\x00R\x10interactiveReply\x125\n" +
+	"\x11interactive_reply\x18\a \x01(\v2\x1c.message.v1.InteractiveReplyH\x00R\x10interactiveReply\x122\n" +
+	"\btemplate\x18\b \x01(\v2\x14.message.v1.TemplateH\x00R\btemplate\x12<\n" +
+	"\fbutton_reply\x18\t \x01(\v2\x17.message.v1.ButtonReplyH\x00R\vbuttonReply\x125\n" +
 	"\textension\x18\x0e \x01(\v2\x15.message.v1.ExtensionH\x00R\textension\x121\n" +
 	"\acontext\x18\x0f \x01(\v2\x17.message.v1.ContextInfoR\acontextB\x06\n" +
 	"\x04body\"r\n" +
@@ -1717,7 +2289,56 @@ const file_message_v1_content_proto_rawDesc = "" +
 	"fileLength\x12\x19\n" +
 	"\bmedia_id\x18\v \x01(\tR\amediaId\x12\x12\n" +
 	"\x04link\x18\f \x01(\tR\x04link\x12\x1a\n" +
-	"\bprovider\x18\r \x01(\tR\bproviderB\xa4\x01\n" +
+	"\bprovider\x18\r \x01(\tR\bprovider\"\x86\x03\n" +
+	"\bTemplate\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\blanguage\x18\x03 \x01(\tR\blanguage\x12\x16\n" +
+	"\x06policy\x18\x04 \x01(\tR\x06policy\x125\n" +
+	"\x06header\x18\x05 \x03(\v2\x1d.message.v1.TemplateParameterR\x06header\x121\n" +
+	"\x04body\x18\x06 \x03(\v2\x1d.message.v1.TemplateParameterR\x04body\x12=\n" +
+	"\abuttons\x18\a \x03(\v2#.message.v1.TemplateButtonParameterR\abuttons\x12\x10\n" +
+	"\x03hsm\x18\b \x01(\bR\x03hsm\x12\x1f\n" +
+	"\vtemplate_id\x18\t \x01(\tR\n" +
+	"templateId\x128\n" +
+	"\bhydrated\x18\n" +
+	" \x01(\v2\x1c.message.v1.HydratedTemplateR\bhydrated\"\x83\x02\n" +
+	"\x11TemplateParameter\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12%\n" +
+	"\x0efallback_value\x18\x03 \x01(\tR\rfallbackValue\x12#\n" +
+	"\rcurrency_code\x18\x04 \x01(\tR\fcurrencyCode\x12\x1f\n" +
+	"\vamount_1000\x18\x05 \x01(\x03R\n" +
+	"amount1000\x12'\n" +
+	"\x05media\x18\x06 \x01(\v2\x11.message.v1.MediaR\x05media\x120\n" +
+	"\blocation\x18\a \x01(\v2\x14.message.v1.LocationR\blocation\"\x99\x01\n" +
+	"\x17TemplateButtonParameter\x12\x19\n" +
+	"\bsub_type\x18\x01 \x01(\tR\asubType\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\tR\apayload\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1f\n" +
+	"\vcoupon_code\x18\x05 \x01(\tR\n" +
+	"couponCode\"\xab\x02\n" +
+	"\x10HydratedTemplate\x12\x1f\n" +
+	"\vheader_type\x18\x01 \x01(\tR\n" +
+	"headerType\x12\x1f\n" +
+	"\vheader_text\x18\x02 \x01(\tR\n" +
+	"headerText\x124\n" +
+	"\fheader_media\x18\x03 \x01(\v2\x11.message.v1.MediaR\vheaderMedia\x12=\n" +
+	"\x0fheader_location\x18\x04 \x01(\v2\x14.message.v1.LocationR\x0eheaderLocation\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\tR\x04body\x12\x16\n" +
+	"\x06footer\x18\x06 \x01(\tR\x06footer\x124\n" +
+	"\abuttons\x18\a \x03(\v2\x1a.message.v1.HydratedButtonR\abuttons\"\x9b\x01\n" +
+	"\x0eHydratedButton\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12!\n" +
+	"\fphone_number\x18\x04 \x01(\tR\vphoneNumber\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\tR\apayload\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\tR\x04code\";\n" +
+	"\vButtonReply\x12\x18\n" +
+	"\apayload\x18\x01 \x01(\tR\apayload\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04textB\xa4\x01\n" +
 	"\x0ecom.message.v1B\fContentProtoP\x01Z;github.com/openwaba/openwaba/proto/gen/message/v1;messagev1\xa2\x02\x03MXX\xaa\x02\n" +
 	"Message.V1\xca\x02\n" +
 	"Message\\V1\xe2\x02\x16Message\\V1\\GPBMetadata\xea\x02\vMessage::V1b\x06proto3"
@@ -1734,29 +2355,35 @@ func file_message_v1_content_proto_rawDescGZIP() []byte {
 	return file_message_v1_content_proto_rawDescData
 }
 
-var file_message_v1_content_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_message_v1_content_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_message_v1_content_proto_goTypes = []any{
-	(*Content)(nil),           // 0: message.v1.Content
-	(*Location)(nil),          // 1: message.v1.Location
-	(*Contacts)(nil),          // 2: message.v1.Contacts
-	(*ContactCard)(nil),       // 3: message.v1.ContactCard
-	(*ContactName)(nil),       // 4: message.v1.ContactName
-	(*ContactPhone)(nil),      // 5: message.v1.ContactPhone
-	(*ContactEmail)(nil),      // 6: message.v1.ContactEmail
-	(*ContactAddress)(nil),    // 7: message.v1.ContactAddress
-	(*ContactOrg)(nil),        // 8: message.v1.ContactOrg
-	(*ContactURL)(nil),        // 9: message.v1.ContactURL
-	(*Interactive)(nil),       // 10: message.v1.Interactive
-	(*InteractiveHeader)(nil), // 11: message.v1.InteractiveHeader
-	(*ReplyButton)(nil),       // 12: message.v1.ReplyButton
-	(*ListSection)(nil),       // 13: message.v1.ListSection
-	(*ListRow)(nil),           // 14: message.v1.ListRow
-	(*Reaction)(nil),          // 15: message.v1.Reaction
-	(*InteractiveReply)(nil),  // 16: message.v1.InteractiveReply
-	(*Extension)(nil),         // 17: message.v1.Extension
-	(*Text)(nil),              // 18: message.v1.Text
-	(*ContextInfo)(nil),       // 19: message.v1.ContextInfo
-	(*Media)(nil),             // 20: message.v1.Media
+	(*Content)(nil),                 // 0: message.v1.Content
+	(*Location)(nil),                // 1: message.v1.Location
+	(*Contacts)(nil),                // 2: message.v1.Contacts
+	(*ContactCard)(nil),             // 3: message.v1.ContactCard
+	(*ContactName)(nil),             // 4: message.v1.ContactName
+	(*ContactPhone)(nil),            // 5: message.v1.ContactPhone
+	(*ContactEmail)(nil),            // 6: message.v1.ContactEmail
+	(*ContactAddress)(nil),          // 7: message.v1.ContactAddress
+	(*ContactOrg)(nil),              // 8: message.v1.ContactOrg
+	(*ContactURL)(nil),              // 9: message.v1.ContactURL
+	(*Interactive)(nil),             // 10: message.v1.Interactive
+	(*InteractiveHeader)(nil),       // 11: message.v1.InteractiveHeader
+	(*ReplyButton)(nil),             // 12: message.v1.ReplyButton
+	(*ListSection)(nil),             // 13: message.v1.ListSection
+	(*ListRow)(nil),                 // 14: message.v1.ListRow
+	(*Reaction)(nil),                // 15: message.v1.Reaction
+	(*InteractiveReply)(nil),        // 16: message.v1.InteractiveReply
+	(*Extension)(nil),               // 17: message.v1.Extension
+	(*Text)(nil),                    // 18: message.v1.Text
+	(*ContextInfo)(nil),             // 19: message.v1.ContextInfo
+	(*Media)(nil),                   // 20: message.v1.Media
+	(*Template)(nil),                // 21: message.v1.Template
+	(*TemplateParameter)(nil),       // 22: message.v1.TemplateParameter
+	(*TemplateButtonParameter)(nil), // 23: message.v1.TemplateButtonParameter
+	(*HydratedTemplate)(nil),        // 24: message.v1.HydratedTemplate
+	(*HydratedButton)(nil),          // 25: message.v1.HydratedButton
+	(*ButtonReply)(nil),             // 26: message.v1.ButtonReply
 }
 var file_message_v1_content_proto_depIdxs = []int32{
 	18, // 0: message.v1.Content.text:type_name -> message.v1.Text
@@ -1766,25 +2393,36 @@ var file_message_v1_content_proto_depIdxs = []int32{
 	10, // 4: message.v1.Content.interactive:type_name -> message.v1.Interactive
 	15, // 5: message.v1.Content.reaction:type_name -> message.v1.Reaction
 	16, // 6: message.v1.Content.interactive_reply:type_name -> message.v1.InteractiveReply
-	17, // 7: message.v1.Content.extension:type_name -> message.v1.Extension
-	19, // 8: message.v1.Content.context:type_name -> message.v1.ContextInfo
-	3,  // 9: message.v1.Contacts.cards:type_name -> message.v1.ContactCard
-	4,  // 10: message.v1.ContactCard.name:type_name -> message.v1.ContactName
-	5,  // 11: message.v1.ContactCard.phones:type_name -> message.v1.ContactPhone
-	6,  // 12: message.v1.ContactCard.emails:type_name -> message.v1.ContactEmail
-	7,  // 13: message.v1.ContactCard.addresses:type_name -> message.v1.ContactAddress
-	8,  // 14: message.v1.ContactCard.org:type_name -> message.v1.ContactOrg
-	9,  // 15: message.v1.ContactCard.urls:type_name -> message.v1.ContactURL
-	11, // 16: message.v1.Interactive.header:type_name -> message.v1.InteractiveHeader
-	12, // 17: message.v1.Interactive.buttons:type_name -> message.v1.ReplyButton
-	13, // 18: message.v1.Interactive.sections:type_name -> message.v1.ListSection
-	20, // 19: message.v1.InteractiveHeader.media:type_name -> message.v1.Media
-	14, // 20: message.v1.ListSection.rows:type_name -> message.v1.ListRow
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	21, // 7: message.v1.Content.template:type_name -> message.v1.Template
+	26, // 8: message.v1.Content.button_reply:type_name -> message.v1.ButtonReply
+	17, // 9: message.v1.Content.extension:type_name -> message.v1.Extension
+	19, // 10: message.v1.Content.context:type_name -> message.v1.ContextInfo
+	3,  // 11: message.v1.Contacts.cards:type_name -> message.v1.ContactCard
+	4,  // 12: message.v1.ContactCard.name:type_name -> message.v1.ContactName
+	5,  // 13: message.v1.ContactCard.phones:type_name -> message.v1.ContactPhone
+	6,  // 14: message.v1.ContactCard.emails:type_name -> message.v1.ContactEmail
+	7,  // 15: message.v1.ContactCard.addresses:type_name -> message.v1.ContactAddress
+	8,  // 16: message.v1.ContactCard.org:type_name -> message.v1.ContactOrg
+	9,  // 17: message.v1.ContactCard.urls:type_name -> message.v1.ContactURL
+	11, // 18: message.v1.Interactive.header:type_name -> message.v1.InteractiveHeader
+	12, // 19: message.v1.Interactive.buttons:type_name -> message.v1.ReplyButton
+	13, // 20: message.v1.Interactive.sections:type_name -> message.v1.ListSection
+	20, // 21: message.v1.InteractiveHeader.media:type_name -> message.v1.Media
+	14, // 22: message.v1.ListSection.rows:type_name -> message.v1.ListRow
+	22, // 23: message.v1.Template.header:type_name -> message.v1.TemplateParameter
+	22, // 24: message.v1.Template.body:type_name -> message.v1.TemplateParameter
+	23, // 25: message.v1.Template.buttons:type_name -> message.v1.TemplateButtonParameter
+	24, // 26: message.v1.Template.hydrated:type_name -> message.v1.HydratedTemplate
+	20, // 27: message.v1.TemplateParameter.media:type_name -> message.v1.Media
+	1,  // 28: message.v1.TemplateParameter.location:type_name -> message.v1.Location
+	20, // 29: message.v1.HydratedTemplate.header_media:type_name -> message.v1.Media
+	1,  // 30: message.v1.HydratedTemplate.header_location:type_name -> message.v1.Location
+	25, // 31: message.v1.HydratedTemplate.buttons:type_name -> message.v1.HydratedButton
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_message_v1_content_proto_init() }
@@ -1800,6 +2438,8 @@ func file_message_v1_content_proto_init() {
 		(*Content_Interactive)(nil),
 		(*Content_Reaction)(nil),
 		(*Content_InteractiveReply)(nil),
+		(*Content_Template)(nil),
+		(*Content_ButtonReply)(nil),
 		(*Content_Extension)(nil),
 	}
 	type x struct{}
@@ -1808,7 +2448,7 @@ func file_message_v1_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_message_v1_content_proto_rawDesc), len(file_message_v1_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
