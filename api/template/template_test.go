@@ -112,7 +112,9 @@ func approved(t *testing.T, js string) *Template {
 	return tpl
 }
 
-func text(v string) *messagev1.TemplateParameter { return &messagev1.TemplateParameter{Type: "text", Text: v} }
+func text(v string) *messagev1.TemplateParameter {
+	return &messagev1.TemplateParameter{Type: "text", Text: v}
+}
 
 // TestHydrate fills in every parameter type and checks every error.
 func TestHydrate(t *testing.T) {
