@@ -23,13 +23,21 @@ const (
 )
 
 // Find returns the template of pack that a message names: name and
-// language, approved. Its errors are the on-prem ones: 2001 Template Missing
-// (no such name, not in that language, not approved yet), 2060 rejected,
-// 2061 paused, 2062 disabled.
+// language, approved. Its errors are the on-prem ones: 2003 Template Pack
+// Missing (the number has no template at all in that language and locale),
+// 2001 Template Missing (no such name, not in that language, not approved
+// yet), 2060 rejected, 2061 paused, 2062 disabled. tyntec's on-prem FAQ
+// (tyntec.com/docs/faq-whatsapp-business-use-cases-message-types-what-are-
+// reasons-my-templated-messages-fail-and) tells 2003 (a wrong language and
+// locale combination) from 2001 (the template is not in that language) the
+// same way.
 func Find(pack []Template, name, language string) (*Template, error) {
-	named := false
+	named, langPack := false, false
 	for i := range pack {
 		t := &pack[i]
+		if t.Language == language {
+			langPack = true
+		}
 		if t.Name != name {
 			continue
 		}
@@ -50,7 +58,10 @@ func Find(pack []Template, name, language string) (*Template, error) {
 			return nil, errcode.New(errcode.TemplateMissing, "template %s (%s) is %s, not approved", name, language, t.Status)
 		}
 	}
-	if named {
+	switch {
+	case !langPack:
+		return nil, errcode.New(errcode.TemplatePackMissing, "this number has no template in language %s", language)
+	case named:
 		return nil, errcode.New(errcode.TemplateMissing, "template %s does not exist in language %s", name, language)
 	}
 	return nil, errcode.New(errcode.TemplateMissing, "no template named %s", name)

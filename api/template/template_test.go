@@ -209,8 +209,10 @@ func TestFind(t *testing.T) {
 	}{
 		{"a", "en_US", 0},
 		{"a", "de", errcode.TemplateMissing},
-		{"a", "fr", errcode.TemplateMissing},
+		{"a", "fr", errcode.TemplatePackMissing},
+		{"a", "en", errcode.TemplateMissing},
 		{"nope", "en_US", errcode.TemplateMissing},
+		{"nope", "es", errcode.TemplatePackMissing},
 		{"r", "en", errcode.TemplateRejected},
 		{"p", "en", errcode.TemplatePaused},
 		{"d", "en", errcode.TemplateDisabled},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,15 @@ type Chatd struct {
 	MediaURL string
 	MediaTTL time.Duration // WA_CHATD_MEDIA_TTL, default 720h: how long a blob is kept
 	DataDir  string        // WA_DATA_DIR, default data: chatd writes chat-root.pub there, blobs under media/
-	Log      Log
+	// EnforceWindow refuses free-form messages outside the 24-hour
+	// customer-service window (WA_SANDBOX_ENFORCE_WINDOW, default true; a
+	// sandbox-only switch: WhatsApp always enforces it).
+	EnforceWindow bool
+	// TemplateApprovalDelay is how long the sandbox takes to approve a
+	// submitted template (WA_SANDBOX_TEMPLATE_APPROVAL_DELAY, default 5s;
+	// 0 approves at once).
+	TemplateApprovalDelay time.Duration
+	Log                   Log
 }
 
 // Log selects the log format and level.
@@ -52,7 +61,8 @@ func (c Chatd) LogValue() slog.Value {
 		slog.Int("chat_port", c.ChatPort), slog.Int("fallback_port", c.FallbackPort),
 		slog.String("admin_addr", c.AdminAddr), slog.Int("admin_port", c.AdminPort),
 		slog.Duration("queue_ttl", c.QueueTTL), slog.Int("media_port", c.MediaPort),
-		slog.String("media_url", c.MediaURL), slog.Duration("media_ttl", c.MediaTTL), slog.String("data_dir", c.DataDir))
+		slog.String("media_url", c.MediaURL), slog.Duration("media_ttl", c.MediaTTL), slog.String("data_dir", c.DataDir),
+		slog.Bool("enforce_window", c.EnforceWindow), slog.Duration("template_approval_delay", c.TemplateApprovalDelay))
 }
 
 // BindDB binds the WA_DB_* variables onto v under "db.*", with dbNameEnv
@@ -115,7 +125,8 @@ func LoadChatd(file string) (Chatd, error) {
 		"listen_addr": "WA_CHATD_LISTEN_ADDR", "chat_port": "WA_CHAT_PORT", "fallback_port": "WA_CHAT_FALLBACK_PORT",
 		"admin_addr": "WA_CHATD_ADMIN_ADDR", "admin_port": "WA_CHATD_ADMIN_PORT", "queue_ttl": "WA_CHATD_QUEUE_TTL",
 		"data_dir": "WA_DATA_DIR", "media_port": "WA_CHATD_MEDIA_PORT", "media_url": "WA_CHATD_MEDIA_URL",
-		"media_ttl": "WA_CHATD_MEDIA_TTL",
+		"media_ttl": "WA_CHATD_MEDIA_TTL", "enforce_window": "WA_SANDBOX_ENFORCE_WINDOW",
+		"template_approval_delay": "WA_SANDBOX_TEMPLATE_APPROVAL_DELAY",
 	} {
 		v.BindEnv(key, env)
 	}
@@ -129,12 +140,22 @@ func LoadChatd(file string) (Chatd, error) {
 	v.SetDefault("media_port", 5281)
 	v.SetDefault("media_url", "")
 	v.SetDefault("media_ttl", 30*24*time.Hour)
+	v.SetDefault("enforce_window", true)
+	v.SetDefault("template_approval_delay", 5*time.Second)
+	enforce, err := strconv.ParseBool(strings.TrimSpace(v.GetString("enforce_window")))
+	if err != nil {
+		return Chatd{}, fmt.Errorf("WA_SANDBOX_ENFORCE_WINDOW %q: want true or false", v.GetString("enforce_window"))
+	}
+	delay, err := time.ParseDuration(strings.TrimSpace(v.GetString("template_approval_delay")))
+	if err != nil || delay < 0 {
+		return Chatd{}, fmt.Errorf("WA_SANDBOX_TEMPLATE_APPROVAL_DELAY %q: want a duration such as 5s (0 approves at once)", v.GetString("template_approval_delay"))
+	}
 	c := Chatd{
 		DB: DBFrom(v), ListenAddr: v.GetString("listen_addr"), ChatPort: v.GetInt("chat_port"),
 		FallbackPort: v.GetInt("fallback_port"), AdminAddr: v.GetString("admin_addr"),
 		AdminPort: v.GetInt("admin_port"), QueueTTL: v.GetDuration("queue_ttl"), MediaPort: v.GetInt("media_port"),
 		MediaURL: strings.TrimSpace(v.GetString("media_url")), MediaTTL: v.GetDuration("media_ttl"),
-		DataDir: v.GetString("data_dir"), Log: LogFrom(v),
+		DataDir: v.GetString("data_dir"), Log: LogFrom(v), EnforceWindow: enforce, TemplateApprovalDelay: delay,
 	}
 	if err := c.DB.Validate(); err != nil {
 		return c, err

@@ -47,3 +47,42 @@ func TestChatdMedia(t *testing.T) {
 		})
 	}
 }
+
+// TestChatdSandboxRules: the window is enforced and templates are approved
+// after 5 s unless configured otherwise; bad values are refused.
+func TestChatdSandboxRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		enforce string
+		delay   string
+		want    bool
+		wantD   time.Duration
+		wantErr string
+	}{
+		{"defaults", "", "", true, 5 * time.Second, ""},
+		{"off, at once", "false", "0", false, 0, ""},
+		{"on, slow", "TRUE", "1m", true, time.Minute, ""},
+		{"enforce not a bool", "sometimes", "", false, 0, "WA_SANDBOX_ENFORCE_WINDOW"},
+		{"delay not a duration", "", "5", false, 0, "WA_SANDBOX_TEMPLATE_APPROVAL_DELAY"},
+		{"negative delay", "", "-1s", false, 0, "WA_SANDBOX_TEMPLATE_APPROVAL_DELAY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("WA_SANDBOX_ENFORCE_WINDOW", tt.enforce)
+			t.Setenv("WA_SANDBOX_TEMPLATE_APPROVAL_DELAY", tt.delay)
+			c, err := LoadChatd("")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("LoadChatd err = %v, want one about %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.EnforceWindow != tt.want || c.TemplateApprovalDelay != tt.wantD {
+				t.Errorf("enforce %v, delay %v; want %v, %v", c.EnforceWindow, c.TemplateApprovalDelay, tt.want, tt.wantD)
+			}
+		})
+	}
+}

@@ -114,7 +114,7 @@ func (c *conn) run(ctx context.Context) {
 		}()
 	}
 
-	success := &chatdv1.Success{SessionId: c.srv.newID(), T: time.Now().Unix()}
+	success := &chatdv1.Success{SessionId: c.srv.newID(), T: time.Now().Unix(), WindowEnforced: c.srv.cfg.EnforceWindow}
 	if !c.registerOnly {
 		var depth uint32
 		c.srv.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM queue WHERE recipient = ? AND shard = ?", c.login.Account, c.login.Shard).Scan(&depth)
@@ -440,7 +440,15 @@ func (c *conn) onMessage(ctx context.Context, m *chatdv1.Message) {
 	if m.Retry > 0 {
 		key = fmt.Sprintf("%s#r%d", m.Id, m.Retry)
 	}
-	c.store(kindMessage, m.Id, key, m.T, to.number, sh, &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: m}}, cls)
+	it := &storeItem{kind: kindMessage, id: key, t: m.T, recipient: to.number, shard: sh, stanzaKind: m.Kind, templateID: m.TemplateId}
+	business := chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS
+	switch {
+	case c.account.kind == business && to.kind != business:
+		it.dir = dirFromBusiness
+	case c.account.kind != business && to.kind == business:
+		it.dir = dirToBusiness
+	}
+	c.store(it, m.Id, &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: m}}, cls)
 }
 
 func (c *conn) onReceipt(ctx context.Context, r *chatdv1.Receipt) {
@@ -478,20 +486,22 @@ func (c *conn) onReceipt(ctx context.Context, r *chatdv1.Receipt) {
 	r.From = c.login.Account
 	r.T = time.Now().Unix()
 	r.QueueSeq, r.Offline = 0, false
-	c.store(kindReceipt, r.Id, r.Id, r.T, to.number, sh, &chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: r}}, cls)
+	c.store(&storeItem{kind: kindReceipt, id: r.Id, t: r.T, recipient: to.number, shard: sh}, r.Id, &chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: r}}, cls)
 }
 
-// store queues st for recipient's slot and acks the sender (with id) after
-// the commit. A key the sender already used is acked again with the first
-// time and not queued twice. sh is the slot at routing time; the commit
-// decides the slot of a business recipient again (see flushStore).
-func (c *conn) store(kind int, id, key string, t int64, recipient string, sh uint32, st *chatdv1.Stanza, cls chatdv1.AckClass) {
+// store queues st (as it, whose kind, key, time, recipient and slot are
+// set) and acks the sender (with id) after the commit. A key the sender
+// already used is acked again as the first time and not queued twice; a
+// message the window or its template refuses is nacked. The slot is the one
+// at routing time; the commit decides the slot of a business recipient
+// again (see flushStore).
+func (c *conn) store(it *storeItem, id string, st *chatdv1.Stanza, cls chatdv1.AckClass) {
 	payload, err := proto.Marshal(st)
 	if err != nil {
 		c.nack(id, cls, "bad_stanza")
 		return
 	}
-	it := &storeItem{kind: kind, sender: c.login.Account, id: key, t: t, recipient: recipient, shard: sh, payload: payload}
+	it.sender, it.payload = c.login.Account, payload
 	c.stores.Add(1) // under serveMu (serve): end waits for this write
 	c.srv.queue.Go(it, func(err error) {
 		defer c.stores.Done()
@@ -500,15 +510,19 @@ func (c *conn) store(kind int, id, key string, t int64, recipient string, sh uin
 			c.close(endError)
 			return
 		}
-		c.send(&chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{Id: id, Class: cls, T: it.firstT}}})
+		if it.nack != "" {
+			c.nack(id, cls, it.nack)
+			return
+		}
+		c.send(&chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{Id: id, Class: cls, T: it.firstT, Conversation: it.conv}}})
 		if !it.dup {
-			switch kind {
+			switch it.kind {
 			case kindMessage:
 				c.messages.Add(1)
 			case kindReceipt:
 				c.receipts.Add(1)
 			}
-			c.srv.deliver(recipient, it.shard, it.seq, payload)
+			c.srv.deliver(it.recipient, it.shard, it.seq, payload)
 		}
 	})
 }
@@ -740,6 +754,12 @@ func (c *conn) onIQ(ctx context.Context, iq *chatdv1.IQ) error {
 		result, err = c.srv.mediaConn(c.login.Account)
 	case *chatdv1.IQ_SetShards:
 		result, err = c.srv.setShards(ctx, c, iq.Type, p.SetShards)
+	case *chatdv1.IQ_TemplateCreate:
+		result, err = c.srv.templateCreate(ctx, c, p.TemplateCreate)
+	case *chatdv1.IQ_TemplateQuery:
+		result, err = c.srv.templateQuery(ctx, c, p.TemplateQuery)
+	case *chatdv1.IQ_TemplateDelete:
+		result, err = c.srv.templateDelete(ctx, c, p.TemplateDelete)
 	default:
 		err = &chatdv1.IQError{Code: 400, Text: fmt.Sprintf("unsupported request %T", p)}
 	}

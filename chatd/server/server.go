@@ -76,6 +76,15 @@ type Config struct {
 	MediaTTL time.Duration
 	// MediaTokenTTL is how long a MediaConn token is valid (default 5 min).
 	MediaTokenTTL time.Duration
+
+	// EnforceWindow refuses a business's free-form message to a customer
+	// outside the 24-hour customer-service window (nack "reengagement"),
+	// as WhatsApp does. chatd's binary enables it unless
+	// WA_SANDBOX_ENFORCE_WINDOW=false.
+	EnforceWindow bool
+	// TemplateApprovalDelay is how long the sandbox takes to approve a
+	// submitted template (0: at once).
+	TemplateApprovalDelay time.Duration
 }
 
 // Server is the chatd network.
@@ -94,6 +103,9 @@ type Server struct {
 	vol       *volume.Volume // the media blobs; nil without MediaDir
 	mediaPort int            // the media listener's port
 	mediaMu   sync.Mutex     // held while a blob's file and row change together
+
+	clock   clock         // the network's clock (the sandbox may move it forward)
+	approve chan struct{} // wakes the approver
 
 	mu    sync.Mutex // guards conns and reshards
 	conns map[slotKey]*conn
@@ -130,6 +142,7 @@ func New(cfg Config) *Server {
 		db:       cfg.DB,
 		conns:    map[slotKey]*conn{},
 		reshards: map[string]uint64{},
+		approve:  make(chan struct{}, 1),
 	}
 	s.queue = db.NewBatcher(cfg.DB, cfg.Log, db.BatchOptions{Workers: 1, MaxBatch: 512}, s.flushStore)
 	s.acks = db.NewBatcher(cfg.DB, cfg.Log, db.BatchOptions{Workers: 2, MaxBatch: 512}, flushAcks)
@@ -162,6 +175,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.keys.Store(keys)
+	if err := s.loadClock(ctx); err != nil {
+		return fmt.Errorf("sandbox clock: %w", err)
+	}
 	if s.cfg.Media != nil && s.cfg.MediaDir == "" {
 		return errors.New("media: no MediaDir for the blobs")
 	}
@@ -199,6 +215,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Go(func() { s.serveMedia(ctx, s.cfg.Media, errs) })
 	}
 	wg.Go(func() { s.janitor(ctx) })
+	wg.Go(func() { s.approver(ctx) })
 	wg.Go(func() { s.refreshKeys(ctx) })
 
 	var err error

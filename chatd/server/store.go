@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/openwaba/openwaba/chatd/shard"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
@@ -23,12 +25,25 @@ type storeItem struct {
 	// expireSeq, when set, is a row the janitor expires in the same
 	// transaction; the item is stored only if that row was still queued.
 	expireSeq uint64
+	// precond, when set, runs first in the transaction (a change the
+	// stanza reports, such as a template's new status); the item is stored
+	// only if it returns true.
+	precond func(ctx context.Context, tx *sql.Tx) (bool, error)
+	// A message between a business and a customer: the window and the
+	// conversations apply (see applyWindow).
+	dir        direction
+	stanzaKind string
+	templateID string
 
 	// Results, overwritten on every flush.
 	dup     bool   // the sender used this id before; firstT is the first time
-	skipped bool   // expireSeq was delivered meanwhile: nothing stored
+	skipped bool   // expireSeq was delivered meanwhile, or precond said no: nothing stored
 	firstT  int64  // the time to ack with
 	seq     uint64 // the queue row
+	nack    string // refused (the window, the template): nothing stored
+	// conv is the conversation a business's message opened or joined (of
+	// the first send, for a resend).
+	conv *chatdv1.Conversation
 }
 
 type stanzaKey struct {
@@ -37,14 +52,23 @@ type stanzaKey struct {
 	id     string
 }
 
-// flushStore commits a batch of stanzas with five statements: expire the
+// flushStore commits a batch of stanzas with a few statements: expire the
 // janitor's rows, read the business recipients' shard counts, find ids the
-// senders used before, record the new ids, and insert the queue rows. It runs on the queue's single writer, so queue rows
-// are numbered consecutively and commit in seq order.
+// senders used before, apply the window to messages between businesses and
+// customers, record the new ids, and insert the queue rows. It runs on the
+// queue's single writer, so queue rows are numbered consecutively and
+// commit in seq order.
 func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem) error {
 	for _, it := range items {
-		it.dup, it.skipped, it.firstT, it.seq = false, false, it.t, 0
-		if it.expireSeq == 0 {
+		it.dup, it.skipped, it.firstT, it.seq, it.nack, it.conv = false, false, it.t, 0, "", nil
+		if it.precond != nil {
+			ok, err := it.precond(ctx, tx)
+			if err != nil {
+				return err
+			}
+			it.skipped = !ok
+		}
+		if it.expireSeq == 0 || it.skipped {
 			continue
 		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM queue WHERE seq = ?", it.expireSeq)
@@ -61,7 +85,11 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 	}
 
 	// Ids used before (in earlier batches, or earlier in this one).
-	first := map[stanzaKey]int64{}
+	type used struct {
+		t    int64
+		meta []byte
+	}
+	stored := map[stanzaKey]used{}
 	var keys []any
 	nKeys := 0
 	for _, it := range items {
@@ -71,46 +99,77 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 		}
 	}
 	if nKeys > 0 {
-		q, err := tx.QueryContext(ctx, "SELECT sender, kind, stanza_id, t FROM stanza_ids WHERE (sender, kind, stanza_id) IN ("+db.Rows("(?,?,?)", nKeys)+")", keys...)
+		err := queryRows(ctx, tx, "SELECT sender, kind, stanza_id, t, meta FROM stanza_ids WHERE (sender, kind, stanza_id) IN ("+db.Rows("(?,?,?)", nKeys)+")", keys,
+			func(r *sql.Rows) error {
+				var k stanzaKey
+				var u used
+				if err := r.Scan(&k.sender, &k.kind, &k.id, &u.t, &u.meta); err != nil {
+					return err
+				}
+				stored[k] = u
+				return nil
+			})
 		if err != nil {
 			return err
 		}
-		for q.Next() {
-			var k stanzaKey
-			var t int64
-			if err := q.Scan(&k.sender, &k.kind, &k.id, &t); err != nil {
-				q.Close()
-				return err
+	}
+	// A resend of a stored stanza is acked as it was; a second copy within
+	// the batch is acked as the first copy is.
+	firstOf := map[stanzaKey]*storeItem{}
+	copyOf := map[*storeItem]*storeItem{}
+	for _, it := range items {
+		if it.skipped || it.payload == nil || it.sender == "" {
+			continue
+		}
+		k := stanzaKey{it.sender, it.kind, it.id}
+		if u, ok := stored[k]; ok {
+			it.dup, it.firstT = true, u.t
+			if len(u.meta) > 0 {
+				c := new(chatdv1.Conversation)
+				if proto.Unmarshal(u.meta, c) == nil {
+					c.Opened = false // it opened the conversation the first time
+					it.conv = c
+				}
 			}
-			first[k] = t
+			continue
 		}
-		q.Close()
-		if err := q.Err(); err != nil {
-			return err
+		if f, ok := firstOf[k]; ok {
+			it.dup = true
+			copyOf[it] = f
+			continue
 		}
+		firstOf[k] = it
+	}
+	fresh := func(it *storeItem) bool { return !it.skipped && it.payload != nil && !it.dup }
+	if err := s.applyWindow(ctx, tx, items, fresh); err != nil {
+		return err
+	}
+	for it, f := range copyOf {
+		it.firstT, it.nack, it.conv = f.firstT, f.nack, f.conv
 	}
 
 	now, expires := time.Now().UnixMilli(), time.Now().Add(s.cfg.QueueTTL).UnixMilli()
 	var idRows, queueRows []any
 	var queued []*storeItem
 	for _, it := range items {
-		if it.skipped || it.payload == nil {
-			continue // nothing to store (an expired row that is only dropped)
+		if !fresh(it) || it.nack != "" {
+			continue // nothing to store: an expired row only dropped, a resend, a refusal
 		}
 		if it.sender != "" {
-			k := stanzaKey{it.sender, it.kind, it.id}
-			if t, ok := first[k]; ok {
-				it.dup, it.firstT = true, t
-				continue
+			var meta []byte
+			if it.conv != nil {
+				var err error
+				if meta, err = proto.Marshal(it.conv); err != nil {
+					return err
+				}
 			}
-			first[k] = it.t
-			idRows = append(idRows, it.sender, it.kind, it.id, it.t)
+			idRows = append(idRows, it.sender, it.kind, it.id, it.t, meta)
 		}
 		queueRows = append(queueRows, it.recipient, it.shard, it.sender, it.kind, it.id, it.payload, now, expires)
 		queued = append(queued, it)
 	}
 	if len(idRows) > 0 {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO stanza_ids (sender, kind, stanza_id, t) VALUES "+db.Rows("(?,?,?,?)", len(idRows)/4), idRows...); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO stanza_ids (sender, kind, stanza_id, t, meta) VALUES "+db.Rows("(?,?,?,?,?)", len(idRows)/5), idRows...); err != nil {
 			return err
 		}
 	}

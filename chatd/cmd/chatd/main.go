@@ -117,7 +117,8 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	}
 	srv := server.New(server.Config{Listeners: listeners, Admin: admin, DB: d, Log: log,
 		QueueTTL: cfg.QueueTTL, Keys: keys, Media: media, MediaDir: filepath.Join(cfg.DataDir, "media"),
-		MediaURL: cfg.MediaURL, MediaTTL: cfg.MediaTTL})
+		MediaURL: cfg.MediaURL, MediaTTL: cfg.MediaTTL,
+		EnforceWindow: cfg.EnforceWindow, TemplateApprovalDelay: cfg.TemplateApprovalDelay})
 	err = srv.Serve(ctx)
 	log.Info("stopped")
 	if errors.Is(err, context.Canceled) {

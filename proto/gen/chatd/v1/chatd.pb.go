@@ -1917,14 +1917,16 @@ func (x *TemplateCreate) GetTemplateJson() []byte {
 // at most limit (default and maximum 1000) after the cursor after; or the
 // one with id.
 type TemplateQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	Category      string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
-	Language      string                 `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
-	Limit         uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
-	After         string                 `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
-	Id            string                 `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Status   string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Category string                 `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	Language string                 `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	Limit    uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	After    string                 `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
+	Id       string                 `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
+	// Skip this many records (offset paging, instead of after).
+	Offset        uint32 `protobuf:"varint,8,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2008,6 +2010,13 @@ func (x *TemplateQuery) GetId() string {
 	return ""
 }
 
+func (x *TemplateQuery) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 // TemplateDelete (SET) deletes the caller's templates called name, in
 // every language or in language only; the result lists what was deleted.
 type TemplateDelete struct {
@@ -2065,11 +2074,13 @@ func (x *TemplateDelete) GetLanguage() string {
 // TemplateRecords are template records and the account's template
 // namespace; after is the cursor of the next page ("" on the last).
 type TemplateRecords struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TemplateJson  [][]byte               `protobuf:"bytes,1,rep,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
-	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
-	Before        string                 `protobuf:"bytes,4,opt,name=before,proto3" json:"before,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TemplateJson [][]byte               `protobuf:"bytes,1,rep,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	Namespace    string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	After        string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Before       string                 `protobuf:"bytes,4,opt,name=before,proto3" json:"before,omitempty"`
+	// The number of records that match the filters.
+	Total         uint32 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2130,6 +2141,13 @@ func (x *TemplateRecords) GetBefore() string {
 		return x.Before
 	}
 	return ""
+}
+
+func (x *TemplateRecords) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 // SetShards (type SET, on a CONN_KIND_REGISTER connection of a registered
@@ -3469,12 +3487,16 @@ func (x *StreamError) GetText() string {
 
 // Success is the first stanza of an accepted session.
 type Success struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	T             int64                  `protobuf:"varint,2,opt,name=t,proto3" json:"t,omitempty"`
-	QueueDepth    uint32                 `protobuf:"varint,3,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	T          int64                  `protobuf:"varint,2,opt,name=t,proto3" json:"t,omitempty"`
+	QueueDepth uint32                 `protobuf:"varint,3,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	// The network refuses a business's free-form message to a customer
+	// outside the 24-hour customer-service window (nack "reengagement"), so
+	// clients may fail such a message before sending it.
+	WindowEnforced bool `protobuf:"varint,4,opt,name=window_enforced,json=windowEnforced,proto3" json:"window_enforced,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Success) Reset() {
@@ -3526,6 +3548,13 @@ func (x *Success) GetQueueDepth() uint32 {
 		return x.QueueDepth
 	}
 	return 0
+}
+
+func (x *Success) GetWindowEnforced() bool {
+	if x != nil {
+		return x.WindowEnforced
+	}
+	return false
 }
 
 // Failure refuses a login; the server closes the connection after it.
@@ -3698,7 +3727,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecordsB\t\n" +
 	"\apayload\"5\n" +
 	"\x0eTemplateCreate\x12#\n" +
-	"\rtemplate_json\x18\x01 \x01(\fR\ftemplateJson\"\xaf\x01\n" +
+	"\rtemplate_json\x18\x01 \x01(\fR\ftemplateJson\"\xc7\x01\n" +
 	"\rTemplateQuery\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1a\n" +
@@ -3706,15 +3735,17 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\blanguage\x18\x04 \x01(\tR\blanguage\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x14\n" +
 	"\x05after\x18\x06 \x01(\tR\x05after\x12\x0e\n" +
-	"\x02id\x18\a \x01(\tR\x02id\"@\n" +
+	"\x02id\x18\a \x01(\tR\x02id\x12\x16\n" +
+	"\x06offset\x18\b \x01(\rR\x06offset\"@\n" +
 	"\x0eTemplateDelete\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\blanguage\x18\x02 \x01(\tR\blanguage\"\x82\x01\n" +
+	"\blanguage\x18\x02 \x01(\tR\blanguage\"\x98\x01\n" +
 	"\x0fTemplateRecords\x12#\n" +
 	"\rtemplate_json\x18\x01 \x03(\fR\ftemplateJson\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05after\x18\x03 \x01(\tR\x05after\x12\x16\n" +
-	"\x06before\x18\x04 \x01(\tR\x06before\"#\n" +
+	"\x06before\x18\x04 \x01(\tR\x06before\x12\x14\n" +
+	"\x05total\x18\x05 \x01(\rR\x05total\"#\n" +
 	"\tSetShards\x12\x16\n" +
 	"\x06shards\x18\x01 \x01(\rR\x06shards\")\n" +
 	"\x0fSetShardsResult\x12\x16\n" +
@@ -3798,13 +3829,14 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"P\n" +
 	"\vStreamError\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.chatd.v1.StreamErrorCodeR\x04code\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"W\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x80\x01\n" +
 	"\aSuccess\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\f\n" +
 	"\x01t\x18\x02 \x01(\x03R\x01t\x12\x1f\n" +
 	"\vqueue_depth\x18\x03 \x01(\rR\n" +
-	"queueDepth\"o\n" +
+	"queueDepth\x12'\n" +
+	"\x0fwindow_enforced\x18\x04 \x01(\bR\x0ewindowEnforced\"o\n" +
 	"\aFailure\x12/\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x17.chatd.v1.FailureReasonR\x06reason\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1f\n" +

@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openwaba/openwaba/api/template"
+	"github.com/openwaba/openwaba/db"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
+)
+
+// The customer-service window and conversations, as WhatsApp runs them: a
+// business may send free-form messages to a customer for 24 hours after
+// the customer last wrote to its number; outside that window (and to a
+// customer who never wrote) only an approved template goes through. Each
+// message a business sends opens or joins a 24-hour conversation: a
+// template one of its category (marketing, utility, authentication), a
+// free-form one a "service" conversation unless one of any category is
+// open (Meta's conversation-based pricing, June 2023 categories).
+//
+// chatd decides from metadata alone (it never sees content): the
+// directions of the accounts, the stanza kind and, for kind "template",
+// the template id. It decides in the queue writer's transaction, in the
+// order messages commit, so the answer is the same for every batch split.
+
+// conversationLength is how long the window and a conversation last.
+const conversationLength = 24 * time.Hour
+
+// Nack reasons of the window and of templates.
+const (
+	nackReengagement = "reengagement"     // free-form outside the window
+	nackTemplate     = "template_unknown" // no such template of the sender
+	// "template_" + the lower-case status of a template that is not approved.
+	nackTemplatePrefix = "template_"
+)
+
+// direction of a message between a business and a customer.
+type direction int
+
+const (
+	dirOther       direction = iota // business to business, customer to customer
+	dirToBusiness                   // a customer writes: the window opens
+	dirFromBusiness                 // a business writes: the window and conversations apply
+)
+
+// clock is the network's clock: real time plus the sandbox's offset
+// (POST /sandbox/clock moves it forward, for testing the window).
+type clock struct {
+	mu     sync.Mutex   // held while the offset is read from or written to the database
+	offset atomic.Int64 // seconds
+}
+
+func (c *clock) now() time.Time {
+	return time.Now().Add(time.Duration(c.offset.Load()) * time.Second)
+}
+
+// loadClock reads the stored offset.
+func (s *Server) loadClock(ctx context.Context) error {
+	s.clock.mu.Lock()
+	defer s.clock.mu.Unlock()
+	var off int64
+	err := s.db.QueryRowContext(ctx, "SELECT offset_seconds FROM sandbox_clock WHERE id = 1").Scan(&off)
+	if err != nil && err != sql.ErrNoRows {
+		return err
+	}
+	s.clock.offset.Store(off)
+	return nil
+}
+
+// advanceClock moves the clock forward by sec seconds, or back to real
+// time when reset, and returns the new offset.
+func (s *Server) advanceClock(ctx context.Context, sec int64, reset bool) (int64, error) {
+	s.clock.mu.Lock()
+	defer s.clock.mu.Unlock()
+	off := s.clock.offset.Load() + sec
+	if reset {
+		off = 0
+	}
+	_, err := s.db.ExecContext(ctx, "INSERT INTO sandbox_clock (id, offset_seconds) VALUES (1, ?) ON DUPLICATE KEY UPDATE offset_seconds = VALUES(offset_seconds)", off)
+	if err != nil {
+		return 0, err
+	}
+	s.clock.offset.Store(off)
+	return off, nil
+}
+
+type convPair struct{ business, customer string }
+
+type conversation struct {
+	id, category, origin string
+	opened, expires      int64
+}
+
+type templateState struct {
+	account, status, category string
+}
+
+// applyWindow decides the messages of a batch between businesses and
+// customers: it records when customers wrote, refuses what the window or
+// the template does not allow (it.nack) and gives every accepted business
+// message its conversation (it.conv), storing the windows and the
+// conversations opened. Only items with fresh set are looked at.
+func (s *Server) applyWindow(ctx context.Context, tx *sql.Tx, items []*storeItem, fresh func(*storeItem) bool) error {
+	var out []*storeItem
+	in := false
+	pairs := map[convPair]bool{}
+	tplIDs := map[string]bool{}
+	for _, it := range items {
+		if !fresh(it) {
+			continue
+		}
+		switch it.dir {
+		case dirToBusiness:
+			in = true
+		case dirFromBusiness:
+			out = append(out, it)
+			pairs[convPair{it.sender, it.recipient}] = true
+			if it.stanzaKind == "template" && it.templateID != "" {
+				tplIDs[it.templateID] = true
+			}
+		}
+	}
+	if !in && len(out) == 0 {
+		return nil
+	}
+	now := s.clock.now().Unix()
+	windows := map[convPair]int64{}
+	convs := map[convPair]map[string]conversation{}
+	tpls := map[string]templateState{}
+	if len(out) > 0 {
+		var args []any
+		for p := range pairs {
+			args = append(args, p.business, p.customer)
+		}
+		if err := queryRows(ctx, tx, "SELECT business, customer, last_inbound FROM windows WHERE (business, customer) IN ("+db.Rows("(?,?)", len(pairs))+")", args,
+			func(r *sql.Rows) error {
+				var p convPair
+				var t int64
+				if err := r.Scan(&p.business, &p.customer, &t); err != nil {
+					return err
+				}
+				windows[p] = t
+				return nil
+			}); err != nil {
+			return err
+		}
+		if err := queryRows(ctx, tx, "SELECT business, customer, category, id, origin, opened_at, expires_at FROM conversations WHERE (business, customer) IN ("+db.Rows("(?,?)", len(pairs))+")", args,
+			func(r *sql.Rows) error {
+				var p convPair
+				var c conversation
+				if err := r.Scan(&p.business, &p.customer, &c.category, &c.id, &c.origin, &c.opened, &c.expires); err != nil {
+					return err
+				}
+				if convs[p] == nil {
+					convs[p] = map[string]conversation{}
+				}
+				convs[p][c.category] = c
+				return nil
+			}); err != nil {
+			return err
+		}
+		if len(tplIDs) > 0 {
+			var ids []any
+			for id := range tplIDs {
+				ids = append(ids, id)
+			}
+			if err := queryRows(ctx, tx, "SELECT id, account, status, category FROM templates WHERE id IN ("+db.Placeholders(len(ids))+")", ids,
+				func(r *sql.Rows) error {
+					var id string
+					var t templateState
+					if err := r.Scan(&id, &t.account, &t.status, &t.category); err != nil {
+						return err
+					}
+					tpls[id] = t
+					return nil
+				}); err != nil {
+				return err
+			}
+		}
+	}
+
+	wrote := map[convPair]bool{}
+	opened := map[convPair]map[string]bool{}
+	for _, it := range items {
+		if !fresh(it) {
+			continue
+		}
+		switch it.dir {
+		case dirToBusiness:
+			p := convPair{it.recipient, it.sender}
+			windows[p] = max(windows[p], now)
+			wrote[p] = true
+		case dirFromBusiness:
+			p := convPair{it.sender, it.recipient}
+			category, origin := "service", "user_initiated"
+			if it.stanzaKind == "template" {
+				t, ok := tpls[it.templateID]
+				switch {
+				case !ok || t.account != it.sender:
+					it.nack = nackTemplate
+					continue
+				case t.status != template.StatusApproved:
+					it.nack = nackTemplatePrefix + strings.ToLower(t.status)
+					continue
+				}
+				category, origin = strings.ToLower(t.category), "business_initiated"
+			} else if last, ok := windows[p]; s.cfg.EnforceWindow && (!ok || now-last >= int64(conversationLength/time.Second)) {
+				it.nack = nackReengagement
+				continue
+			}
+			c, isNew := joinConversation(convs[p], category, now)
+			if isNew {
+				c.id, c.origin = newConversationID(), origin
+				if convs[p] == nil {
+					convs[p] = map[string]conversation{}
+				}
+				convs[p][c.category] = c
+				if opened[p] == nil {
+					opened[p] = map[string]bool{}
+				}
+				opened[p][c.category] = true
+			}
+			it.conv = &chatdv1.Conversation{Id: c.id, Category: c.category, Origin: c.origin, Expires: c.expires, Opened: isNew}
+		}
+	}
+
+	if len(wrote) > 0 {
+		var args []any
+		for p := range wrote {
+			args = append(args, p.business, p.customer, windows[p])
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO windows (business, customer, last_inbound) VALUES "+db.Rows("(?,?,?)", len(wrote))+
+			" ON DUPLICATE KEY UPDATE last_inbound = GREATEST(last_inbound, VALUES(last_inbound))", args...); err != nil {
+			return err
+		}
+	}
+	var args []any
+	n := 0
+	for p, cats := range opened {
+		for cat := range cats {
+			c := convs[p][cat]
+			args = append(args, p.business, p.customer, c.category, c.id, c.origin, c.opened, c.expires)
+			n++
+		}
+	}
+	if n > 0 {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO conversations (business, customer, category, id, origin, opened_at, expires_at) VALUES "+db.Rows("(?,?,?,?,?,?,?)", n)+
+			" ON DUPLICATE KEY UPDATE id = VALUES(id), origin = VALUES(origin), opened_at = VALUES(opened_at), expires_at = VALUES(expires_at)", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinConversation returns the open conversation a message of category
+// joins, or a new one (id and origin to set) when none is open: a template
+// joins an open conversation of its own category; a free-form message
+// joins any open conversation (the latest opened; of two opened in the same
+// second, the first category in alphabetical order), else opens a service
+// conversation.
+func joinConversation(open map[string]conversation, category string, now int64) (conversation, bool) {
+	if c, ok := open[category]; ok && c.expires > now {
+		return c, false
+	}
+	if category == "service" {
+		var best conversation
+		found := false
+		for _, c := range open {
+			if c.expires > now && (!found || c.opened > best.opened || c.opened == best.opened && c.category < best.category) {
+				best, found = c, true
+			}
+		}
+		if found {
+			return best, false
+		}
+	}
+	return conversation{category: category, opened: now, expires: now + int64(conversationLength/time.Second)}, true
+}
+
+func newConversationID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// queryRows runs a query in tx and calls scan for every row.
+func queryRows(ctx context.Context, tx *sql.Tx, q string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
