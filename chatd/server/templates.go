@@ -45,10 +45,10 @@ const approvalInterval = 250 * time.Millisecond
 
 // templateRow is a stored template.
 type templateRow struct {
-	id                                  int64
-	account, name, language             string
-	category, status, reason, record    string
-	createdAt, updatedAt                int64
+	id                               int64
+	account, name, language          string
+	category, status, reason, record string
+	createdAt, updatedAt             int64
 }
 
 const templateColumns = "id, account, name, language, category, status, reason, record, created_at, updated_at"

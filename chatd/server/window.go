@@ -44,9 +44,9 @@ const (
 type direction int
 
 const (
-	dirOther       direction = iota // business to business, customer to customer
-	dirToBusiness                   // a customer writes: the window opens
-	dirFromBusiness                 // a business writes: the window and conversations apply
+	dirOther        direction = iota // business to business, customer to customer
+	dirToBusiness                    // a customer writes: the window opens
+	dirFromBusiness                  // a business writes: the window and conversations apply
 )
 
 // clock is the network's clock: real time plus the sandbox's offset
