@@ -27,6 +27,7 @@ func crashStack(t *testing.T) (*stack.Stack, string, *stack.Phone, *stack.Webhoo
 		t.Fatalf("PATCH settings = %d %s", r.Status, r.Raw)
 	}
 	phone := s.NewPhone("15551234567", "Kerry")
+	phone.OpenWindow(bizWaID)
 	// Establish the Signal session (bundle fetch, pre-key message) before
 	// the tests cut connections, so what they cut is the messages' path.
 	warm := sendTexts(t, s, tok, "15551234567", "warm-up", 1)
@@ -171,7 +172,7 @@ func TestWebhookOutageAcrossRestart(t *testing.T) {
 		"callback_backoff_delay_ms": 100, "max_callback_backoff_delay_ms": 500,
 	})
 	phone := s.NewPhone("15551234567", "Kerry")
-	var in []string
+	in := []string{phone.OpenWindow(bizWaID)}
 	for i := range 10 {
 		in = append(in, phone.Text(bizWaID, fmt.Sprintf("during outage %d", i)))
 	}

@@ -67,6 +67,7 @@ func TestIdentityChange(t *testing.T) {
 	s, tok, hook := encStack(t, stack.Options{})
 	const kerry = "15551234567"
 	phone := s.NewPhone(kerry, "Kerry")
+	phone.OpenWindow(bizWaID)
 	awaitMessage(t, phone, sendOne(t, s, tok, kerry, "before the reinstall"))
 	phone.Stop()
 
@@ -108,6 +109,7 @@ func TestRetryReceiptRebuildsSession(t *testing.T) {
 	s, tok, hook := encStack(t, stack.Options{})
 	const kerry = "15551234567"
 	phone := s.NewPhone(kerry, "Kerry")
+	phone.OpenWindow(bizWaID)
 	awaitMessage(t, phone, sendOne(t, s, tok, kerry, "first"))
 	phone.Stop()
 
@@ -253,6 +255,7 @@ func TestKillDuringBurst(t *testing.T) {
 	s, tok, hook := encStack(t, stack.Options{})
 	const kerry = "15551234567"
 	phone := s.NewPhone(kerry, "Kerry")
+	phone.OpenWindow(bizWaID)
 	awaitMessage(t, phone, sendOne(t, s, tok, kerry, "warm-up"))
 
 	var mu sync.Mutex

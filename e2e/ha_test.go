@@ -75,6 +75,9 @@ func newHA(t testing.TB, o stack.Options, shards, phones int) *haEnv {
 	for i := range phones {
 		h.phones = append(h.phones, s.NewPhone(fmt.Sprintf("1555300%04d", i), fmt.Sprintf("Customer %d", i)))
 	}
+	for _, p := range h.phones {
+		p.OpenWindow(bizWaID)
+	}
 	// Warm up every Signal session before any chaos, so what the tests cut is
 	// the messages' path.
 	var ids []string

@@ -99,7 +99,9 @@ func setupMedia(t *testing.T, o stack.Options) (*stack.Stack, string, *stack.Web
 	}); r.Status != 200 {
 		t.Fatalf("PATCH settings = %d %s", r.Status, r.Raw)
 	}
-	return s, tok, hook, s.NewPhone("15551234567", "Kerry Fisher")
+	phone := s.NewPhone("15551234567", "Kerry Fisher")
+	phone.OpenWindow(bizWaID)
+	return s, tok, hook, phone
 }
 
 func send(t *testing.T, s *stack.Stack, tok string, body map[string]any) string {

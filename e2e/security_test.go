@@ -81,7 +81,7 @@ func TestTenantGuards(t *testing.T) {
 	})
 
 	t.Run("secrets in URLs are redacted", func(t *testing.T) {
-		s.NewPhone("15551234567", "Kerry Fisher")
+		s.NewPhone("15551234567", "Kerry Fisher").OpenWindow(bizWaID)
 		links := []string{
 			"https://127.0.0.1:1/a.png?token=QUERYSECRET42&sig=QUERYSECRET43",
 			"https://user:USERINFOSECRET44@127.0.0.1:1/b.png",

@@ -288,6 +288,12 @@ func TestWaphoneBinary(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
 	lines.WaitFor(30*time.Second, `"event":"ready"`)
 
+	// The customer writes first (the business may answer within 24 hours).
+	stdin.Write([]byte(`{"cmd":"send","to":"` + bizWaID + `","text":"hi!","id":"3EB0CLIENTCHOSEN01"}` + "\n"))
+	lines.WaitFor(30*time.Second, `"event":"receipt","id":"3EB0CLIENTCHOSEN01"`)
+	hook.Wait(30*time.Second, "the phone's message", func(ps []stack.Payload) bool { return stack.InboundIDs(ps)["3EB0CLIENTCHOSEN01"] > 0 })
+	lines.WaitFor(30*time.Second, `"id":"3EB0CLIENTCHOSEN01","from":"`+bizWaID+`","timestamp"`)
+
 	r := s.Do("POST", "/v1/messages", bearer(tok), map[string]any{"to": "15557654321", "text": map[string]any{"body": "hello from the business"}})
 	if r.Status != 201 {
 		t.Fatalf("send = %d %s", r.Status, r.Raw)
@@ -299,10 +305,6 @@ func TestWaphoneBinary(t *testing.T) {
 	hook.Wait(30*time.Second, "read status", func(ps []stack.Payload) bool {
 		return strings.Contains(strings.Join(stack.StatusesOf(ps, id), ","), "read")
 	})
-	stdin.Write([]byte(`{"cmd":"send","to":"` + bizWaID + `","text":"thanks!","id":"3EB0CLIENTCHOSEN01"}` + "\n"))
-	lines.WaitFor(30*time.Second, `"event":"receipt","id":"3EB0CLIENTCHOSEN01"`)
-	hook.Wait(30*time.Second, "the phone's message", func(ps []stack.Payload) bool { return stack.InboundIDs(ps)["3EB0CLIENTCHOSEN01"] > 0 })
-	lines.WaitFor(30*time.Second, `"id":"3EB0CLIENTCHOSEN01","from":"`+bizWaID+`","timestamp"`)
 	stdin.Write([]byte("not json\n"))
 	lines.WaitFor(10*time.Second, `"event":"error"`)
 }

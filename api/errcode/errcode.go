@@ -147,6 +147,20 @@ func (c Code) Title() string {
 	return titles[Generic]
 }
 
+// statusTitles are the titles a failed status carries where they differ
+// from the catalog's (the on-prem status webhook reference shows 470 so).
+var statusTitles = map[Code]string{
+	ReEngagement: "Message failed to send because more than 24 hours have passed since the customer last replied to this number",
+}
+
+// StatusTitle is the code's title in a status webhook's errors.
+func (c Code) StatusTitle() string {
+	if t, ok := statusTitles[c]; ok {
+		return t
+	}
+	return c.Title()
+}
+
 // Known reports whether the catalog has the code.
 func (c Code) Known() bool { _, ok := titles[c]; return ok }
 

@@ -97,6 +97,15 @@ const (
 	MaxCopyCode    = 15
 )
 
+// MaxJSON bounds the JSON of one submission.
+const MaxJSON = 64 << 10
+
+// ValidName reports whether s can be a template's name.
+func ValidName(s string) bool { return len(s) <= MaxName && nameRE.MatchString(s) }
+
+// ValidLanguage reports whether s can be a template's language code.
+func ValidLanguage(s string) bool { return languageRE.MatchString(s) }
+
 var (
 	nameRE     = regexp.MustCompile(`^[a-z0-9_]+$`)
 	languageRE = regexp.MustCompile(`^[a-z]{2,3}(_[A-Z]{2,4})?$`)
@@ -246,9 +255,9 @@ func decodeStrict(b []byte, v any) error {
 func (t *Template) Check() error {
 	inv := func(format string, args ...any) error { return errcode.New(errcode.Invalid, format, args...) }
 	switch {
-	case !nameRE.MatchString(t.Name) || len(t.Name) > MaxName:
+	case !ValidName(t.Name):
 		return inv("name must be 1 to %d lower-case letters, digits and underscores", MaxName)
-	case !languageRE.MatchString(t.Language):
+	case !ValidLanguage(t.Language):
 		return inv(`language must be a language code such as "en" or "en_US"`)
 	case !slices.Contains(Categories, t.Category):
 		return inv("category must be MARKETING, UTILITY or AUTHENTICATION")

@@ -34,9 +34,6 @@ import (
 // verification, developers.facebook.com/docs/whatsapp/business-management-api/message-templates).
 const MaxTemplates = 6000
 
-// MaxTemplateJSON bounds a submission.
-const MaxTemplateJSON = 64 << 10
-
 // maxTemplatePage is the largest page of a TemplateQuery.
 const maxTemplatePage = 1000
 
@@ -91,8 +88,8 @@ func (s *Server) templateCreate(ctx context.Context, c *conn, req *chatdv1.Templ
 	if e := businessOnly(c); e != nil {
 		return nil, e
 	}
-	if len(req.TemplateJson) > MaxTemplateJSON {
-		return nil, iqErr(errcode.TooLong, "a template is at most %d bytes of JSON", MaxTemplateJSON)
+	if len(req.TemplateJson) > template.MaxJSON {
+		return nil, iqErr(errcode.TooLong, "a template is at most %d bytes of JSON", template.MaxJSON)
 	}
 	t, err := template.Parse(req.TemplateJson)
 	if err != nil {

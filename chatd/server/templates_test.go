@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -245,6 +246,25 @@ func TestWindow(t *testing.T) {
 	other := b2.createTemplate(t, orderTemplate)
 	b2.awaitTemplateStatus(t, other.ID)
 
+	windows := func(cl *client, numbers ...string) string {
+		t.Helper()
+		res, err := cl.iq(t, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_GET, Payload: &chatdv1.IQ_WindowQuery{WindowQuery: &chatdv1.WindowQuery{Numbers: numbers}}})
+		if err != nil {
+			t.Fatalf("window query: %v", err)
+		}
+		var out []string
+		for _, st := range res.GetWindowStates().GetStates() {
+			out = append(out, fmt.Sprintf("%s:%v/%v", st.Number, st.Registered, st.Open))
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := windows(b, C, "15550004999", B2, "x"), C+":true/false 15550004999:false/false "+B2+":true/true x:false/false"; got != want {
+		t.Errorf("windows before the customer wrote = %s, want %s", got, want)
+	}
+	if _, err := c.iq(t, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_GET, Payload: &chatdv1.IQ_WindowQuery{WindowQuery: &chatdv1.WindowQuery{Numbers: []string{B}}}}); iqCode(t, err) != uint32(errcode.AccessDenied) {
+		t.Errorf("a consumer's window query = %v, want %d", err, errcode.AccessDenied)
+	}
+
 	// The customer never wrote: free-form is refused, a template opens a
 	// conversation of its category.
 	b.send(t, textMessage("f-1", C, "hello?"))
@@ -295,6 +315,9 @@ func TestWindow(t *testing.T) {
 	if a := c.awaitAck(t, "c-1"); a.Error != "" || a.Conversation != nil {
 		t.Errorf("customer's ack = %v, want a plain ack", a)
 	}
+	if got := windows(b, C); got != C+":true/true" {
+		t.Errorf("window after the customer wrote = %s, want open", got)
+	}
 	b.send(t, textMessage("f-2", C, "how can we help?"))
 	if a := b.awaitAck(t, "f-2"); a.Error != "" || a.GetConversation().GetOpened() || (a.GetConversation().GetCategory() != "marketing" && a.GetConversation().GetCategory() != "utility") {
 		t.Errorf("free-form in the window: %v, want it to join an open conversation", a)
@@ -306,6 +329,9 @@ func TestWindow(t *testing.T) {
 	// 25 hours later: the window and the conversations have closed.
 	if status, body := n.adminDo(t, "POST", "/sandbox/clock", `{"advance":"25h"}`); status != 200 || body["offset"] != "25h0m0s" {
 		t.Fatalf("advance the clock = %d %v", status, body)
+	}
+	if got := windows(b, C); got != C+":true/false" {
+		t.Errorf("window 25h later = %s, want closed", got)
 	}
 	b.send(t, textMessage("f-3", C, "still there?"))
 	if a := b.awaitAck(t, "f-3"); a.Error != nackReengagement {

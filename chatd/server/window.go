@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/api/template"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
@@ -302,4 +304,68 @@ func queryRows(ctx context.Context, tx *sql.Tx, q string, args []any, scan func(
 		}
 	}
 	return rows.Err()
+}
+
+// maxWindowQuery caps the numbers of one WindowQuery.
+const maxWindowQuery = 1000
+
+// windowQuery tells a business which of numbers it may send free-form
+// messages to now: registered consumers whose window is open (any
+// registered number when the window is not enforced, and businesses).
+func (s *Server) windowQuery(ctx context.Context, c *conn, req *chatdv1.WindowQuery) (*chatdv1.IQ, *chatdv1.IQError) {
+	if e := businessOnly(c); e != nil {
+		return nil, e
+	}
+	if len(req.Numbers) > maxWindowQuery {
+		return nil, &chatdv1.IQError{Code: 400, Text: fmt.Sprintf("at most %d numbers per query", maxWindowQuery)}
+	}
+	var valid []any
+	for _, n := range req.Numbers {
+		if phone.Valid(n) {
+			valid = append(valid, n)
+		}
+	}
+	kinds := map[string]chatdv1.AccountKind{}
+	last := map[string]int64{}
+	if len(valid) > 0 {
+		err := db.Tx(ctx, s.db, func(tx *sql.Tx) error {
+			clear(kinds)
+			clear(last)
+			if err := queryRows(ctx, tx, "SELECT number, kind FROM accounts WHERE number IN ("+db.Placeholders(len(valid))+")", valid, func(r *sql.Rows) error {
+				var n string
+				var k int32
+				if err := r.Scan(&n, &k); err != nil {
+					return err
+				}
+				kinds[n] = chatdv1.AccountKind(k)
+				return nil
+			}); err != nil {
+				return err
+			}
+			return queryRows(ctx, tx, "SELECT customer, last_inbound FROM windows WHERE business = ? AND customer IN ("+db.Placeholders(len(valid))+")",
+				append([]any{c.login.Account}, valid...), func(r *sql.Rows) error {
+					var n string
+					var t int64
+					if err := r.Scan(&n, &t); err != nil {
+						return err
+					}
+					last[n] = t
+					return nil
+				})
+		})
+		if err != nil {
+			s.log.Error("window query failed", "err", err)
+			return nil, iqInternal
+		}
+	}
+	now := s.clock.now().Unix()
+	res := &chatdv1.WindowStates{}
+	for _, n := range req.Numbers {
+		k, registered := kinds[n]
+		t, wrote := last[n]
+		open := registered && (!s.cfg.EnforceWindow || k == chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS ||
+			wrote && now-t < int64(conversationLength/time.Second))
+		res.States = append(res.States, &chatdv1.WindowState{Number: n, Registered: registered, Open: open})
+	}
+	return &chatdv1.IQ{Payload: &chatdv1.IQ_WindowStates{WindowStates: res}}, nil
 }

@@ -143,7 +143,8 @@ type Session struct {
 	mu      sync.Mutex           // guards the fields below
 	out     chan *chatdv1.Stanza // nil while disconnected
 	pending map[string]chan *chatdv1.IQ
-	addr    string // the address of the live connection
+	addr    string           // the address of the live connection
+	success *chatdv1.Success // the login answer of the live (or last) connection
 }
 
 // New returns a Session; call Run to connect.
@@ -169,6 +170,15 @@ func (s *Session) setState(st State) {
 	if State(s.state.Swap(int32(st))) != st {
 		s.cfg.Handler.StateChanged(st)
 	}
+}
+
+// Success returns the network's answer to the last login (nil before the
+// first): what it tells clients about the session, such as whether it
+// enforces the customer-service window.
+func (s *Session) Success() *chatdv1.Success {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.success
 }
 
 // NewID returns a fresh stanza id: a random prefix of this Session and a
@@ -304,6 +314,9 @@ func (s *Session) connectAndServe(ctx context.Context) error {
 	}
 	switch b := first.Body.(type) {
 	case *chatdv1.Stanza_Success:
+		s.mu.Lock()
+		s.success = b.Success
+		s.mu.Unlock()
 	case *chatdv1.Stanza_Failure:
 		err := fmt.Errorf("%w: %s %s", ErrRefused, b.Failure.Reason, b.Failure.Text)
 		return &terminalError{err}

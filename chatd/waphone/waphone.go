@@ -280,10 +280,12 @@ type Phone struct {
 	interactiveOrder []string
 }
 
-// interactiveMsg is a received interactive message a customer may answer.
+// interactiveMsg is a received message a customer may answer by choice:
+// an interactive message, or a template with quick-reply buttons.
 type interactiveMsg struct {
 	from string
 	in   *messagev1.Interactive
+	tpl  *messagev1.Template
 }
 
 // maxInteractive is how many received interactive messages Choose knows.
@@ -477,15 +479,23 @@ func (p *Phone) Send(ctx context.Context, to, msgType string, obj json.RawMessag
 
 // Choose answers the interactive message id with one of its buttons or
 // list rows (its id, or its number from 1), as a customer taps it; the
-// business receives the interactive reply with the message as context.
+// business receives the interactive reply with the message as context. On
+// a template message it taps a quick-reply button (its text, payload or
+// number): the business receives a "button" message.
 func (p *Phone) Choose(ctx context.Context, id, choice string) (string, error) {
 	p.mu.Lock()
 	im, ok := p.interactive[id]
 	p.mu.Unlock()
 	if !ok {
-		return "", fmt.Errorf("no interactive message %s on this phone", id)
+		return "", fmt.Errorf("no interactive message or template with quick replies %s on this phone", id)
 	}
-	c, err := message.Reply(im.in, id, im.from, choice)
+	var c *messagev1.Content
+	var err error
+	if im.tpl != nil {
+		c, err = message.TapButton(im.tpl, id, im.from, choice)
+	} else {
+		c, err = message.Reply(im.in, id, im.from, choice)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -848,9 +858,13 @@ func (p *Phone) onMessage(ctx context.Context, m *chatdv1.Message) {
 		default:
 			e.Type, e.Object = typ, obj
 		}
-		if in := content.GetInteractive(); in != nil {
+		in, tpl := content.GetInteractive(), content.GetTemplate()
+		if len(message.QuickReplies(tpl)) == 0 {
+			tpl = nil
+		}
+		if in != nil || tpl != nil {
 			p.mu.Lock()
-			p.interactive[m.Id] = interactiveMsg{from: m.From, in: in}
+			p.interactive[m.Id] = interactiveMsg{from: m.From, in: in, tpl: tpl}
 			p.interactiveOrder = append(p.interactiveOrder, m.Id)
 			for len(p.interactiveOrder) > maxInteractive {
 				delete(p.interactive, p.interactiveOrder[0])

@@ -214,6 +214,11 @@ func (s *Sender) seal(ctx context.Context, p prepped) ([]Message, error) {
 		if payloads[i] != nil {
 			continue // sealed by an earlier owner of the slot
 		}
+		var ce *errcode.Error
+		if errors.As(err, &ce) { // refused before its media (admit)
+			s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Err(ce.Code, ce.Details), func(error) {})
+			continue
+		}
 		why := egress.Describe(err)
 		s.log.Warn("media message cannot be sent", "id", m.ID, "err", why)
 		s.store.Fail(s.accountID, m.Peer, []string{m.ID}, time.Now().Unix(), webhook.Err(errcode.MediaDownload, why), func(error) {})
@@ -254,10 +259,25 @@ type prepped struct {
 	err      error         // sending pauses
 }
 
-// prepare prepares the media of a copy of msgs.
+// prepare readies a copy of msgs: templates hydrated and the window
+// checked (admit), then the media prepared.
 func (s *Sender) prepare(ctx context.Context, msgs []Message) prepped {
 	p := prepped{msgs: slices.Clone(msgs)}
-	p.prepared, p.failed, p.waiting, p.err = s.prepareMedia(ctx, p.msgs)
+	hydrated, refused, err := s.admit(ctx, p.msgs)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	p.prepared, p.failed, p.waiting, p.err = s.prepareMedia(ctx, p.msgs, refused)
+	if p.err != nil {
+		return p
+	}
+	for i := range hydrated {
+		p.prepared[i] = true
+	}
+	for i, err := range refused {
+		p.failed[i] = err
+	}
 	return p
 }
 
@@ -270,7 +290,7 @@ func (s *Sender) prepare(ctx context.Context, msgs []Message) prepped {
 // the later ones to the same customer (blocked) until a later attempt;
 // after mediaGiveUp the message fails. Other messages go on. An error
 // pauses sending.
-func (s *Sender) prepareMedia(ctx context.Context, msgs []Message) (prepared map[int]bool, mediaFailed map[int]error, waiting map[int]bool, err error) {
+func (s *Sender) prepareMedia(ctx context.Context, msgs []Message, skip map[int]error) (prepared map[int]bool, mediaFailed map[int]error, waiting map[int]bool, err error) {
 	prepared, mediaFailed, waiting = map[int]bool{}, map[int]error{}, map[int]bool{}
 	type job struct {
 		i int
@@ -278,7 +298,7 @@ func (s *Sender) prepareMedia(ctx context.Context, msgs []Message) (prepared map
 	}
 	var jobs []job
 	for i, m := range msgs {
-		if m.Payload != nil {
+		if m.Payload != nil || skip[i] != nil {
 			continue
 		}
 		c := new(messagev1.Content)

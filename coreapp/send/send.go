@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -28,6 +29,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
 
@@ -305,6 +307,7 @@ type transition struct {
 	status    int
 	t         int64 // event time, unix seconds
 	err       *webhook.Error
+	conv      *chatdv1.Conversation // sent: the conversation chatd's ack named
 }
 
 // ErrNotFound is returned for an unknown message.
@@ -314,16 +317,22 @@ var ErrNotFound = errors.New("message not found")
 // status webhooks the account's settings ask for, in a shared transaction.
 // done is called after the commit.
 func (s *Store) Advance(accountID int64, peer string, ids []string, status int, t int64, done func(error)) {
-	s.submit(accountID, peer, ids, status, t, nil, done)
+	s.submit(accountID, peer, ids, status, t, nil, nil, done)
+}
+
+// Sent marks a message sent (chatd acked it) in the conversation conv
+// (nil: none, such as a message to another business).
+func (s *Store) Sent(accountID int64, peer, id string, t int64, conv *chatdv1.Conversation, done func(error)) {
+	s.submit(accountID, peer, []string{id}, StatusSent, t, nil, conv, done)
 }
 
 // Fail marks messages failed with an on-prem error, unless they were already
 // delivered.
 func (s *Store) Fail(accountID int64, peer string, ids []string, t int64, e webhook.Error, done func(error)) {
-	s.submit(accountID, peer, ids, StatusFailed, t, &e, done)
+	s.submit(accountID, peer, ids, StatusFailed, t, &e, nil, done)
 }
 
-func (s *Store) submit(accountID int64, peer string, ids []string, status int, t int64, e *webhook.Error, done func(error)) {
+func (s *Store) submit(accountID int64, peer string, ids []string, status int, t int64, e *webhook.Error, conv *chatdv1.Conversation, done func(error)) {
 	if len(ids) == 0 {
 		done(nil)
 		return
@@ -332,7 +341,7 @@ func (s *Store) submit(accountID int64, peer string, ids []string, status int, t
 	var mu sync.Mutex
 	left, first := len(ids), error(nil)
 	for _, id := range ids {
-		s.moves.Go(&transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e}, func(err error) {
+		s.moves.Go(&transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e, conv: conv}, func(err error) {
 			mu.Lock()
 			left--
 			if err != nil && first == nil {
@@ -379,9 +388,12 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			peer   string
 			status int
 			code   int
+			conv   []byte // the stored conversation
+			// newConv: the ack's conversation, stored with the status.
+			newConv []byte
 		}
 		state := map[string]*row{}
-		q, err := tx.QueryContext(ctx, "SELECT id, peer, status FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
+		q, err := tx.QueryContext(ctx, "SELECT id, peer, status, conversation FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
 			append([]any{acct}, ids...)...)
 		if err != nil {
 			return err
@@ -389,7 +401,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 		for q.Next() {
 			var id string
 			r := &row{}
-			if err := q.Scan(&id, &r.peer, &r.status); err != nil {
+			if err := q.Scan(&id, &r.peer, &r.status, &r.conv); err != nil {
 				q.Close()
 				return err
 			}
@@ -414,13 +426,41 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			if tr.err != nil {
 				r.code = int(tr.err.Code)
 			}
+			if tr.conv != nil {
+				b, err := proto.Marshal(tr.conv)
+				if err != nil {
+					return err
+				}
+				r.conv, r.newConv = b, b
+			}
 			changed[tr.id] = true
 			if want[tr.status] {
 				st := webhook.Status{ID: tr.id, RecipientID: r.peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10)}
 				if tr.err != nil {
 					st.Errors = []webhook.Error{*tr.err}
+				} else if c := new(chatdv1.Conversation); len(r.conv) > 0 && proto.Unmarshal(r.conv, c) == nil && c.Id != "" {
+					var expires int64
+					if c.Opened {
+						expires = c.Expires
+					}
+					st.Conversation, st.Pricing = webhook.ConversationOf(c.Id, c.Category, expires)
 				}
 				events = append(events, webhook.StatusEvent(acct, st))
+			}
+		}
+		// The acks' conversations, in one statement.
+		var cases, convIDs []any
+		for id, r := range state {
+			if changed[id] && r.newConv != nil {
+				cases = append(cases, id, r.newConv)
+				convIDs = append(convIDs, id)
+			}
+		}
+		if len(convIDs) > 0 {
+			args := append(append(cases, acct), convIDs...)
+			if _, err := tx.ExecContext(ctx, "UPDATE outbound_messages SET conversation = CASE id"+strings.Repeat(" WHEN ? THEN ?", len(convIDs))+
+				" END WHERE account_id = ? AND id IN ("+db.Placeholders(len(convIDs))+")", args...); err != nil {
+				return err
 			}
 		}
 		// One update per (status, error code) group.

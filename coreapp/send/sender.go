@@ -15,6 +15,7 @@ import (
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/templates"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
@@ -57,6 +58,7 @@ type Sender struct {
 	sess      *session.Session
 	media     *medialib.Store
 	net       medialib.Net
+	templates *templates.Cache
 	wake      chan struct{}
 
 	mu           sync.Mutex // guards the fields below
@@ -83,10 +85,27 @@ type flight struct {
 	at   time.Time
 }
 
-// NewSender returns the sender of one slot, sending over sess; media files
-// are encrypted from ml and uploaded through nw.
-func NewSender(d *sql.DB, c *db.Committer, st *Store, sealer e2e.Sealer, ml *medialib.Store, nw medialib.Net, log *slog.Logger, accountID int64, shard uint32, sess *session.Session) *Sender {
-	return &Sender{db: d, committer: c, store: st, sealer: sealer, media: ml, net: nw, log: log, accountID: accountID, shard: shard, sess: sess,
+// SenderConfig is what a Sender works with.
+type SenderConfig struct {
+	DB        *sql.DB
+	Committer *db.Committer
+	Store     *Store
+	Sealer    e2e.Sealer
+	// Media encrypts files from the volume; Net uploads them.
+	Media     *medialib.Store
+	Net       medialib.Net
+	Log       *slog.Logger
+	AccountID int64
+	Shard     uint32
+	Session   *session.Session
+	// Templates hydrates template messages (nil: they fail).
+	Templates *templates.Cache
+}
+
+// NewSender returns the sender of one slot, sending over cfg.Session.
+func NewSender(cfg SenderConfig) *Sender {
+	return &Sender{db: cfg.DB, committer: cfg.Committer, store: cfg.Store, sealer: cfg.Sealer, media: cfg.Media, net: cfg.Net, log: cfg.Log,
+		accountID: cfg.AccountID, shard: cfg.Shard, sess: cfg.Session, templates: cfg.Templates,
 		wake: make(chan struct{}, 1), rescan: true, rescanRcpts: true,
 		inflight: map[string]flight{}, rcptInflight: map[string]time.Time{}, blocked: map[string]blocker{}}
 }
@@ -403,14 +422,14 @@ func mediaPending(m Message) bool {
 	return proto.Unmarshal(m.Content, &c) == nil && pendingMedia(&c)
 }
 
-// kindOf is the stanza kind of stored content (package message): the
-// metadata chatd sees.
-func kindOf(content []byte) string {
+// metaOf is the metadata chatd sees of stored content: the stanza kind
+// (package message) and, for a template, the template's network id.
+func metaOf(content []byte) (kind, templateID string) {
 	var c messagev1.Content
 	if proto.Unmarshal(content, &c) != nil {
-		return "unknown"
+		return "unknown", ""
 	}
-	return message.Default.Kind(&c)
+	return message.Default.Kind(&c), c.GetTemplate().GetTemplateId()
 }
 
 func (s *Sender) sealAndSend(ctx context.Context, p prepped) error {
@@ -423,7 +442,8 @@ func (s *Sender) sealAndSend(ctx context.Context, p prepped) error {
 		if err := proto.Unmarshal(m.Payload, enc); err != nil {
 			return fmt.Errorf("stored envelope of %s: %w", m.ID, err)
 		}
-		st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.ID, To: m.Peer, Kind: kindOf(m.Content), Enc: enc, Retry: m.retry}}}
+		kind, tplID := metaOf(m.Content)
+		st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.ID, To: m.Peer, Kind: kind, TemplateId: tplID, Enc: enc, Retry: m.retry}}}
 		s.mu.Lock()
 		s.inflight[m.ID] = flight{peer: m.Peer, at: time.Now()}
 		s.mu.Unlock()

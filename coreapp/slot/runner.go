@@ -2,8 +2,10 @@ package slot
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,8 +86,10 @@ func newRunner(m *Manager, a account.Account, k Key, epoch uint64, key wire.KeyP
 	}
 	r.sess = session.New(sc)
 	r.media = mediaNet{mediaconn.New(mediaconn.Config{IQ: r.sess.IQ, Addr: r.sess.Addr, Log: sc.Log})}
-	r.sender = send.NewSender(m.cfg.DB, m.cfg.Committer, m.cfg.Send, m.cfg.Sealer, m.cfg.Media, r.media, sc.Log, a.ID, k.Shard, r.sess)
 	r.inbox = receive.NewInbox(m.cfg.Receive, sc.Log, a.ID, k.Shard, r.reply, r.later)
+	r.sender = send.NewSender(send.SenderConfig{DB: m.cfg.DB, Committer: m.cfg.Committer, Store: m.cfg.Send, Sealer: m.cfg.Sealer,
+		Media: m.cfg.Media, Net: r.media, Log: sc.Log, AccountID: a.ID, Shard: k.Shard, Session: r.sess,
+		Templates: m.cfg.Templates})
 	return r
 }
 
@@ -268,10 +272,13 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 			}
 			if a.Error != "" {
 				m.log.Warn("chatd refused a message", "id", a.Id, "reason", a.Error)
+				if strings.HasPrefix(a.Error, "template_") && m.cfg.Templates != nil {
+					m.cfg.Templates.Invalidate(r.acct.ID) // the pack called it approved
+				}
 				m.cfg.Send.Fail(r.acct.ID, peer, []string{a.Id}, a.T, nackError(a.Error), done)
 				return
 			}
-			m.cfg.Send.Advance(r.acct.ID, peer, []string{a.Id}, send.StatusSent, a.T, done)
+			m.cfg.Send.Sent(r.acct.ID, peer, a.Id, a.T, a.Conversation, done)
 		case chatdv1.AckClass_ACK_CLASS_RECEIPT:
 			if strings.HasPrefix(a.Id, "rcpt.") { // read receipts are stored until acked; "dr." and "rr." are not
 				r.sender.AckedReceipt(a.Id)
@@ -281,6 +288,10 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 		n := b.Notification
 		if n.Type == chatdv1.NotificationType_NOTIFICATION_TYPE_PREKEYS_LOW {
 			r.later(ctx, r.ensurePreKeys)
+		}
+		if n.Type == chatdv1.NotificationType_NOTIFICATION_TYPE_TEMPLATE_STATUS {
+			r.templateStatus(n)
+			return
 		}
 		if n.Type != chatdv1.NotificationType_NOTIFICATION_TYPE_MESSAGE_EXPIRED {
 			r.reply(ack(n.QueueSeq, chatdv1.AckClass_ACK_CLASS_NOTIFICATION))
@@ -296,11 +307,46 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 	}
 }
 
+// templateStatus records a template's change of status: the pack is
+// dropped, and the message_template_status_update webhook enqueued before
+// chatd gets its ack.
+func (r *runner) templateStatus(n *chatdv1.Notification) {
+	m := r.m
+	if m.cfg.Templates != nil {
+		m.cfg.Templates.Invalidate(r.acct.ID)
+	}
+	ts := n.GetTemplate()
+	id, _ := strconv.ParseInt(ts.GetId(), 10, 64)
+	ev := webhook.TemplateStatusEvent(r.acct.ID, r.acct.WaID, n.T, webhook.TemplateStatus{Event: ts.GetEvent(), ID: id,
+		Name: ts.GetName(), Language: ts.GetLanguage(), Reason: ts.GetReason()})
+	m.log.Info("template status changed", "wa_id", r.acct.WaID, "template_id", ts.GetId(), "name", ts.GetName(), "language", ts.GetLanguage(), "event", ts.GetEvent())
+	m.cfg.Committer.Go(func(tx *sql.Tx) error { return webhook.Enqueue(tx, ev) }, func(err error) {
+		if err != nil {
+			m.log.Error("recording a template status failed; chatd will push it again", "err", err)
+			return
+		}
+		if m.cfg.WebhookWake != nil {
+			m.cfg.WebhookWake()
+		}
+		r.reply(ack(n.QueueSeq, chatdv1.AckClass_ACK_CLASS_NOTIFICATION))
+	})
+}
+
 // nackError maps chatd's refusal reasons to on-prem errors.
 func nackError(reason string) webhook.Error {
 	switch reason {
 	case "unknown_recipient", "bad_recipient":
 		return webhook.Err(errcode.UserNotValid, "")
+	case "reengagement":
+		return webhook.Err(errcode.ReEngagement, "")
+	case "template_unknown", "template_pending":
+		return webhook.Err(errcode.TemplateMissing, "the network has no approved template with this id")
+	case "template_rejected":
+		return webhook.Err(errcode.TemplateRejected, "")
+	case "template_paused":
+		return webhook.Err(errcode.TemplatePaused, "")
+	case "template_disabled":
+		return webhook.Err(errcode.TemplateDisabled, "")
 	}
 	return webhook.Err(errcode.GenericStatus, reason)
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/send"
+	"github.com/openwaba/openwaba/coreapp/templates"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
@@ -57,7 +58,10 @@ type Config struct {
 	Committer *db.Committer
 	Sealer    e2e.Sealer
 	Media     *medialib.Store
-	ChatAddrs []string
+	Templates *templates.Cache
+	// WebhookWake is called after a commit that enqueued webhooks.
+	WebhookWake func()
+	ChatAddrs   []string
 	// Session tunes the chatd sessions (timeouts, backoff); tests shorten it.
 	Session session.Config
 }
@@ -646,6 +650,17 @@ func (m *Manager) MediaNet(ctx context.Context, accountID int64) (medialib.Net, 
 		return nil, ErrNotConnected
 	}
 	return r.media, nil
+}
+
+// TemplateIQ returns a way to send template requests to chatd over one of
+// the account's connected slots on this node, and the node's template
+// packs.
+func (m *Manager) TemplateIQ(accountID int64) (templates.IQ, *templates.Cache, error) {
+	r := m.connectedRunner(accountID)
+	if r == nil || m.cfg.Templates == nil {
+		return nil, nil, ErrNotConnected
+	}
+	return r.sess.IQ, m.cfg.Templates, nil
 }
 
 // ConnectedAccounts returns the accounts with a connected slot on this node.

@@ -32,6 +32,9 @@ const (
 	// KindService is a service report (media or message garbage
 	// collection), posted as {"services":[…]}.
 	KindService = "service"
+	// KindTemplateStatus is a template's change of status
+	// (TemplateStatusEvent).
+	KindTemplateStatus = "template_status"
 )
 
 // Contact is the on-prem contacts[] entry.
@@ -161,18 +164,76 @@ type Error struct {
 	Details string       `json:"details,omitempty"`
 }
 
-// Err is the error object of a catalog code, with its title.
+// Err is the error object of a catalog code, with its title as statuses
+// carry it.
 func Err(code errcode.Code, details string) Error {
-	return Error{Code: code, Title: code.Title(), Details: details}
+	return Error{Code: code, Title: code.StatusTitle(), Details: details}
 }
 
 // Status is the on-prem statuses[] entry.
 type Status struct {
-	ID          string  `json:"id"`
-	RecipientID string  `json:"recipient_id"`
-	Status      string  `json:"status"` // sent, delivered, read, failed
-	Timestamp   string  `json:"timestamp"`
-	Errors      []Error `json:"errors,omitempty"`
+	ID          string `json:"id"`
+	RecipientID string `json:"recipient_id"`
+	Status      string `json:"status"` // sent, delivered, read, failed
+	Timestamp   string `json:"timestamp"`
+	// Conversation and Pricing: the conversation the message opened or
+	// joined (sent, delivered and read statuses).
+	Conversation *Conversation `json:"conversation,omitempty"`
+	Pricing      *Pricing      `json:"pricing,omitempty"`
+	Errors       []Error       `json:"errors,omitempty"`
+}
+
+// Conversation is a status's conversation object (on-prem since February
+// 2022): origin.type is the conversation's category in Meta's June 2023
+// model (service, marketing, utility, authentication);
+// expiration_timestamp is on the statuses of the message that opened it.
+type Conversation struct {
+	ID                  string `json:"id"`
+	ExpirationTimestamp int64  `json:"expiration_timestamp,omitempty"`
+	Origin              struct {
+		Type string `json:"type"`
+	} `json:"origin"`
+}
+
+// Pricing is a status's pricing object: conversation-based pricing.
+type Pricing struct {
+	Billable     bool   `json:"billable"`
+	PricingModel string `json:"pricing_model"`
+	Category     string `json:"category"`
+}
+
+// ConversationOf is the conversation and pricing objects of a conversation
+// (id, category) the network reported; expires is set when the message
+// opened it.
+func ConversationOf(id, category string, expires int64) (*Conversation, *Pricing) {
+	c := &Conversation{ID: id, ExpirationTimestamp: expires}
+	c.Origin.Type = category
+	return c, &Pricing{Billable: true, PricingModel: "CBP", Category: category}
+}
+
+// TemplateStatus is the value of a message_template_status_update change.
+type TemplateStatus struct {
+	Event    string `json:"event"`
+	ID       int64  `json:"message_template_id"`
+	Name     string `json:"message_template_name"`
+	Language string `json:"message_template_language"`
+	Reason   string `json:"reason"`
+}
+
+// templateStatusEvent is what a KindTemplateStatus row stores.
+type templateStatusEvent struct {
+	Account string         `json:"account"` // the number (entry id)
+	Time    int64          `json:"time"`
+	Value   TemplateStatus `json:"value"`
+}
+
+// TemplateStatusEvent is a template's change of status, posted in the
+// Graph business-account envelope that carries it on WhatsApp:
+// {"object":"whatsapp_business_account","entry":[{"id","time","changes":
+// [{"field":"message_template_status_update","value":{…}}]}]}. entry.id is
+// the number (wa_id).
+func TemplateStatusEvent(accountID int64, waID string, t int64, v TemplateStatus) Event {
+	return Event{accountID, KindTemplateStatus, templateStatusEvent{waID, t, v}}
 }
 
 // messageEvent is what a KindMessage row stores.
@@ -245,6 +306,28 @@ func body(kind string, payloads [][]byte) ([]byte, error) {
 		return json.Marshal(struct {
 			Services []json.RawMessage `json:"services"`
 		}{services})
+	case KindTemplateStatus:
+		type change struct {
+			Field string         `json:"field"`
+			Value TemplateStatus `json:"value"`
+		}
+		type entry struct {
+			ID      string   `json:"id"`
+			Time    int64    `json:"time"`
+			Changes []change `json:"changes"`
+		}
+		out := struct {
+			Object string  `json:"object"`
+			Entry  []entry `json:"entry"`
+		}{Object: "whatsapp_business_account"}
+		for _, p := range payloads {
+			var e templateStatusEvent
+			if err := json.Unmarshal(p, &e); err != nil {
+				return nil, err
+			}
+			out.Entry = append(out.Entry, entry{e.Account, e.Time, []change{{"message_template_status_update", e.Value}}})
+		}
+		return json.Marshal(out)
 	case KindMessage:
 		var out struct {
 			Contacts []Contact        `json:"contacts,omitempty"`

@@ -195,3 +195,17 @@ func (p *Phone) Text(to, text string) string {
 }
 
 func (p *Phone) String() string { return fmt.Sprintf("phone %s", p.Number()) }
+
+// OpenWindow opens the customer-service window with business as a
+// customer does: the phone writes to it, and OpenWindow returns once the
+// business's coreapp has stored the message (the phone got its delivered
+// receipt), so free-form messages to the phone go through. It returns the
+// message's id.
+func (p *Phone) OpenWindow(business string) string {
+	p.t.Helper()
+	id := p.Text(business, "Hi")
+	p.WaitFor(30*time.Second, "the business to receive the window-opening message", func(e waphone.Event) bool {
+		return e.Event == "receipt" && e.ID == id && e.Status == "delivered"
+	})
+	return id
+}

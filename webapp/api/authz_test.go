@@ -51,6 +51,10 @@ var authzMatrix = map[string]string{
 	"POST /v1/configs/webhook":     "UUFPPPUU",
 	"GET /v1/configs/phone_number": "UUPPPPUU",
 
+	"POST /v1/configs/templates":         "UUFPPPUU",
+	"GET /v1/configs/templates":          "UUFPPPUU",
+	"DELETE /v1/configs/templates/:name": "UUFPPPUU",
+
 	"POST /v1/media":                                        "UUPPPPUU",
 	"GET /v1/media/:id":                                     "UUPPPPUU",
 	"DELETE /v1/media/:id":                                  "UUPPPPUU",

@@ -172,6 +172,9 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodGet, "/v1/configs/webhook", adminOrKey, s.getWebhook},
 		{http.MethodPost, "/v1/configs/webhook", adminOrKey, s.setWebhook},
 		{http.MethodGet, "/v1/configs/phone_number", anyPrincipal, s.phoneNumber},
+		{http.MethodPost, "/v1/configs/templates", adminOrKey, s.createTemplate},
+		{http.MethodGet, "/v1/configs/templates", adminOrKey, s.listTemplates},
+		{http.MethodDelete, "/v1/configs/templates/:name", adminOrKey, s.deleteTemplate},
 
 		{http.MethodGet, "/v1/media/:id", anyPrincipal, s.downloadMedia},
 		{http.MethodDelete, "/v1/media/:id", anyPrincipal, s.deleteMedia},

@@ -207,7 +207,7 @@ func (o *output) event(e waphone.Event) {
 		if e.Context != nil {
 			reply = " (reply to " + e.Context.ID + ")"
 		}
-		if e.File != "" && e.Content.GetInteractive() == nil {
+		if e.File != "" && e.Content.GetInteractive() == nil && e.Content.GetTemplate() == nil {
 			fmt.Fprintf(o.w, "<< %s [%s] %s%s: [%s %s %s] %s\n", e.From, e.ID, e.Name, reply, e.Type, e.MimeType, e.File, e.Caption)
 			return
 		}
@@ -217,7 +217,10 @@ func (o *output) event(e waphone.Event) {
 		}
 		// Buttons and list rows are numbered: /choose ID N answers.
 		fmt.Fprintf(o.w, "<< %s [%s] %s%s: %s\n", e.From, e.ID, e.Name, reply, message.Default.Terminal(e.Content))
-		if e.Content.GetInteractive() != nil {
+		if e.File != "" {
+			fmt.Fprintf(o.w, "   [header %s %s]\n", e.MimeType, e.File)
+		}
+		if e.Content.GetInteractive() != nil || len(message.QuickReplies(e.Content.GetTemplate())) > 0 {
 			fmt.Fprintf(o.w, "   (answer with /choose %s N)\n", e.ID)
 		}
 	case "receipt":

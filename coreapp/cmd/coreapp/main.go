@@ -38,6 +38,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/slot"
+	"github.com/openwaba/openwaba/coreapp/templates"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
@@ -157,7 +158,8 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	cl := cluster.New(cluster.Config{DB: d, Log: log, Settings: settingsStore, Node: cfg.NodeID, Hostname: hostname, Advertise: cfg.Advertise,
 		Dial: peerDialer(certPEM, token), OnWake: func(ws []*corev1.WakeSlot) { slots.Woken(ws) }})
 	slots = slot.New(slot.Config{DB: d, Log: log, Node: cfg.NodeID, Cluster: cl, Accounts: accounts, Send: sendStore, Receive: recvStore,
-		Committer: committer, Sealer: sealer, Media: mediaLib, ChatAddrs: cfg.ChatAddrs(), Session: session.Config{RootKey: rootKey}})
+		Committer: committer, Sealer: sealer, Media: mediaLib, Templates: templates.NewCache(), WebhookWake: dispatcher.Wake,
+		ChatAddrs: cfg.ChatAddrs(), Session: session.Config{RootKey: rootKey}})
 	mediaLib.NetFor, mediaLib.Connected = slots.MediaNet, slots.ConnectedAccounts
 
 	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(cfg.CoreAddr, strconv.Itoa(cfg.CorePort)))

@@ -1491,6 +1491,8 @@ type IQ struct {
 	//	*IQ_TemplateQuery
 	//	*IQ_TemplateDelete
 	//	*IQ_TemplateRecords
+	//	*IQ_WindowQuery
+	//	*IQ_WindowStates
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1736,6 +1738,24 @@ func (x *IQ) GetTemplateRecords() *TemplateRecords {
 	return nil
 }
 
+func (x *IQ) GetWindowQuery() *WindowQuery {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_WindowQuery); ok {
+			return x.WindowQuery
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetWindowStates() *WindowStates {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_WindowStates); ok {
+			return x.WindowStates
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1824,6 +1844,14 @@ type IQ_TemplateRecords struct {
 	TemplateRecords *TemplateRecords `protobuf:"bytes,30,opt,name=template_records,json=templateRecords,proto3,oneof"`
 }
 
+type IQ_WindowQuery struct {
+	WindowQuery *WindowQuery `protobuf:"bytes,31,opt,name=window_query,json=windowQuery,proto3,oneof"`
+}
+
+type IQ_WindowStates struct {
+	WindowStates *WindowStates `protobuf:"bytes,32,opt,name=window_states,json=windowStates,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1866,6 +1894,165 @@ func (*IQ_TemplateDelete) isIQ_Payload() {}
 
 func (*IQ_TemplateRecords) isIQ_Payload() {}
 
+func (*IQ_WindowQuery) isIQ_Payload() {}
+
+func (*IQ_WindowStates) isIQ_Payload() {}
+
+// WindowQuery (GET) asks whether the network would take a free-form
+// message from the caller (a business) to each of numbers now: whether
+// their customer-service window is open. At most 1000 numbers.
+type WindowQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Numbers       []string               `protobuf:"bytes,1,rep,name=numbers,proto3" json:"numbers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowQuery) Reset() {
+	*x = WindowQuery{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowQuery) ProtoMessage() {}
+
+func (x *WindowQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowQuery.ProtoReflect.Descriptor instead.
+func (*WindowQuery) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WindowQuery) GetNumbers() []string {
+	if x != nil {
+		return x.Numbers
+	}
+	return nil
+}
+
+// WindowStates answers a WindowQuery, in its order.
+type WindowStates struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	States        []*WindowState         `protobuf:"bytes,1,rep,name=states,proto3" json:"states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowStates) Reset() {
+	*x = WindowStates{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowStates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowStates) ProtoMessage() {}
+
+func (x *WindowStates) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowStates.ProtoReflect.Descriptor instead.
+func (*WindowStates) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WindowStates) GetStates() []*WindowState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+type WindowState struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// The number is on the network.
+	Registered bool `protobuf:"varint,2,opt,name=registered,proto3" json:"registered,omitempty"`
+	// A free-form message to it would go through (the window is open, the
+	// network does not enforce it, or the number is another business).
+	Open          bool `protobuf:"varint,3,opt,name=open,proto3" json:"open,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowState) Reset() {
+	*x = WindowState{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowState) ProtoMessage() {}
+
+func (x *WindowState) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowState.ProtoReflect.Descriptor instead.
+func (*WindowState) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WindowState) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *WindowState) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *WindowState) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
 // TemplateCreate (SET) submits a message template of the caller's account
 // for approval; the result is its record (status PENDING). Records are the
 // Graph API's message_templates JSON (package api/template).
@@ -1878,7 +2065,7 @@ type TemplateCreate struct {
 
 func (x *TemplateCreate) Reset() {
 	*x = TemplateCreate{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2077,7 @@ func (x *TemplateCreate) String() string {
 func (*TemplateCreate) ProtoMessage() {}
 
 func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2090,7 @@ func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateCreate.ProtoReflect.Descriptor instead.
 func (*TemplateCreate) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TemplateCreate) GetTemplateJson() []byte {
@@ -1933,7 +2120,7 @@ type TemplateQuery struct {
 
 func (x *TemplateQuery) Reset() {
 	*x = TemplateQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2132,7 @@ func (x *TemplateQuery) String() string {
 func (*TemplateQuery) ProtoMessage() {}
 
 func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2145,7 @@ func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateQuery.ProtoReflect.Descriptor instead.
 func (*TemplateQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TemplateQuery) GetName() string {
@@ -2029,7 +2216,7 @@ type TemplateDelete struct {
 
 func (x *TemplateDelete) Reset() {
 	*x = TemplateDelete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2228,7 @@ func (x *TemplateDelete) String() string {
 func (*TemplateDelete) ProtoMessage() {}
 
 func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2241,7 @@ func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
 func (*TemplateDelete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TemplateDelete) GetName() string {
@@ -2087,7 +2274,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2286,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2299,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -2165,7 +2352,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2364,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2377,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -2209,7 +2396,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2221,7 +2408,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2234,7 +2421,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -2253,7 +2440,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2452,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2465,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -2304,7 +2491,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2503,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2516,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -2375,7 +2562,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2574,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2587,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -2412,7 +2599,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2611,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2624,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 type RegisterRequest struct {
@@ -2457,7 +2644,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2656,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2669,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2530,7 +2717,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2729,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2742,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2575,7 +2762,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2587,7 +2774,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2600,7 +2787,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -2625,7 +2812,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2824,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2837,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 type ContactCheck struct {
@@ -2663,7 +2850,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2862,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2875,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -2708,7 +2895,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2907,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2920,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -2759,7 +2946,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2958,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +2971,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -2809,7 +2996,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2821,7 +3008,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2834,7 +3021,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -2875,7 +3062,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3074,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3087,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -2928,7 +3115,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3127,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3140,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -2990,7 +3177,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3189,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3202,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -3042,7 +3229,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3241,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3254,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -3093,7 +3280,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3292,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3305,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -3168,7 +3355,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3367,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3380,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -3225,7 +3412,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3424,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3437,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Notification) GetId() string {
@@ -3318,7 +3505,7 @@ type TemplateStatus struct {
 
 func (x *TemplateStatus) Reset() {
 	*x = TemplateStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3517,7 @@ func (x *TemplateStatus) String() string {
 func (*TemplateStatus) ProtoMessage() {}
 
 func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3530,7 @@ func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
 func (*TemplateStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TemplateStatus) GetId() string {
@@ -3398,7 +3585,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3410,7 +3597,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3423,7 +3610,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -3443,7 +3630,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3642,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3655,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -3501,7 +3688,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3513,7 +3700,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3526,7 +3713,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3569,7 +3756,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3768,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3781,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -3696,8 +3883,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\xcb\n" +
-	"\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\xc6\v\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -3724,8 +3910,20 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x0ftemplate_create\x18\x1b \x01(\v2\x18.chatd.v1.TemplateCreateH\x00R\x0etemplateCreate\x12@\n" +
 	"\x0etemplate_query\x18\x1c \x01(\v2\x17.chatd.v1.TemplateQueryH\x00R\rtemplateQuery\x12C\n" +
 	"\x0ftemplate_delete\x18\x1d \x01(\v2\x18.chatd.v1.TemplateDeleteH\x00R\x0etemplateDelete\x12F\n" +
-	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecordsB\t\n" +
-	"\apayload\"5\n" +
+	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecords\x12:\n" +
+	"\fwindow_query\x18\x1f \x01(\v2\x15.chatd.v1.WindowQueryH\x00R\vwindowQuery\x12=\n" +
+	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStatesB\t\n" +
+	"\apayload\"'\n" +
+	"\vWindowQuery\x12\x18\n" +
+	"\anumbers\x18\x01 \x03(\tR\anumbers\"=\n" +
+	"\fWindowStates\x12-\n" +
+	"\x06states\x18\x01 \x03(\v2\x15.chatd.v1.WindowStateR\x06states\"Y\n" +
+	"\vWindowState\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x02 \x01(\bR\n" +
+	"registered\x12\x12\n" +
+	"\x04open\x18\x03 \x01(\bR\x04open\"5\n" +
 	"\x0eTemplateCreate\x12#\n" +
 	"\rtemplate_json\x18\x01 \x01(\fR\ftemplateJson\"\xc7\x01\n" +
 	"\rTemplateQuery\x12\x12\n" +
@@ -3907,7 +4105,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -3929,36 +4127,39 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*Retry)(nil),              // 17: chatd.v1.Retry
 	(*Receipt)(nil),            // 18: chatd.v1.Receipt
 	(*IQ)(nil),                 // 19: chatd.v1.IQ
-	(*TemplateCreate)(nil),     // 20: chatd.v1.TemplateCreate
-	(*TemplateQuery)(nil),      // 21: chatd.v1.TemplateQuery
-	(*TemplateDelete)(nil),     // 22: chatd.v1.TemplateDelete
-	(*TemplateRecords)(nil),    // 23: chatd.v1.TemplateRecords
-	(*SetShards)(nil),          // 24: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 25: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 26: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 27: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 28: chatd.v1.Ping
-	(*Active)(nil),             // 29: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 30: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 31: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 32: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 33: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 34: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 35: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 36: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 37: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 38: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 39: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 40: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 41: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 42: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 43: chatd.v1.IQError
-	(*Notification)(nil),       // 44: chatd.v1.Notification
-	(*TemplateStatus)(nil),     // 45: chatd.v1.TemplateStatus
-	(*OfflineComplete)(nil),    // 46: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 47: chatd.v1.StreamError
-	(*Success)(nil),            // 48: chatd.v1.Success
-	(*Failure)(nil),            // 49: chatd.v1.Failure
+	(*WindowQuery)(nil),        // 20: chatd.v1.WindowQuery
+	(*WindowStates)(nil),       // 21: chatd.v1.WindowStates
+	(*WindowState)(nil),        // 22: chatd.v1.WindowState
+	(*TemplateCreate)(nil),     // 23: chatd.v1.TemplateCreate
+	(*TemplateQuery)(nil),      // 24: chatd.v1.TemplateQuery
+	(*TemplateDelete)(nil),     // 25: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 26: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 27: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 28: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 29: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 30: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 31: chatd.v1.Ping
+	(*Active)(nil),             // 32: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 33: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 34: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 35: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 36: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 37: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 38: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 39: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 40: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 41: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 42: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 43: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 44: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 45: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 46: chatd.v1.IQError
+	(*Notification)(nil),       // 47: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 48: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 49: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 50: chatd.v1.StreamError
+	(*Success)(nil),            // 51: chatd.v1.Success
+	(*Failure)(nil),            // 52: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
@@ -3967,11 +4168,11 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
 	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
 	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	44, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	46, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	47, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	48, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	49, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	47, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	49, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	50, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	51, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	52, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
@@ -3979,42 +4180,45 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
 	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
 	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	28, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	29, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	30, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	31, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	32, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	33, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	34, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	36, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	43, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	37, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	40, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	41, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	42, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	26, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	27, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	24, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	25, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
-	20, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
-	21, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
-	22, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
-	23, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
-	1,  // 39: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	35, // 40: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	39, // 41: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	38, // 42: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	39, // 43: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	38, // 44: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 45: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	45, // 46: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
-	7,  // 47: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 48: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	31, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	32, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	33, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	34, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	35, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	36, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	37, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	39, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	46, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	40, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	43, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	44, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	45, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	29, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	30, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	27, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	28, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	23, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
+	24, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
+	25, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	26, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	20, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
+	21, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
+	22, // 41: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
+	1,  // 42: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	38, // 43: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	42, // 44: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	41, // 45: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	42, // 46: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	41, // 47: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 48: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	48, // 49: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 50: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 51: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -4055,6 +4259,8 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_TemplateQuery)(nil),
 		(*IQ_TemplateDelete)(nil),
 		(*IQ_TemplateRecords)(nil),
+		(*IQ_WindowQuery)(nil),
+		(*IQ_WindowStates)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4062,7 +4268,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

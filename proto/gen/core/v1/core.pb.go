@@ -89,6 +89,304 @@ func (Caller) EnumDescriptor() ([]byte, []int) {
 	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
 }
 
+// CreateTemplateRequest submits a template: the Graph message_templates
+// JSON (name, language, category, components).
+type CreateTemplateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	TemplateJson  []byte                 `protobuf:"bytes,2,opt,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTemplateRequest) Reset() {
+	*x = CreateTemplateRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTemplateRequest) ProtoMessage() {}
+
+func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTemplateRequest.ProtoReflect.Descriptor instead.
+func (*CreateTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateTemplateRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *CreateTemplateRequest) GetTemplateJson() []byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
+// ListTemplatesRequest filters the number's templates (empty: any) and
+// pages them: limit (default and maximum 1000) after offset records, or
+// after the cursor after; id selects one.
+type ListTemplatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Category      string                 `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
+	Language      string                 `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	Limit         uint32                 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	Offset        uint32                 `protobuf:"varint,7,opt,name=offset,proto3" json:"offset,omitempty"`
+	After         string                 `protobuf:"bytes,8,opt,name=after,proto3" json:"after,omitempty"`
+	Id            string                 `protobuf:"bytes,9,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTemplatesRequest) Reset() {
+	*x = ListTemplatesRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTemplatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTemplatesRequest) ProtoMessage() {}
+
+func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
+func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListTemplatesRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ListTemplatesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListTemplatesRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListTemplatesRequest) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ListTemplatesRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *ListTemplatesRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListTemplatesRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ListTemplatesRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListTemplatesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteTemplateRequest deletes the templates called name, in language or
+// in every language.
+type DeleteTemplateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Language      string                 `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTemplateRequest) Reset() {
+	*x = DeleteTemplateRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTemplateRequest) ProtoMessage() {}
+
+func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTemplateRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeleteTemplateRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *DeleteTemplateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteTemplateRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+// TemplateRecords are Graph message_templates records (JSON) and the
+// number's template namespace; after is the next page's cursor ("" on the
+// last), total the number of records that match.
+type TemplateRecords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TemplateJson  [][]byte               `protobuf:"bytes,1,rep,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Total         uint32                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateRecords) Reset() {
+	*x = TemplateRecords{}
+	mi := &file_core_v1_core_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateRecords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateRecords) ProtoMessage() {}
+
+func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
+func (*TemplateRecords) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TemplateRecords) GetTemplateJson() [][]byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
+func (x *TemplateRecords) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TemplateRecords) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *TemplateRecords) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 type UploadMediaRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
@@ -102,7 +400,7 @@ type UploadMediaRequest struct {
 
 func (x *UploadMediaRequest) Reset() {
 	*x = UploadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[0]
+	mi := &file_core_v1_core_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +412,7 @@ func (x *UploadMediaRequest) String() string {
 func (*UploadMediaRequest) ProtoMessage() {}
 
 func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[0]
+	mi := &file_core_v1_core_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +425,7 @@ func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaRequest.ProtoReflect.Descriptor instead.
 func (*UploadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadMediaRequest) GetPart() isUploadMediaRequest_Part {
@@ -182,7 +480,7 @@ type UploadMediaHeader struct {
 
 func (x *UploadMediaHeader) Reset() {
 	*x = UploadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[1]
+	mi := &file_core_v1_core_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +492,7 @@ func (x *UploadMediaHeader) String() string {
 func (*UploadMediaHeader) ProtoMessage() {}
 
 func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[1]
+	mi := &file_core_v1_core_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +505,7 @@ func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaHeader.ProtoReflect.Descriptor instead.
 func (*UploadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{1}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadMediaHeader) GetAccount() *AccountRef {
@@ -233,7 +531,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[2]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +543,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[2]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +556,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{2}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadMediaResponse) GetId() string {
@@ -278,7 +576,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[3]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +588,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[3]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +601,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{3}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DownloadMediaRequest) GetAccount() *AccountRef {
@@ -333,7 +631,7 @@ type DownloadMediaResponse struct {
 
 func (x *DownloadMediaResponse) Reset() {
 	*x = DownloadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[4]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +643,7 @@ func (x *DownloadMediaResponse) String() string {
 func (*DownloadMediaResponse) ProtoMessage() {}
 
 func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[4]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +656,7 @@ func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaResponse.ProtoReflect.Descriptor instead.
 func (*DownloadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{4}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DownloadMediaResponse) GetPart() isDownloadMediaResponse_Part {
@@ -412,7 +710,7 @@ type DownloadMediaHeader struct {
 
 func (x *DownloadMediaHeader) Reset() {
 	*x = DownloadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +722,7 @@ func (x *DownloadMediaHeader) String() string {
 func (*DownloadMediaHeader) ProtoMessage() {}
 
 func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +735,7 @@ func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaHeader.ProtoReflect.Descriptor instead.
 func (*DownloadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DownloadMediaHeader) GetMimeType() string {
@@ -464,7 +762,7 @@ type DeleteMediaRequest struct {
 
 func (x *DeleteMediaRequest) Reset() {
 	*x = DeleteMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +774,7 @@ func (x *DeleteMediaRequest) String() string {
 func (*DeleteMediaRequest) ProtoMessage() {}
 
 func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +787,7 @@ func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteMediaRequest) GetAccount() *AccountRef {
@@ -514,7 +812,7 @@ type DeleteMediaResponse struct {
 
 func (x *DeleteMediaResponse) Reset() {
 	*x = DeleteMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +824,7 @@ func (x *DeleteMediaResponse) String() string {
 func (*DeleteMediaResponse) ProtoMessage() {}
 
 func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +837,7 @@ func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
 }
 
 type CollectMediaRequest struct {
@@ -551,7 +849,7 @@ type CollectMediaRequest struct {
 
 func (x *CollectMediaRequest) Reset() {
 	*x = CollectMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +861,7 @@ func (x *CollectMediaRequest) String() string {
 func (*CollectMediaRequest) ProtoMessage() {}
 
 func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +874,7 @@ func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaRequest.ProtoReflect.Descriptor instead.
 func (*CollectMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CollectMediaRequest) GetAccount() *AccountRef {
@@ -596,7 +894,7 @@ type CollectMediaResponse struct {
 
 func (x *CollectMediaResponse) Reset() {
 	*x = CollectMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +906,7 @@ func (x *CollectMediaResponse) String() string {
 func (*CollectMediaResponse) ProtoMessage() {}
 
 func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +919,7 @@ func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaResponse.ProtoReflect.Descriptor instead.
 func (*CollectMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CollectMediaResponse) GetStatus() string {
@@ -651,7 +949,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +961,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +974,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -730,7 +1028,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +1040,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +1053,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -774,7 +1072,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +1084,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +1097,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -820,7 +1118,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1130,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1143,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -872,7 +1170,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1182,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1195,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -929,7 +1227,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1239,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1252,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1001,7 +1299,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1311,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1324,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1058,7 +1356,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1368,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1381,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Account) GetWaId() string {
@@ -1142,7 +1440,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1452,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1465,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -1217,7 +1515,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1527,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1540,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -1270,7 +1568,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1580,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1593,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -1321,7 +1619,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1631,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1644,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -1365,7 +1663,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1675,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1688,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -1415,7 +1713,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1725,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1738,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -1487,7 +1785,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1797,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1810,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -1532,7 +1830,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1842,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1855,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -1582,7 +1880,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1892,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1905,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 type CheckContactsRequest struct {
@@ -1623,7 +1921,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1933,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1946,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -1691,7 +1989,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +2001,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2014,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -1749,7 +2047,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2059,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2072,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -1793,7 +2091,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +2103,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2116,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -1840,7 +2138,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2150,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2163,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -1891,7 +2189,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2201,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2214,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -1936,7 +2234,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2246,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2259,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -1980,7 +2278,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2290,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2303,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2025,7 +2323,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2335,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2348,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2077,7 +2375,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2387,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2400,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -2128,7 +2426,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2438,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2451,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -2176,7 +2474,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2486,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2499,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -2234,7 +2532,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2544,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2557,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -2301,7 +2599,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2611,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2624,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -2373,7 +2671,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2683,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2696,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -2421,7 +2719,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2731,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2744,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -2485,7 +2783,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2795,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,14 +2808,36 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
 
 const file_core_v1_core_proto_rawDesc = "" +
 	"\n" +
-	"\x12core/v1/core.proto\x12\acore.v1\x1a\x18message/v1/content.proto\"j\n" +
+	"\x12core/v1/core.proto\x12\acore.v1\x1a\x18message/v1/content.proto\"k\n" +
+	"\x15CreateTemplateRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12#\n" +
+	"\rtemplate_json\x18\x02 \x01(\fR\ftemplateJson\"\xfd\x01\n" +
+	"\x14ListTemplatesRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1a\n" +
+	"\bcategory\x18\x04 \x01(\tR\bcategory\x12\x1a\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06offset\x18\a \x01(\rR\x06offset\x12\x14\n" +
+	"\x05after\x18\b \x01(\tR\x05after\x12\x0e\n" +
+	"\x02id\x18\t \x01(\tR\x02id\"v\n" +
+	"\x15DeleteTemplateRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\blanguage\x18\x03 \x01(\tR\blanguage\"\x80\x01\n" +
+	"\x0fTemplateRecords\x12#\n" +
+	"\rtemplate_json\x18\x01 \x03(\fR\ftemplateJson\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\rR\x05total\"j\n" +
 	"\x12UploadMediaRequest\x124\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.core.v1.UploadMediaHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
@@ -2672,7 +2992,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\x85\f\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xe7\r\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -2695,7 +3015,10 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
-	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProvidersB\x8c\x01\n" +
+	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12J\n" +
+	"\x0eCreateTemplate\x12\x1e.core.v1.CreateTemplateRequest\x1a\x18.core.v1.TemplateRecords\x12H\n" +
+	"\rListTemplates\x12\x1d.core.v1.ListTemplatesRequest\x1a\x18.core.v1.TemplateRecords\x12J\n" +
+	"\x0eDeleteTemplate\x12\x1e.core.v1.DeleteTemplateRequest\x1a\x18.core.v1.TemplateRecordsB\x8c\x01\n" +
 	"\vcom.core.v1B\tCoreProtoP\x01Z5github.com/openwaba/openwaba/proto/gen/core/v1;corev1\xa2\x02\x03CXX\xaa\x02\aCore.V1\xca\x02\aCore\\V1\xe2\x02\x13Core\\V1\\GPBMetadata\xea\x02\bCore::V1b\x06proto3"
 
 var (
@@ -2711,135 +3034,148 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                        // 0: core.v1.Caller
-	(*UploadMediaRequest)(nil),         // 1: core.v1.UploadMediaRequest
-	(*UploadMediaHeader)(nil),          // 2: core.v1.UploadMediaHeader
-	(*UploadMediaResponse)(nil),        // 3: core.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),       // 4: core.v1.DownloadMediaRequest
-	(*DownloadMediaResponse)(nil),      // 5: core.v1.DownloadMediaResponse
-	(*DownloadMediaHeader)(nil),        // 6: core.v1.DownloadMediaHeader
-	(*DeleteMediaRequest)(nil),         // 7: core.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),        // 8: core.v1.DeleteMediaResponse
-	(*CollectMediaRequest)(nil),        // 9: core.v1.CollectMediaRequest
-	(*CollectMediaResponse)(nil),       // 10: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),              // 11: core.v1.MediaProvider
-	(*MediaProviders)(nil),             // 12: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),   // 13: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),   // 14: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil), // 15: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                      // 16: core.v1.Error
-	(*AccountRef)(nil),                 // 17: core.v1.AccountRef
-	(*Account)(nil),                    // 18: core.v1.Account
-	(*RegisterAccountRequest)(nil),     // 19: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),    // 20: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),       // 21: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),      // 22: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),          // 23: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),         // 24: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),        // 25: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),            // 26: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),           // 27: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),       // 28: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),              // 29: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),      // 30: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),         // 31: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),      // 32: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),       // 33: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                   // 34: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),    // 35: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),    // 36: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),              // 37: core.v1.WebhookConfig
-	(*GetHealthRequest)(nil),           // 38: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),          // 39: core.v1.GetHealthResponse
-	(*NodeHealth)(nil),                 // 40: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),           // 41: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                // 42: core.v1.WakeRequest
-	(*WakeSlot)(nil),                   // 43: core.v1.WakeSlot
-	(*WakeResponse)(nil),               // 44: core.v1.WakeResponse
-	nil,                                // 45: core.v1.WebhookConfig.HeadersEntry
-	(*v1.Content)(nil),                 // 46: message.v1.Content
+	(*CreateTemplateRequest)(nil),      // 1: core.v1.CreateTemplateRequest
+	(*ListTemplatesRequest)(nil),       // 2: core.v1.ListTemplatesRequest
+	(*DeleteTemplateRequest)(nil),      // 3: core.v1.DeleteTemplateRequest
+	(*TemplateRecords)(nil),            // 4: core.v1.TemplateRecords
+	(*UploadMediaRequest)(nil),         // 5: core.v1.UploadMediaRequest
+	(*UploadMediaHeader)(nil),          // 6: core.v1.UploadMediaHeader
+	(*UploadMediaResponse)(nil),        // 7: core.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),       // 8: core.v1.DownloadMediaRequest
+	(*DownloadMediaResponse)(nil),      // 9: core.v1.DownloadMediaResponse
+	(*DownloadMediaHeader)(nil),        // 10: core.v1.DownloadMediaHeader
+	(*DeleteMediaRequest)(nil),         // 11: core.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),        // 12: core.v1.DeleteMediaResponse
+	(*CollectMediaRequest)(nil),        // 13: core.v1.CollectMediaRequest
+	(*CollectMediaResponse)(nil),       // 14: core.v1.CollectMediaResponse
+	(*MediaProvider)(nil),              // 15: core.v1.MediaProvider
+	(*MediaProviders)(nil),             // 16: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),   // 17: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),   // 18: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil), // 19: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                      // 20: core.v1.Error
+	(*AccountRef)(nil),                 // 21: core.v1.AccountRef
+	(*Account)(nil),                    // 22: core.v1.Account
+	(*RegisterAccountRequest)(nil),     // 23: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),    // 24: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),       // 25: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),      // 26: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),          // 27: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),         // 28: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),        // 29: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),            // 30: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),           // 31: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),       // 32: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),              // 33: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),      // 34: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),         // 35: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),      // 36: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),       // 37: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                   // 38: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),    // 39: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),    // 40: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),              // 41: core.v1.WebhookConfig
+	(*GetHealthRequest)(nil),           // 42: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),          // 43: core.v1.GetHealthResponse
+	(*NodeHealth)(nil),                 // 44: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),           // 45: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                // 46: core.v1.WakeRequest
+	(*WakeSlot)(nil),                   // 47: core.v1.WakeSlot
+	(*WakeResponse)(nil),               // 48: core.v1.WakeResponse
+	nil,                                // 49: core.v1.WebhookConfig.HeadersEntry
+	(*v1.Content)(nil),                 // 50: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	2,  // 0: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	17, // 1: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	17, // 2: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
-	6,  // 3: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	17, // 4: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	17, // 5: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	11, // 6: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	17, // 7: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	17, // 8: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	11, // 9: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	17, // 10: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 11: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	17, // 12: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	18, // 13: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	17, // 14: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	17, // 15: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	46, // 16: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	17, // 17: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	17, // 18: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	29, // 19: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	17, // 20: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	17, // 21: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	17, // 22: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	17, // 23: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	17, // 24: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	37, // 25: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	45, // 26: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	17, // 27: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	40, // 28: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	17, // 29: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	43, // 30: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	19, // 31: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	21, // 32: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	23, // 33: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	24, // 34: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	26, // 35: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	28, // 36: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	31, // 37: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	32, // 38: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	33, // 39: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	35, // 40: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	36, // 41: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	38, // 42: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	41, // 43: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	42, // 44: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	1,  // 45: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	4,  // 46: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	7,  // 47: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	9,  // 48: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	13, // 49: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	14, // 50: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	15, // 51: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	20, // 52: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	22, // 53: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	18, // 54: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	25, // 55: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	27, // 56: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	30, // 57: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	34, // 58: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	34, // 59: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	34, // 60: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	37, // 61: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	37, // 62: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	39, // 63: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	18, // 64: core.v1.Core.SetShards:output_type -> core.v1.Account
-	44, // 65: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	3,  // 66: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	5,  // 67: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	8,  // 68: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	10, // 69: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	12, // 70: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	12, // 71: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	12, // 72: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	52, // [52:73] is the sub-list for method output_type
-	31, // [31:52] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	21, // 0: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	21, // 1: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	21, // 2: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	6,  // 3: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
+	21, // 4: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	21, // 5: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	10, // 6: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
+	21, // 7: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	21, // 8: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	15, // 9: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	21, // 10: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	21, // 11: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	15, // 12: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	21, // 13: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 14: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	21, // 15: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	22, // 16: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	21, // 17: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	21, // 18: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	50, // 19: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	21, // 20: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	21, // 21: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	33, // 22: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	21, // 23: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	21, // 24: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	21, // 25: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	21, // 26: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	21, // 27: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	41, // 28: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	49, // 29: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	21, // 30: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	44, // 31: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	21, // 32: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	47, // 33: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	23, // 34: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	25, // 35: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	27, // 36: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	28, // 37: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	30, // 38: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	32, // 39: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	35, // 40: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	36, // 41: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	37, // 42: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	39, // 43: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	40, // 44: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	42, // 45: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	45, // 46: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	46, // 47: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	5,  // 48: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	8,  // 49: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	11, // 50: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	13, // 51: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	17, // 52: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	18, // 53: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	19, // 54: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 55: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	2,  // 56: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	3,  // 57: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	24, // 58: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	26, // 59: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	22, // 60: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	29, // 61: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	31, // 62: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	34, // 63: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	38, // 64: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	38, // 65: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	38, // 66: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	41, // 67: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	41, // 68: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	43, // 69: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	22, // 70: core.v1.Core.SetShards:output_type -> core.v1.Account
+	48, // 71: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	7,  // 72: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	9,  // 73: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	12, // 74: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	14, // 75: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	16, // 76: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	16, // 77: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	16, // 78: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	4,  // 79: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	4,  // 80: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	4,  // 81: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	58, // [58:82] is the sub-list for method output_type
+	34, // [34:58] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -2847,11 +3183,11 @@ func file_core_v1_core_proto_init() {
 	if File_core_v1_core_proto != nil {
 		return
 	}
-	file_core_v1_core_proto_msgTypes[0].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[4].OneofWrappers = []any{
 		(*UploadMediaRequest_Header)(nil),
 		(*UploadMediaRequest_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[4].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[8].OneofWrappers = []any{
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
@@ -2861,7 +3197,7 @@ func file_core_v1_core_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,9 @@ const (
 	Core_GetMediaProviders_FullMethodName   = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName   = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName = "/core.v1.Core/DeleteMediaProvider"
+	Core_CreateTemplate_FullMethodName      = "/core.v1.Core/CreateTemplate"
+	Core_ListTemplates_FullMethodName       = "/core.v1.Core/ListTemplates"
+	Core_DeleteTemplate_FullMethodName      = "/core.v1.Core/DeleteTemplate"
 )
 
 // CoreClient is the client API for Core service.
@@ -100,6 +103,13 @@ type CoreClient interface {
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
 	SetMediaProviders(ctx context.Context, in *SetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
 	DeleteMediaProvider(ctx context.Context, in *DeleteMediaProviderRequest, opts ...grpc.CallOption) (*MediaProviders, error)
+	// Message templates of the number, kept by the network
+	// (/v1/configs/templates): coreapp passes the requests on over the
+	// number's chatd session. A node without a connected slot of the number
+	// answers 1018 (the webapp tries another node).
+	CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
+	ListTemplates(ctx context.Context, in *ListTemplatesRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
+	DeleteTemplate(ctx context.Context, in *DeleteTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 }
 
 type coreClient struct {
@@ -332,6 +342,36 @@ func (c *coreClient) DeleteMediaProvider(ctx context.Context, in *DeleteMediaPro
 	return out, nil
 }
 
+func (c *coreClient) CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TemplateRecords)
+	err := c.cc.Invoke(ctx, Core_CreateTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) ListTemplates(ctx context.Context, in *ListTemplatesRequest, opts ...grpc.CallOption) (*TemplateRecords, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TemplateRecords)
+	err := c.cc.Invoke(ctx, Core_ListTemplates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) DeleteTemplate(ctx context.Context, in *DeleteTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TemplateRecords)
+	err := c.cc.Invoke(ctx, Core_DeleteTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreServer is the server API for Core service.
 // All implementations must embed UnimplementedCoreServer
 // for forward compatibility.
@@ -383,6 +423,13 @@ type CoreServer interface {
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
 	SetMediaProviders(context.Context, *SetMediaProvidersRequest) (*MediaProviders, error)
 	DeleteMediaProvider(context.Context, *DeleteMediaProviderRequest) (*MediaProviders, error)
+	// Message templates of the number, kept by the network
+	// (/v1/configs/templates): coreapp passes the requests on over the
+	// number's chatd session. A node without a connected slot of the number
+	// answers 1018 (the webapp tries another node).
+	CreateTemplate(context.Context, *CreateTemplateRequest) (*TemplateRecords, error)
+	ListTemplates(context.Context, *ListTemplatesRequest) (*TemplateRecords, error)
+	DeleteTemplate(context.Context, *DeleteTemplateRequest) (*TemplateRecords, error)
 	mustEmbedUnimplementedCoreServer()
 }
 
@@ -455,6 +502,15 @@ func (UnimplementedCoreServer) SetMediaProviders(context.Context, *SetMediaProvi
 }
 func (UnimplementedCoreServer) DeleteMediaProvider(context.Context, *DeleteMediaProviderRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMediaProvider not implemented")
+}
+func (UnimplementedCoreServer) CreateTemplate(context.Context, *CreateTemplateRequest) (*TemplateRecords, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTemplate not implemented")
+}
+func (UnimplementedCoreServer) ListTemplates(context.Context, *ListTemplatesRequest) (*TemplateRecords, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTemplates not implemented")
+}
+func (UnimplementedCoreServer) DeleteTemplate(context.Context, *DeleteTemplateRequest) (*TemplateRecords, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTemplate not implemented")
 }
 func (UnimplementedCoreServer) mustEmbedUnimplementedCoreServer() {}
 func (UnimplementedCoreServer) testEmbeddedByValue()              {}
@@ -837,6 +893,60 @@ func _Core_DeleteMediaProvider_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_CreateTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).CreateTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_CreateTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).CreateTemplate(ctx, req.(*CreateTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_ListTemplates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTemplatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).ListTemplates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_ListTemplates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).ListTemplates(ctx, req.(*ListTemplatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_DeleteTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).DeleteTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_DeleteTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).DeleteTemplate(ctx, req.(*DeleteTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Core_ServiceDesc is the grpc.ServiceDesc for Core service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -919,6 +1029,18 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMediaProvider",
 			Handler:    _Core_DeleteMediaProvider_Handler,
+		},
+		{
+			MethodName: "CreateTemplate",
+			Handler:    _Core_CreateTemplate_Handler,
+		},
+		{
+			MethodName: "ListTemplates",
+			Handler:    _Core_ListTemplates_Handler,
+		},
+		{
+			MethodName: "DeleteTemplate",
+			Handler:    _Core_DeleteTemplate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
