@@ -15,6 +15,9 @@
 //
 // and reports each process's peak resident memory (VmHWM of the processes
 // named by -pids, or found by name). It prints a table, and JSON with -json.
+//
+// Each phone first writes to the business, as customers do: the network
+// takes free-form messages only within 24 hours of the customer's last one.
 package main
 
 import (
@@ -381,7 +384,7 @@ func (b *bench) startPhones(ctx context.Context) ([]*phone, func(), error) {
 			return nil, nil, err
 		}
 		p := &phone{Phone: wp, received: map[string]time.Time{}}
-		ready := make(chan struct{})
+		ready, delivered := make(chan struct{}), make(chan string, 16)
 		wg.Go(func() { wp.Run(runCtx) })
 		wg.Go(func() {
 			once := sync.Once{}
@@ -389,6 +392,13 @@ func (b *bench) startPhones(ctx context.Context) ([]*phone, func(), error) {
 				switch e.Event {
 				case "ready":
 					once.Do(func() { close(ready) })
+				case "receipt":
+					if e.Status == "delivered" {
+						select {
+						case delivered <- e.ID:
+						default:
+						}
+					}
 				case "message":
 					p.mu.Lock()
 					p.received[e.ID] = time.Now()
@@ -401,6 +411,26 @@ func (b *bench) startPhones(ctx context.Context) ([]*phone, func(), error) {
 		case <-ctx.Done():
 			stop()
 			return nil, nil, ctx.Err()
+		}
+		// The customer writes first, as customers do: the business may
+		// answer for 24 hours (the network refuses free-form messages
+		// otherwise). Its coreapp has the message once it is delivered.
+		id, err := wp.SendText(ctx, b.waID, "hi", "", "")
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+	wait:
+		for {
+			select {
+			case got := <-delivered:
+				if got == id {
+					break wait
+				}
+			case <-ctx.Done():
+				stop()
+				return nil, nil, fmt.Errorf("phone %s: the business did not receive its first message: %w", number, ctx.Err())
+			}
 		}
 		phones = append(phones, p)
 	}
