@@ -247,6 +247,9 @@ type Options struct {
 	// WebEnv is added to every webapp's environment (it overrides the
 	// stack's settings).
 	WebEnv map[string]string
+	// ChatdEnv is added to chatd's environment (the sandbox's switches,
+	// such as WA_SANDBOX_TEMPLATE_APPROVAL_DELAY).
+	ChatdEnv map[string]string
 }
 
 // Stack is a running openwaba deployment.
@@ -277,6 +280,7 @@ type Stack struct {
 
 	chatdProcs []*Proc // every chatd run, oldest first (ChatdSessions)
 	coreEnv    map[string]string
+	chatdEnv   map[string]string
 	dbAddr     string // the MySQL server's host:port (the DB proxies' target)
 	mediaDir   string // WA_MEDIA_DIR shared by every coreapp
 	ChatData   string // chatd's data dir (its media blobs), kept across restarts
@@ -310,6 +314,7 @@ func New(t testing.TB, o Options) *Stack {
 		coreEnv:        map[string]string{},
 	}
 	s.Client = newClient()
+	s.chatdEnv = o.ChatdEnv
 	s.StartChatd()
 	for k, v := range o.CoreEnv {
 		s.coreEnv[k] = v
@@ -400,12 +405,16 @@ func (s *Stack) env(extra map[string]string) map[string]string {
 // (ChatdSessions reads it).
 func (s *Stack) StartChatd() {
 	s.t.Helper()
-	s.Chatd = Start(s.t, s.Bins, "chatd", s.env(map[string]string{
+	env := map[string]string{
 		"WA_CHATD_DB_NAME": s.ChatDB, "WA_CHAT_PORT": strconv.Itoa(s.ChatPort),
 		"WA_CHAT_FALLBACK_PORT": strconv.Itoa(s.FallbackPort), "WA_CHATD_ADMIN_PORT": strconv.Itoa(s.AdminPort),
 		"WA_CHATD_LISTEN_ADDR": "127.0.0.1", "WA_DATA_DIR": s.ChatData, "WA_CHATD_MEDIA_PORT": strconv.Itoa(s.MediaPort),
 		"WA_LOG_FORMAT": "json",
-	}))
+	}
+	for k, v := range s.chatdEnv {
+		env[k] = v
+	}
+	s.Chatd = Start(s.t, s.Bins, "chatd", s.env(env))
 	s.chatdProcs = append(s.chatdProcs, s.Chatd)
 	s.waitHTTP(s.Chatd, fmt.Sprintf("http://127.0.0.1:%d/healthz", s.AdminPort), false)
 	s.RootKey = s.fetchRootKey()
@@ -757,3 +766,32 @@ func (s *Stack) KillCoreapp() { s.KillCore(0) }
 
 // RestartCoreapp starts the first coreapp again (after a kill or stop).
 func (s *Stack) RestartCoreapp() { s.StartCore(0) }
+
+// Sandbox calls chatd's sandbox admin API (POST /sandbox/templates/{id}/status,
+// /sandbox/clock, …) with a JSON body (nil: none) and returns the status
+// and the decoded answer.
+func (s *Stack) Sandbox(method, path string, body any) (int, map[string]any) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+s.AdminAddr()+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		s.t.Fatalf("%s %s: %s, body is not a JSON object: %v", method, path, resp.Status, err)
+	}
+	return resp.StatusCode, out
+}

@@ -62,6 +62,7 @@ type Payload struct {
 		Contacts    json.RawMessage `json:"contacts"`
 		Interactive json.RawMessage `json:"interactive"`
 		Reaction    json.RawMessage `json:"reaction"`
+		Button      json.RawMessage `json:"button"`
 	} `json:"messages"`
 	Statuses []Status `json:"statuses"`
 	Services []struct {
@@ -73,6 +74,16 @@ type Payload struct {
 			} `json:"gc"`
 		} `json:"media"`
 	} `json:"services"`
+	// The Graph business-account envelope (template status changes).
+	Object string `json:"object"`
+	Entry  []struct {
+		ID      string `json:"id"`
+		Time    int64  `json:"time"`
+		Changes []struct {
+			Field string          `json:"field"`
+			Value json.RawMessage `json:"value"`
+		} `json:"changes"`
+	} `json:"entry"`
 }
 
 // Media is the media object of an inbound message.
@@ -93,11 +104,64 @@ type Error struct {
 
 // Status is a statuses[] entry.
 type Status struct {
-	ID          string  `json:"id"`
-	RecipientID string  `json:"recipient_id"`
-	Status      string  `json:"status"`
-	Timestamp   string  `json:"timestamp"`
-	Errors      []Error `json:"errors"`
+	ID           string  `json:"id"`
+	RecipientID  string  `json:"recipient_id"`
+	Status       string  `json:"status"`
+	Timestamp    string  `json:"timestamp"`
+	Errors       []Error `json:"errors"`
+	Conversation *struct {
+		ID                  string `json:"id"`
+		ExpirationTimestamp int64  `json:"expiration_timestamp"`
+		Origin              struct {
+			Type string `json:"type"`
+		} `json:"origin"`
+	} `json:"conversation"`
+	Pricing *struct {
+		Billable     bool   `json:"billable"`
+		PricingModel string `json:"pricing_model"`
+		Category     string `json:"category"`
+	} `json:"pricing"`
+}
+
+// StatusOf returns the first status of id with state ("" any), and
+// whether there is one.
+func StatusOf(ps []Payload, id, state string) (Status, bool) {
+	for _, p := range ps {
+		for _, s := range p.Statuses {
+			if s.ID == id && (state == "" || s.Status == state) {
+				return s, true
+			}
+		}
+	}
+	return Status{}, false
+}
+
+// TemplateStatus is the value of a message_template_status_update change.
+type TemplateStatus struct {
+	Event    string `json:"event"`
+	ID       int64  `json:"message_template_id"`
+	Name     string `json:"message_template_name"`
+	Language string `json:"message_template_language"`
+	Reason   string `json:"reason"`
+}
+
+// TemplateStatuses returns every template status change received, in
+// order, with the entry id (the number) it came under.
+func TemplateStatuses(ps []Payload) (out []TemplateStatus, entries []string) {
+	for _, p := range ps {
+		if p.Object != "whatsapp_business_account" {
+			continue
+		}
+		for _, e := range p.Entry {
+			for _, c := range e.Changes {
+				var v TemplateStatus
+				if c.Field == "message_template_status_update" && json.Unmarshal(c.Value, &v) == nil {
+					out, entries = append(out, v), append(entries, e.ID)
+				}
+			}
+		}
+	}
+	return out, entries
 }
 
 // NewWebhook starts a receiver on loopback (plain http, which openwaba
