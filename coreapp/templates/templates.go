@@ -51,6 +51,8 @@ type Pack struct {
 // Cache holds the packs of the numbers this node serves. It is safe for
 // concurrent use.
 type Cache struct {
+	refetchAfter time.Duration
+
 	mu    sync.Mutex
 	packs map[int64]*Pack  // account id → pack
 	gen   map[int64]uint64 // invalidations per account: a fetch that raced one is not kept
@@ -58,7 +60,7 @@ type Cache struct {
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{packs: map[int64]*Pack{}, gen: map[int64]uint64{}}
+	return &Cache{refetchAfter: refetchAfter, packs: map[int64]*Pack{}, gen: map[int64]uint64{}}
 }
 
 // Invalidate drops the account's pack: the next use fetches it.
@@ -211,10 +213,10 @@ func (c *Cache) Hydrate(ctx context.Context, accountID int64, iq IQ, t *messagev
 	}
 	err = p.hydrate(t)
 	var ce *errcode.Error
-	if errors.As(err, &ce) && time.Since(p.fetched) >= refetchAfter {
+	if errors.As(err, &ce) && time.Since(p.fetched) >= c.refetchAfter {
 		// The pack may be behind (a notice that went to another node):
 		// look again in a fresh one.
-		if p, err = c.Get(ctx, accountID, iq, refetchAfter); err != nil {
+		if p, err = c.Get(ctx, accountID, iq, c.refetchAfter); err != nil {
 			return err
 		}
 		err = p.hydrate(t)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openwaba/openwaba/api/errcode"
+
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
@@ -244,6 +246,45 @@ func TestBodyMergesContacts(t *testing.T) {
 	want := `{"contacts":[{"profile":{"name":"Kerry"},"wa_id":"15551234567"}],"messages":[{"from":"15551234567","id":"a","timestamp":"","type":"text","text":{"body":"a"}},{"from":"15551234567","id":"b","timestamp":"","type":"text","text":{"body":"b"}}]}`
 	if string(got) != want {
 		t.Errorf("body =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestBodyShapes: a status with its conversation and pricing (the
+// expiration only where the message opened the conversation), a failed
+// re-engagement status with the title Meta's status reference shows, and
+// template changes in the business-account envelope.
+func TestBodyShapes(t *testing.T) {
+	opened, joined := Status{ID: "m1", RecipientID: "155", Status: "sent", Timestamp: "1"}, Status{ID: "m2", RecipientID: "155", Status: "delivered", Timestamp: "2"}
+	opened.Conversation, opened.Pricing = ConversationOf("c1", "utility", 1700086400)
+	joined.Conversation, joined.Pricing = ConversationOf("c1", "utility", 0)
+	failed := Status{ID: "m3", RecipientID: "155", Status: "failed", Timestamp: "3", Errors: []Error{Err(errcode.ReEngagement, "")}}
+	var ps [][]byte
+	for _, st := range []Status{opened, joined, failed} {
+		b, _ := json.Marshal(st)
+		ps = append(ps, b)
+	}
+	got, err := body(KindStatus, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"statuses":[` +
+		`{"id":"m1","recipient_id":"155","status":"sent","timestamp":"1","conversation":{"id":"c1","expiration_timestamp":1700086400,"origin":{"type":"utility"}},"pricing":{"billable":true,"pricing_model":"CBP","category":"utility"}},` +
+		`{"id":"m2","recipient_id":"155","status":"delivered","timestamp":"2","conversation":{"id":"c1","origin":{"type":"utility"}},"pricing":{"billable":true,"pricing_model":"CBP","category":"utility"}},` +
+		`{"id":"m3","recipient_id":"155","status":"failed","timestamp":"3","errors":[{"code":470,"title":"Message failed to send because more than 24 hours have passed since the customer last replied to this number"}]}]}`
+	if string(got) != want {
+		t.Errorf("statuses body =\n%s\nwant\n%s", got, want)
+	}
+
+	ev := TemplateStatusEvent(1, "15550100", 1700000000, TemplateStatus{Event: "APPROVED", ID: 42, Name: "order_update", Language: "en_US", Reason: "NONE"})
+	b, _ := json.Marshal(ev.Payload)
+	got, err = body(KindTemplateStatus, [][]byte{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `{"object":"whatsapp_business_account","entry":[{"id":"15550100","time":1700000000,"changes":[{"field":"message_template_status_update",` +
+		`"value":{"event":"APPROVED","message_template_id":42,"message_template_name":"order_update","message_template_language":"en_US","reason":"NONE"}}]}]}`
+	if string(got) != want {
+		t.Errorf("template status body =\n%s\nwant\n%s", got, want)
 	}
 }
 
