@@ -15,7 +15,27 @@ type Send struct {
 	RecipientType string // "individual"
 	Type          string
 	Content       *messagev1.Content
+	// CallbackData is the Cloud API's biz_opaque_callback_data.
+	CallbackData string
 }
+
+// Surface is the API a send body comes from: the same types and checks,
+// with each surface's own top-level rules.
+type Surface int
+
+const (
+	// OnPrem is POST /v1/messages: messaging_product is accepted and
+	// ignored, a template names its namespace (2014).
+	OnPrem Surface = iota
+	// Cloud is POST /{v}/{phone-number-id}/messages: messaging_product
+	// "whatsapp" is required, a template has no namespace (the number's
+	// own), biz_opaque_callback_data is accepted, hsm is not a type.
+	Cloud
+)
+
+// MaxCallbackData is the longest biz_opaque_callback_data (Graph
+// reference, messages: 512 characters).
+const MaxCallbackData = 512
 
 // Reserved are on-prem types that openwaba does not send yet: they are
 // refused with a clear 1009 rather than as unknown (none left).
@@ -30,8 +50,15 @@ var commonFields = []string{"to", "recipient_type", "type", "preview_url", "cont
 // phone number format), recipient_type "individual", type (default text),
 // the type's object (and no other type's), an optional reply context; the
 // type's Parse and Check.
-func (r *Registry) ParseSend(b []byte) (*Send, error) {
-	allowed := slices.Clone(commonFields)
+func (r *Registry) ParseSend(b []byte) (*Send, error) { return r.ParseSendFrom(OnPrem, b) }
+
+// ParseSendFrom is ParseSend with the rules of a surface.
+func (r *Registry) ParseSendFrom(sf Surface, b []byte) (*Send, error) {
+	common := commonFields
+	if sf == Cloud {
+		common = append(slices.Clone(commonFields), "biz_opaque_callback_data")
+	}
+	allowed := slices.Clone(common)
 	for _, t := range r.types {
 		if t.Parse != nil {
 			allowed = append(allowed, t.Name)
@@ -43,6 +70,21 @@ func (r *Registry) ParseSend(b []byte) (*Send, error) {
 		return nil, err
 	}
 	s := &Send{RecipientType: "individual"}
+	if sf == Cloud {
+		mp, err := body.RequiredString(top, "messaging_product")
+		if err != nil {
+			return nil, err
+		}
+		if mp != "whatsapp" {
+			return nil, errcode.New(errcode.Invalid, `messaging_product must be "whatsapp"`)
+		}
+		if s.CallbackData, err = body.String(top, "biz_opaque_callback_data"); err != nil {
+			return nil, err
+		}
+		if len(s.CallbackData) > MaxCallbackData {
+			return nil, errcode.New(errcode.Invalid, "biz_opaque_callback_data is longer than %d characters", MaxCallbackData)
+		}
+	}
 	rt, err := body.String(top, "recipient_type")
 	if err != nil {
 		return nil, err
@@ -67,11 +109,11 @@ func (r *Registry) ParseSend(b []byte) (*Send, error) {
 	switch {
 	case slices.Contains(Reserved, s.Type):
 		return nil, errcode.New(errcode.Invalid, "type %s is not supported yet", s.Type)
-	case !ok || t.Parse == nil:
+	case !ok || t.Parse == nil, sf == Cloud && s.Type == "hsm":
 		return nil, errcode.New(errcode.Invalid, "type %q is unknown", s.Type)
 	}
 	for _, k := range top.Keys() {
-		if k != s.Type && !slices.Contains(commonFields, k) && top.Has(k) {
+		if k != s.Type && !slices.Contains(common, k) && top.Has(k) {
 			return nil, errcode.New(errcode.NotRequired, "parameter %s is not expected for type %s", k, s.Type)
 		}
 	}
@@ -87,6 +129,10 @@ func (r *Registry) ParseSend(b []byte) (*Send, error) {
 	c, err := t.Parse(top)
 	if err != nil {
 		return nil, err
+	}
+	if tpl := c.GetTemplate(); tpl != nil && tpl.Namespace == "" && sf == OnPrem {
+		// On-prem requires the namespace (2014 "Expected Namespace is Empty").
+		return nil, errcode.New(errcode.NamespaceEmpty, "%s.namespace is required: the namespace of GET /v1/configs/templates", s.Type)
 	}
 	ctx, present, err := body.Nested(top, "context", "message_id")
 	if err != nil {

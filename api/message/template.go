@@ -93,10 +93,6 @@ func parseTemplate(top body.Object) (*messagev1.Content, error) {
 	if t.Namespace, err = body.String(o, "namespace"); err != nil {
 		return nil, err
 	}
-	if t.Namespace == "" {
-		// On-prem requires the namespace (2014 "Expected Namespace is Empty").
-		return nil, errcode.New(errcode.NamespaceEmpty, "template.namespace is required: the namespace of GET /v1/configs/templates")
-	}
 	if t.Name, err = body.RequiredString(o, "name"); err != nil {
 		return nil, err
 	}
@@ -308,9 +304,6 @@ func parseHSM(top body.Object) (*messagev1.Content, error) {
 	t := &messagev1.Template{Hsm: true}
 	if t.Namespace, err = body.String(o, "namespace"); err != nil {
 		return nil, err
-	}
-	if t.Namespace == "" {
-		return nil, errcode.New(errcode.NamespaceEmpty, "hsm.namespace is required: the namespace of GET /v1/configs/templates")
 	}
 	if t.Name, err = body.RequiredString(o, "element_name"); err != nil {
 		return nil, err

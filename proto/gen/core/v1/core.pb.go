@@ -567,9 +567,12 @@ func (x *UploadMediaResponse) GetId() string {
 }
 
 type DownloadMediaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Account *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Id      string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// When set, the stream ends after the header (the Cloud API's media
+	// metadata: GET /{v}/{media-id}).
+	HeaderOnly    bool `protobuf:"varint,3,opt,name=header_only,json=headerOnly,proto3" json:"header_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +619,13 @@ func (x *DownloadMediaRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *DownloadMediaRequest) GetHeaderOnly() bool {
+	if x != nil {
+		return x.HeaderOnly
+	}
+	return false
 }
 
 type DownloadMediaResponse struct {
@@ -701,9 +711,11 @@ func (*DownloadMediaResponse_Header) isDownloadMediaResponse_Part() {}
 func (*DownloadMediaResponse_Chunk) isDownloadMediaResponse_Part() {}
 
 type DownloadMediaHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MimeType      string                 `protobuf:"bytes,1,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
-	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MimeType string                 `protobuf:"bytes,1,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	Size     int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Hex SHA-256 of the file.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +762,13 @@ func (x *DownloadMediaHeader) GetSize() int64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *DownloadMediaHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
 }
 
 type DeleteMediaRequest struct {
@@ -1292,7 +1311,11 @@ type AccountRef struct {
 	// deployment-wide changes to any caller but CALLER_ADMIN and applies the
 	// tenant rules (for example the SSRF guard on webhook URLs) to
 	// CALLER_API_KEY; an unspecified caller is treated as a tenant.
-	Caller        Caller `protobuf:"varint,2,opt,name=caller,proto3,enum=core.v1.Caller" json:"caller,omitempty"`
+	Caller Caller `protobuf:"varint,2,opt,name=caller,proto3,enum=core.v1.Caller" json:"caller,omitempty"`
+	// The Cloud API's phone_number_id from the request path (0: none). With
+	// wa_id it must name the same number (Graph error 100 otherwise); alone
+	// it selects the number.
+	PhoneNumberId int64 `protobuf:"varint,3,opt,name=phone_number_id,json=phoneNumberId,proto3" json:"phone_number_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1341,15 +1364,26 @@ func (x *AccountRef) GetCaller() Caller {
 	return Caller_CALLER_UNSPECIFIED
 }
 
+func (x *AccountRef) GetPhoneNumberId() int64 {
+	if x != nil {
+		return x.PhoneNumberId
+	}
+	return 0
+}
+
 type Account struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	WaId        string                 `protobuf:"bytes,1,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
 	Cc          string                 `protobuf:"bytes,2,opt,name=cc,proto3" json:"cc,omitempty"`
 	PhoneNumber string                 `protobuf:"bytes,3,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
 	// "pending" (code requested) or "verified".
-	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	Vname         string `protobuf:"bytes,5,opt,name=vname,proto3" json:"vname,omitempty"`
-	Shards        uint32 `protobuf:"varint,6,opt,name=shards,proto3" json:"shards,omitempty"`
+	State  string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Vname  string `protobuf:"bytes,5,opt,name=vname,proto3" json:"vname,omitempty"`
+	Shards uint32 `protobuf:"varint,6,opt,name=shards,proto3" json:"shards,omitempty"`
+	// The Cloud API's ids of the number and of its business account (package
+	// api/graph derives them from the account).
+	PhoneNumberId int64 `protobuf:"varint,7,opt,name=phone_number_id,json=phoneNumberId,proto3" json:"phone_number_id,omitempty"`
+	WabaId        int64 `protobuf:"varint,8,opt,name=waba_id,json=wabaId,proto3" json:"waba_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1422,6 +1456,20 @@ func (x *Account) GetVname() string {
 func (x *Account) GetShards() uint32 {
 	if x != nil {
 		return x.Shards
+	}
+	return 0
+}
+
+func (x *Account) GetPhoneNumberId() int64 {
+	if x != nil {
+		return x.PhoneNumberId
+	}
+	return 0
+}
+
+func (x *Account) GetWabaId() int64 {
+	if x != nil {
+		return x.WabaId
 	}
 	return 0
 }
@@ -1707,6 +1755,12 @@ type SendMessageRequest struct {
 	To            string      `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
 	RecipientType string      `protobuf:"bytes,4,opt,name=recipient_type,json=recipientType,proto3" json:"recipient_type,omitempty"`
 	Content       *v1.Content `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"`
+	// The Cloud API's biz_opaque_callback_data: stored with the message and
+	// echoed in its status webhooks (at most 512 characters).
+	CallbackData string `protobuf:"bytes,6,opt,name=callback_data,json=callbackData,proto3" json:"callback_data,omitempty"`
+	// Cloud sends: a template message is hydrated before the call answers, so
+	// template errors (132000, 132001, …) are synchronous as on Cloud.
+	HydrateNow    bool `protobuf:"varint,7,opt,name=hydrate_now,json=hydrateNow,proto3" json:"hydrate_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1774,6 +1828,20 @@ func (x *SendMessageRequest) GetContent() *v1.Content {
 		return x.Content
 	}
 	return nil
+}
+
+func (x *SendMessageRequest) GetCallbackData() string {
+	if x != nil {
+		return x.CallbackData
+	}
+	return ""
+}
+
+func (x *SendMessageRequest) GetHydrateNow() bool {
+	if x != nil {
+		return x.HydrateNow
+	}
+	return false
 }
 
 type SendMessageResponse struct {
@@ -2366,9 +2434,16 @@ func (x *SetWebhookConfigRequest) GetConfig() *WebhookConfig {
 }
 
 type WebhookConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	Headers       map[string]string      `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Url     string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Headers map[string]string      `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// "onprem" (the default) or "cloud": the envelope of every POST.
+	Format string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	// Cloud format: the hub.verify_token of the subscription check and the
+	// app secret that signs every POST (X-Hub-Signature-256). Set only in
+	// SetWebhookConfig; a GetWebhookConfig answer has them masked.
+	VerifyToken   string `protobuf:"bytes,4,opt,name=verify_token,json=verifyToken,proto3" json:"verify_token,omitempty"`
+	AppSecret     string `protobuf:"bytes,5,opt,name=app_secret,json=appSecret,proto3" json:"app_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2415,6 +2490,27 @@ func (x *WebhookConfig) GetHeaders() map[string]string {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *WebhookConfig) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *WebhookConfig) GetVerifyToken() string {
+	if x != nil {
+		return x.VerifyToken
+	}
+	return ""
+}
+
+func (x *WebhookConfig) GetAppSecret() string {
+	if x != nil {
+		return x.AppSecret
+	}
+	return ""
 }
 
 type GetHealthRequest struct {
@@ -2846,17 +2942,20 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x1b\n" +
 	"\tmime_type\x18\x02 \x01(\tR\bmimeType\"%\n" +
 	"\x13UploadMediaResponse\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"v\n" +
 	"\x14DownloadMediaRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"o\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1f\n" +
+	"\vheader_only\x18\x03 \x01(\bR\n" +
+	"headerOnly\"o\n" +
 	"\x15DownloadMediaResponse\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.core.v1.DownloadMediaHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04part\"F\n" +
+	"\x04part\"^\n" +
 	"\x13DownloadMediaHeader\x12\x1b\n" +
 	"\tmime_type\x18\x01 \x01(\tR\bmimeType\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size\"S\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"S\n" +
 	"\x12DeleteMediaRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"\x15\n" +
@@ -2887,18 +2986,21 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n" +
 	"\adetails\x18\x03 \x01(\tR\adetails\x12\x1f\n" +
 	"\vhttp_status\x18\x04 \x01(\x05R\n" +
-	"httpStatus\"J\n" +
+	"httpStatus\"r\n" +
 	"\n" +
 	"AccountRef\x12\x13\n" +
 	"\x05wa_id\x18\x01 \x01(\tR\x04waId\x12'\n" +
-	"\x06caller\x18\x02 \x01(\x0e2\x0f.core.v1.CallerR\x06caller\"\x95\x01\n" +
+	"\x06caller\x18\x02 \x01(\x0e2\x0f.core.v1.CallerR\x06caller\x12&\n" +
+	"\x0fphone_number_id\x18\x03 \x01(\x03R\rphoneNumberId\"\xd6\x01\n" +
 	"\aAccount\x12\x13\n" +
 	"\x05wa_id\x18\x01 \x01(\tR\x04waId\x12\x0e\n" +
 	"\x02cc\x18\x02 \x01(\tR\x02cc\x12!\n" +
 	"\fphone_number\x18\x03 \x01(\tR\vphoneNumber\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
 	"\x05vname\x18\x05 \x01(\tR\x05vname\x12\x16\n" +
-	"\x06shards\x18\x06 \x01(\rR\x06shards\"\x89\x01\n" +
+	"\x06shards\x18\x06 \x01(\rR\x06shards\x12&\n" +
+	"\x0fphone_number_id\x18\a \x01(\x03R\rphoneNumberId\x12\x17\n" +
+	"\awaba_id\x18\b \x01(\x03R\x06wabaId\"\x89\x01\n" +
 	"\x16RegisterAccountRequest\x12\x0e\n" +
 	"\x02cc\x18\x01 \x01(\tR\x02cc\x12!\n" +
 	"\fphone_number\x18\x02 \x01(\tR\vphoneNumber\x12\x16\n" +
@@ -2914,14 +3016,17 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x15VerifyAccountResponse\x12*\n" +
 	"\aaccount\x18\x01 \x01(\v2\x10.core.v1.AccountR\aaccount\"B\n" +
 	"\x11GetAccountRequest\x12-\n" +
-	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"\xc8\x01\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"\x8e\x02\n" +
 	"\x12SendMessageRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12%\n" +
 	"\x0erecipient_type\x18\x04 \x01(\tR\rrecipientType\x12-\n" +
-	"\acontent\x18\x05 \x01(\v2\x13.message.v1.ContentR\acontent\"%\n" +
+	"\acontent\x18\x05 \x01(\v2\x13.message.v1.ContentR\acontent\x12#\n" +
+	"\rcallback_data\x18\x06 \x01(\tR\fcallbackData\x12\x1f\n" +
+	"\vhydrate_now\x18\a \x01(\bR\n" +
+	"hydrateNow\"%\n" +
 	"\x13SendMessageResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
 	"\x0fMarkReadRequest\x12-\n" +
@@ -2955,10 +3060,14 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"x\n" +
 	"\x17SetWebhookConfigRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12.\n" +
-	"\x06config\x18\x02 \x01(\v2\x16.core.v1.WebhookConfigR\x06config\"\x9c\x01\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.core.v1.WebhookConfigR\x06config\"\xf6\x01\n" +
 	"\rWebhookConfig\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12=\n" +
-	"\aheaders\x18\x02 \x03(\v2#.core.v1.WebhookConfig.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x02 \x03(\v2#.core.v1.WebhookConfig.HeadersEntryR\aheaders\x12\x16\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\x12!\n" +
+	"\fverify_token\x18\x04 \x01(\tR\vverifyToken\x12\x1d\n" +
+	"\n" +
+	"app_secret\x18\x05 \x01(\tR\tappSecret\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
