@@ -85,7 +85,7 @@ func (s *Server) UploadMedia(stream corev1.Core_UploadMediaServer) error {
 	if h == nil {
 		return apiError(codes.InvalidArgument, errcode.Invalid, "the first message of an upload must be its header")
 	}
-	a, err := s.accounts.Resolve(ctx, h.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, h.GetAccount(), false)
 	if err != nil {
 		return s.translate(ctx, "upload media", err)
 	}
@@ -133,7 +133,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // DownloadMedia implements core.v1.Core.
 func (s *Server) DownloadMedia(req *corev1.DownloadMediaRequest, stream corev1.Core_DownloadMediaServer) error {
 	ctx := stream.Context()
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return s.translate(ctx, "download media", err)
 	}
@@ -145,8 +145,11 @@ func (s *Server) DownloadMedia(req *corev1.DownloadMediaRequest, stream corev1.C
 		return s.mediaError(ctx, "download media", a.ID, err)
 	}
 	defer f.Close()
-	if err := stream.Send(&corev1.DownloadMediaResponse{Part: &corev1.DownloadMediaResponse_Header{Header: &corev1.DownloadMediaHeader{MimeType: in.MimeType, Size: in.Size}}}); err != nil {
+	if err := stream.Send(&corev1.DownloadMediaResponse{Part: &corev1.DownloadMediaResponse_Header{Header: &corev1.DownloadMediaHeader{MimeType: in.MimeType, Size: in.Size, Sha256: in.SHA256}}}); err != nil {
 		return err
+	}
+	if req.GetHeaderOnly() {
+		return nil
 	}
 	for {
 		// A new buffer per message: a message must not change after Send.
@@ -185,7 +188,7 @@ func (s *Server) mediaError(ctx context.Context, op string, accountID int64, err
 
 // DeleteMedia implements core.v1.Core.
 func (s *Server) DeleteMedia(ctx context.Context, req *corev1.DeleteMediaRequest) (*corev1.DeleteMediaResponse, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return nil, s.translate(ctx, "delete media", err)
 	}
@@ -200,7 +203,7 @@ func (s *Server) DeleteMedia(ctx context.Context, req *corev1.DeleteMediaRequest
 
 // CollectMedia implements core.v1.Core.
 func (s *Server) CollectMedia(ctx context.Context, req *corev1.CollectMediaRequest) (*corev1.CollectMediaResponse, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return nil, s.translate(ctx, "collect media", err)
 	}
@@ -224,7 +227,7 @@ func providersProto(ps []medialib.Provider) *corev1.MediaProviders {
 // GetMediaProviders implements core.v1.Core. Secrets are returned; the
 // webapp masks them.
 func (s *Server) GetMediaProviders(ctx context.Context, req *corev1.GetMediaProvidersRequest) (*corev1.MediaProviders, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return nil, s.translate(ctx, "get media providers", err)
 	}
@@ -240,7 +243,7 @@ const maxProviders = 64
 
 // SetMediaProviders implements core.v1.Core.
 func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProvidersRequest) (*corev1.MediaProviders, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return nil, s.translate(ctx, "set media providers", err)
 	}
@@ -297,7 +300,7 @@ func (s *Server) SetMediaProviders(ctx context.Context, req *corev1.SetMediaProv
 
 // DeleteMediaProvider implements core.v1.Core.
 func (s *Server) DeleteMediaProvider(ctx context.Context, req *corev1.DeleteMediaProviderRequest) (*corev1.MediaProviders, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if err != nil {
 		return nil, s.translate(ctx, "delete media provider", err)
 	}

@@ -10,8 +10,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/graph"
 	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/coreapp/account"
@@ -32,6 +35,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/slot"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
@@ -47,6 +51,17 @@ type Server struct {
 	slots    *slot.Manager
 	media    *medialib.Store
 	cluster  *cluster.Cluster
+	// webhooks checks Cloud callback URLs; ks seals their app secrets
+	// (WithWebhooks).
+	webhooks *webhook.Dispatcher
+	ks       *keystore.Keystore
+}
+
+// WithWebhooks lets the server set Cloud-format webhooks: d performs the
+// subscription check, ks seals the app secret.
+func (s *Server) WithWebhooks(d *webhook.Dispatcher, ks *keystore.Keystore) *Server {
+	s.webhooks, s.ks = d, ks
+	return s
 }
 
 var _ corev1.CoreServer = (*Server)(nil)
@@ -140,9 +155,12 @@ func checkError(err error) error {
 // translate maps an internal error to the status the webapp sees.
 func (s *Server) translate(ctx context.Context, op string, err error) error {
 	var se *settings.Error
+	var gs interface{ GRPCStatus() *status.Status }
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &gs) && gs.GRPCStatus().Code() != codes.Unknown:
+		return err // already a status (errNoSuchNumber)
 	case errors.As(err, &se):
 		if se.Code == errcode.AccessDenied {
 			return apiError(codes.PermissionDenied, se.Code, se.Details)
@@ -237,14 +255,49 @@ func (s *Server) VerifyAccount(ctx context.Context, req *corev1.VerifyAccountReq
 }
 
 func toProto(a account.Account) *corev1.Account {
-	return &corev1.Account{WaId: a.WaID, Cc: a.CC, PhoneNumber: a.PhoneNumber, State: a.State, Vname: a.VName, Shards: uint32(a.Shards)}
+	return &corev1.Account{WaId: a.WaID, Cc: a.CC, PhoneNumber: a.PhoneNumber, State: a.State, Vname: a.VName, Shards: uint32(a.Shards),
+		PhoneNumberId: graph.PhoneNumberID(a.ID), WabaId: graph.WABAID(a.ID)}
+}
+
+// errNoSuchNumber is a phone_number_id that names no number the caller may
+// address: Graph's "Object with ID … does not exist" (100, subcode 33).
+func errNoSuchNumber(id int64) error {
+	return apiError(codes.NotFound, errcode.NotFound, fmt.Sprintf("Unsupported request. Object with ID '%d' does not exist, cannot be loaded due to missing permissions, or does not support this operation", id))
+}
+
+// resolve finds the account ref addresses: by wa_id (empty: the default
+// account), by the Cloud API's phone_number_id alone, or by both, which
+// must then agree (an API key's number and the number in the path). fresh
+// skips the cache.
+func (s *Server) resolve(ctx context.Context, ref *corev1.AccountRef, fresh bool) (account.Account, error) {
+	pnid := ref.GetPhoneNumberId()
+	if pnid != 0 && ref.GetWaId() == "" {
+		kind, id := graph.Parse(strconv.FormatInt(pnid, 10))
+		if kind != graph.PhoneNumber {
+			return account.Account{}, errNoSuchNumber(pnid)
+		}
+		a, err := s.accounts.ByID(ctx, id)
+		if errors.Is(err, account.ErrNotFound) {
+			return a, errNoSuchNumber(pnid)
+		}
+		return a, err
+	}
+	resolve := s.accounts.Resolve
+	if fresh {
+		resolve = s.accounts.ResolveFresh
+	}
+	a, err := resolve(ctx, ref.GetWaId())
+	if err == nil && pnid != 0 && graph.PhoneNumberID(a.ID) != pnid {
+		return account.Account{}, errNoSuchNumber(pnid)
+	}
+	return a, err
 }
 
 // GetAccount implements core.v1.Core.
 func (s *Server) GetAccount(ctx context.Context, req *corev1.GetAccountRequest) (*corev1.Account, error) {
 	// Uncached: an admin reads back what it just changed, maybe through
 	// another node.
-	a, err := s.accounts.ResolveFresh(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), true)
 	if err != nil {
 		return nil, s.translate(ctx, "get account", err)
 	}
@@ -253,7 +306,7 @@ func (s *Server) GetAccount(ctx context.Context, req *corev1.GetAccountRequest) 
 
 // verified resolves an account that may send and receive.
 func (s *Server) verified(ctx context.Context, ref *corev1.AccountRef) (account.Account, error) {
-	a, err := s.accounts.Resolve(ctx, ref.GetWaId())
+	a, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return a, err
 	}
@@ -262,6 +315,10 @@ func (s *Server) verified(ctx context.Context, ref *corev1.AccountRef) (account.
 	}
 	return a, nil
 }
+
+// maxCallbackData is the longest biz_opaque_callback_data (Graph
+// reference: 512 characters).
+const maxCallbackData = 512
 
 // SendMessage implements core.v1.Core.
 func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest) (*corev1.SendMessageResponse, error) {
@@ -285,7 +342,26 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 	if err := message.Default.Check(req.Content); err != nil {
 		return nil, checkError(err)
 	}
+	if len(req.CallbackData) > maxCallbackData {
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("biz_opaque_callback_data is longer than %d characters", maxCallbackData))
+	}
 	c := proto.Clone(req.Content).(*messagev1.Content)
+	if t := c.GetTemplate(); t != nil && req.HydrateNow {
+		// Cloud answers template errors at once: hydrate now, on the node
+		// that holds the number's connection (1018 elsewhere, the webapp
+		// tries the next node). The sender keeps the hydrated content.
+		_, iq, cache, err := s.templateIQ(ctx, req.Account, "send")
+		if err != nil {
+			return nil, err
+		}
+		if err := cache.Hydrate(ctx, a.ID, iq, t); err != nil {
+			var ce *errcode.Error
+			if errors.As(err, &ce) {
+				return nil, apiError(codes.InvalidArgument, ce.Code, ce.Details)
+			}
+			return nil, s.templateError(ctx, "send", err)
+		}
+	}
 	for _, mp := range message.MediaOf(c) {
 		checked, err := s.checkMedia(ctx, a, *mp)
 		if err != nil {
@@ -311,7 +387,7 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 	if reqID == "" {
 		reqID = requestID(ctx)
 	}
-	m, dup, err := s.send.Accept(ctx, a, reqID, req.To, c)
+	m, dup, err := s.send.Accept(ctx, a, reqID, req.To, c, req.CallbackData)
 	if err != nil {
 		return nil, s.translate(ctx, "send", err)
 	}
@@ -411,7 +487,7 @@ func actor(ref *corev1.AccountRef) settings.Actor {
 // settingsAccount resolves the account whose settings a call addresses:
 // account 0 (the deployment's settings) while no number exists.
 func (s *Server) settingsAccount(ctx context.Context, ref *corev1.AccountRef) (int64, string, error) {
-	a, err := s.accounts.Resolve(ctx, ref.GetWaId())
+	a, err := s.resolve(ctx, ref, false)
 	if errors.Is(err, account.ErrNoAccount) {
 		return 0, "", nil
 	}
@@ -469,7 +545,8 @@ func (s *Server) ResetSettings(ctx context.Context, req *corev1.ResetSettingsReq
 	return settingsJSON(app, waID)
 }
 
-// GetWebhookConfig implements core.v1.Core.
+// GetWebhookConfig implements core.v1.Core. The Cloud format's secrets
+// are masked.
 func (s *Server) GetWebhookConfig(ctx context.Context, req *corev1.GetWebhookConfigRequest) (*corev1.WebhookConfig, error) {
 	id, _, err := s.settingsAccount(ctx, req.Account)
 	if err != nil {
@@ -479,11 +556,42 @@ func (s *Server) GetWebhookConfig(ctx context.Context, req *corev1.GetWebhookCon
 	if err != nil {
 		return nil, s.translate(ctx, "get webhook config", err)
 	}
-	return &corev1.WebhookConfig{Url: app.Webhooks.URL, Headers: app.Webhooks.Headers}, nil
+	return webhookConfig(app.Webhooks), nil
 }
 
+func webhookConfig(w settings.Webhooks) *corev1.WebhookConfig {
+	out := &corev1.WebhookConfig{Url: w.URL, Headers: w.Headers, Format: settings.FormatOnPrem}
+	if w.Cloud() {
+		out.Format = settings.FormatCloud
+		out.VerifyToken = mask(w.VerifyToken)
+		if len(w.AppSecret) > 0 {
+			out.AppSecret = "********"
+		}
+	}
+	return out
+}
+
+// mask shows the last 4 characters of a secret of at least 12, else none.
+func mask(v string) string {
+	if v == "" {
+		return ""
+	}
+	if len(v) < 12 {
+		return "********"
+	}
+	return "********" + v[len(v)-4:]
+}
+
+// Limits of the Cloud webhook settings.
+const (
+	maxVerifyToken = 256
+	maxAppSecret   = 256
+)
+
 // SetWebhookConfig implements core.v1.Core: it sets webhooks.url and the
-// extra headers, replacing the previous headers.
+// extra headers, replacing the previous headers, and the format. A Cloud
+// URL must pass Meta's subscription check (GET with hub.challenge) first;
+// its app secret is sealed.
 func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookConfigRequest) (*corev1.WebhookConfig, error) {
 	id, _, err := s.settingsAccount(ctx, req.Account)
 	if err != nil {
@@ -493,24 +601,58 @@ func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookCon
 	if cfg.GetUrl() == "" {
 		return nil, apiError(codes.InvalidArgument, errcode.Missing, "url is required")
 	}
-	headers := cfg.GetHeaders()
-	if headers == nil {
-		headers = map[string]string{}
+	var cloud *settings.CloudWebhook
+	switch cfg.GetFormat() {
+	case "", settings.FormatOnPrem:
+		if cfg.GetVerifyToken() != "" || cfg.GetAppSecret() != "" {
+			return nil, apiError(codes.InvalidArgument, errcode.NotRequired, `verify_token and app_secret belong to format "cloud"`)
+		}
+	case settings.FormatCloud:
+		var kept []byte // the current secret, for a new URL without one (Graph's override)
+		if cfg.GetAppSecret() == "" {
+			cur, err := s.settings.Get(ctx, id)
+			if err != nil {
+				return nil, s.translate(ctx, "set webhook config", err)
+			}
+			if cur.Webhooks.Cloud() {
+				kept = cur.Webhooks.AppSecret
+			}
+		}
+		switch {
+		case cfg.GetAppSecret() == "" && len(kept) == 0:
+			return nil, apiError(codes.InvalidArgument, errcode.Missing, `app_secret is required for format "cloud": it signs every webhook (X-Hub-Signature-256)`)
+		case len(cfg.GetAppSecret()) > maxAppSecret || len(cfg.GetVerifyToken()) > maxVerifyToken:
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, fmt.Sprintf("app_secret and verify_token are at most %d characters", maxAppSecret))
+		case s.webhooks == nil || s.ks == nil:
+			return nil, apiError(codes.FailedPrecondition, errcode.NotReady, "this node cannot set Cloud webhooks")
+		}
+		if err := settings.ValidateWebhookURL(cfg.GetUrl()); err != nil {
+			return nil, s.translate(ctx, "set webhook config", err)
+		}
+		tenant := actor(req.Account) != settings.ActorAdmin
+		if err := s.webhooks.Verify(ctx, cfg.GetUrl(), cfg.GetVerifyToken(), tenant); err != nil {
+			if errors.Is(err, webhook.ErrChallenge) {
+				return nil, apiError(codes.InvalidArgument, errcode.Invalid, err.Error())
+			}
+			return nil, s.translate(ctx, "set webhook config", err)
+		}
+		cloud = &settings.CloudWebhook{VerifyToken: cfg.GetVerifyToken(), AppSecret: kept}
+		if cfg.GetAppSecret() != "" {
+			cloud.AppSecret = s.ks.Seal([]byte(cfg.GetAppSecret()), webhook.AppSecretContext)
+		}
+	default:
+		return nil, apiError(codes.InvalidArgument, errcode.Invalid, `format must be "onprem" or "cloud"`)
 	}
-	patch, err := json.Marshal(map[string]any{"webhooks": map[string]any{"url": cfg.GetUrl(), "headers": headers}})
+	app, err := s.settings.SetWebhook(ctx, id, cfg.GetUrl(), cfg.GetHeaders(), cloud, actor(req.Account))
 	if err != nil {
 		return nil, s.translate(ctx, "set webhook config", err)
 	}
-	app, err := s.settings.Update(ctx, id, patch, actor(req.Account))
-	if err != nil {
-		return nil, s.translate(ctx, "set webhook config", err)
-	}
-	return &corev1.WebhookConfig{Url: app.Webhooks.URL, Headers: app.Webhooks.Headers}, nil
+	return webhookConfig(app.Webhooks), nil
 }
 
 // GetHealth implements core.v1.Core.
 func (s *Server) GetHealth(ctx context.Context, req *corev1.GetHealthRequest) (*corev1.GetHealthResponse, error) {
-	a, err := s.accounts.Resolve(ctx, req.GetAccount().GetWaId())
+	a, err := s.resolve(ctx, req.GetAccount(), false)
 	if errors.Is(err, account.ErrNoAccount) {
 		return &corev1.GetHealthResponse{GatewayStatus: "unregistered"}, nil
 	}

@@ -98,6 +98,7 @@ type acceptItem struct {
 	accountID int64
 	m         Message
 	requestID string
+	callback  string // biz_opaque_callback_data ("" none)
 	hash      []byte // of the request: recipient and content as sent
 	existing  string // result: the id of an earlier message with the same request id
 	conflict  bool   // result: that earlier message was another request
@@ -143,13 +144,14 @@ func (u usedRequest) match(it *acceptItem) {
 
 // Accept stores an outbound message and returns it once committed. A
 // request id already used for this account returns the first message
-// instead, with dup set.
-func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to string, content *messagev1.Content) (Message, bool, error) {
+// instead, with dup set. callbackData (the Cloud API's
+// biz_opaque_callback_data) is echoed in the message's status webhooks.
+func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to string, content *messagev1.Content, callbackData string) (Message, bool, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(content)
 	if err != nil {
 		return Message{}, false, err
 	}
-	it := &acceptItem{accountID: acct.ID, requestID: requestID, hash: requestHash(to, b),
+	it := &acceptItem{accountID: acct.ID, requestID: requestID, callback: callbackData, hash: requestHash(to, b),
 		m: Message{ID: NewMessageID(), Peer: to, Shard: shard.For(to, acct.Shards), Content: b}}
 	if err := s.accepts.Do(ctx, it); err != nil {
 		return Message{}, false, fmt.Errorf("accept message: %w", err)
@@ -251,7 +253,11 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 				used[it.requestID] = usedRequest{it.m.ID, it.hash} // a repeat within the batch gets this one
 				reqID = it.requestID
 			}
-			rows = append(rows, acct, it.m.ID, reqID, it.hash, it.m.Peer, it.m.Shard, it.m.Content, now, now)
+			var cb any
+			if it.callback != "" {
+				cb = it.callback
+			}
+			rows = append(rows, acct, it.m.ID, reqID, it.hash, it.m.Peer, it.m.Shard, it.m.Content, cb, now, now)
 			n++
 		}
 	}
@@ -261,8 +267,8 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 	// A concurrent batch may commit the same request id between the query
 	// above and this insert: the duplicate row is skipped here and matched
 	// below, instead of failing the batch.
-	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, request_hash, peer, shard, status, content, created_at, updated_at) VALUES "+
-		db.Rows("(?,?,?,?,?,?,0,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
+	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, request_hash, peer, shard, status, content, callback_data, created_at, updated_at) VALUES "+
+		db.Rows("(?,?,?,?,?,?,0,?,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
 	if err != nil {
 		return err
 	}
@@ -376,6 +382,10 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 		}
 		want := map[int]bool{StatusSent: app.SentEnabled(), StatusDelivered: app.Webhooks.Message.Delivered,
 			StatusRead: app.Webhooks.Message.Read, StatusFailed: true}
+		if app.Webhooks.Cloud() {
+			// Cloud sends every status, whatever the on-prem switches say.
+			want = map[int]bool{StatusSent: true, StatusDelivered: true, StatusRead: true, StatusFailed: true}
+		}
 		ids := make([]any, 0, len(trs))
 		seen := map[string]bool{}
 		for _, tr := range trs {
@@ -389,11 +399,12 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			status int
 			code   int
 			conv   []byte // the stored conversation
+			cb     sql.NullString
 			// newConv: the ack's conversation, stored with the status.
 			newConv []byte
 		}
 		state := map[string]*row{}
-		q, err := tx.QueryContext(ctx, "SELECT id, peer, status, conversation FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
+		q, err := tx.QueryContext(ctx, "SELECT id, peer, status, conversation, callback_data FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
 			append([]any{acct}, ids...)...)
 		if err != nil {
 			return err
@@ -401,7 +412,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 		for q.Next() {
 			var id string
 			r := &row{}
-			if err := q.Scan(&id, &r.peer, &r.status, &r.conv); err != nil {
+			if err := q.Scan(&id, &r.peer, &r.status, &r.conv, &r.cb); err != nil {
 				q.Close()
 				return err
 			}
@@ -435,7 +446,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			}
 			changed[tr.id] = true
 			if want[tr.status] {
-				st := webhook.Status{ID: tr.id, RecipientID: r.peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10)}
+				st := webhook.Status{ID: tr.id, RecipientID: r.peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10), CallbackData: r.cb.String}
 				if tr.err != nil {
 					st.Errors = []webhook.Error{*tr.err}
 				} else if c := new(chatdv1.Conversation); len(r.conv) > 0 && proto.Unmarshal(r.conv, c) == nil && c.Id != "" {

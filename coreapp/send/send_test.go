@@ -46,7 +46,7 @@ func TestAcceptDeduplicatesRequestIDs(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Go(func() {
-			m, _, err := s.Accept(t.Context(), acct, []string{"req-a", "req-b", ""}[i%3], "15551234567", text("x"))
+			m, _, err := s.Accept(t.Context(), acct, []string{"req-a", "req-b", ""}[i%3], "15551234567", text("x"), "")
 			if err != nil {
 				t.Error(err)
 				return
@@ -82,11 +82,11 @@ func TestAcceptDeduplicatesRequestIDs(t *testing.T) {
 func TestAcceptRefusesAReusedRequestID(t *testing.T) {
 	s, d := newStore(t)
 	ctx := t.Context()
-	first, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"))
+	first, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"), "")
 	if err != nil || dup {
 		t.Fatal(err, dup)
 	}
-	again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"))
+	again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"), "")
 	if err != nil || !dup || again.ID != first.ID {
 		t.Fatalf("same request = %+v, %v, %v; want the first id", again, dup, err)
 	}
@@ -94,7 +94,7 @@ func TestAcceptRefusesAReusedRequestID(t *testing.T) {
 		to   string
 		body string
 	}{{"15551234567", "hello!"}, {"15557654321", "hello"}} {
-		if _, _, err := s.Accept(ctx, acct, "req-1", c.to, text(c.body)); !errors.Is(err, ErrRequestConflict) {
+		if _, _, err := s.Accept(ctx, acct, "req-1", c.to, text(c.body), ""); !errors.Is(err, ErrRequestConflict) {
 			t.Errorf("request id reused for %s %q = %v, want ErrRequestConflict", c.to, c.body, err)
 		}
 	}
@@ -103,7 +103,7 @@ func TestAcceptRefusesAReusedRequestID(t *testing.T) {
 	if _, err := d.Exec("UPDATE outbound_messages SET content = ? WHERE id = ?", []byte("rewritten"), first.ID); err != nil {
 		t.Fatal(err)
 	}
-	if again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello")); err != nil || !dup || again.ID != first.ID {
+	if again, dup, err := s.Accept(ctx, acct, "req-1", "15551234567", text("hello"), ""); err != nil || !dup || again.ID != first.ID {
 		t.Fatalf("retry after the content changed = %+v, %v, %v", again, dup, err)
 	}
 	// Within one batch: concurrent sends of two bodies under one id.
@@ -111,7 +111,7 @@ func TestAcceptRefusesAReusedRequestID(t *testing.T) {
 	var conflicts, oks atomic.Int32
 	for i := range 20 {
 		wg.Go(func() {
-			_, _, err := s.Accept(ctx, acct, "req-2", "15551234567", text([]string{"a", "b"}[i%2]))
+			_, _, err := s.Accept(ctx, acct, "req-2", "15551234567", text([]string{"a", "b"}[i%2]), "")
 			switch {
 			case errors.Is(err, ErrRequestConflict):
 				conflicts.Add(1)
@@ -157,7 +157,7 @@ func webhookStatuses(t *testing.T, d *sql.DB) int {
 
 func TestTransitionsOnlyMoveForward(t *testing.T) {
 	s, d := newStore(t)
-	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"))
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestTransitionsOnlyMoveForward(t *testing.T) {
 
 func TestFailRecordsTheError(t *testing.T) {
 	s, d := newStore(t)
-	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"))
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,26 @@ type Webhooks struct {
 	// Headers are sent with every webhook (360dialog's /v1/configs/webhook;
 	// an openwaba extension in this object).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Format is the envelope of every POST: FormatOnPrem ("", the default)
+	// or FormatCloud (set with /v1/configs/webhook). Stored, not part of
+	// the on-prem settings object.
+	Format string `json:"-"`
+	// VerifyToken and AppSecret belong to the Cloud format: the
+	// hub.verify_token of the subscription check, and the app secret that
+	// signs every POST, sealed by the deployment keystore (coreapp seals
+	// and opens it; never shown).
+	VerifyToken string `json:"-"`
+	AppSecret   []byte `json:"-"`
 }
+
+// The webhook formats.
+const (
+	FormatOnPrem = "onprem"
+	FormatCloud  = "cloud"
+)
+
+// Cloud reports whether webhooks are posted in the Cloud API's envelope.
+func (w Webhooks) Cloud() bool { return w.Format == FormatCloud }
 
 // Message selects the status webhooks.
 type Message struct {
@@ -396,12 +415,16 @@ func NewStore(d *sql.DB) *Store { return &Store{db: d, cache: map[int64]cached{}
 // keeps out of its JSON.
 type stored struct {
 	Application
-	WebhookURLByTenant bool `json:"webhook_url_by_tenant,omitempty"`
+	WebhookURLByTenant bool   `json:"webhook_url_by_tenant,omitempty"`
+	WebhookFormat      string `json:"webhook_format,omitempty"`
+	WebhookVerifyToken string `json:"webhook_verify_token,omitempty"`
+	WebhookAppSecret   []byte `json:"webhook_app_secret,omitempty"` // sealed
 }
 
 func encode(app Application) ([]byte, error) {
 	app.WaID = ""
-	return json.Marshal(stored{Application: app, WebhookURLByTenant: app.Webhooks.ByTenant})
+	w := app.Webhooks
+	return json.Marshal(stored{Application: app, WebhookURLByTenant: w.ByTenant, WebhookFormat: w.Format, WebhookVerifyToken: w.VerifyToken, WebhookAppSecret: w.AppSecret})
 }
 
 func decode(doc []byte) (Application, error) {
@@ -409,7 +432,8 @@ func decode(doc []byte) (Application, error) {
 	if err := json.Unmarshal(doc, &st); err != nil {
 		return Application{}, err
 	}
-	st.Application.Webhooks.ByTenant = st.WebhookURLByTenant
+	w := &st.Application.Webhooks
+	w.ByTenant, w.Format, w.VerifyToken, w.AppSecret = st.WebhookURLByTenant, st.WebhookFormat, st.WebhookVerifyToken, st.WebhookAppSecret
 	return st.Application, nil
 }
 
@@ -457,7 +481,6 @@ func merged(own, dep *Application) Application {
 		app = *own
 	case dep != nil:
 		app = *dep
-		app.Webhooks.ByTenant = dep.Webhooks.ByTenant
 	}
 	if dep != nil {
 		deployment(&app, *dep)
@@ -543,6 +566,34 @@ func patchURL(patchJSON []byte) (string, bool) {
 // 1005) and are written to account 0; a webhook URL set by a tenant must
 // pass CheckTenantURL.
 func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte, actor Actor) (Application, error) {
+	return s.update(ctx, accountID, patchJSON, actor, nil)
+}
+
+// CloudWebhook is what the Cloud format adds to a webhook URL.
+type CloudWebhook struct {
+	VerifyToken string
+	AppSecret   []byte // sealed
+}
+
+// SetWebhook sets webhooks.url and the extra headers (replacing them), and
+// the format: Cloud with cloud's token and secret, else on-prem.
+func (s *Store) SetWebhook(ctx context.Context, accountID int64, url string, headers map[string]string, cloud *CloudWebhook, actor Actor) (Application, error) {
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	patch, err := json.Marshal(map[string]any{"webhooks": map[string]any{"url": url, "headers": headers}})
+	if err != nil {
+		return Application{}, err
+	}
+	return s.update(ctx, accountID, patch, actor, func(w *Webhooks) {
+		w.Format, w.VerifyToken, w.AppSecret = FormatOnPrem, "", nil
+		if cloud != nil {
+			w.Format, w.VerifyToken, w.AppSecret = FormatCloud, cloud.VerifyToken, cloud.AppSecret
+		}
+	})
+}
+
+func (s *Store) update(ctx context.Context, accountID int64, patchJSON []byte, actor Actor, webhooks func(*Webhooks)) (Application, error) {
 	depKeys := deploymentKeys(patchJSON)
 	url, setsURL := patchURL(patchJSON)
 	if setsURL && url != "" && actor != ActorAdmin && s.CheckTenantURL != nil {
@@ -573,6 +624,9 @@ func (s *Store) Update(ctx context.Context, accountID int64, patchJSON []byte, a
 		}
 		if setsURL {
 			next.Webhooks.ByTenant = url != "" && actor != ActorAdmin
+		}
+		if webhooks != nil {
+			webhooks(&next.Webhooks)
 		}
 		if err := put(ctx, tx, accountID, next); err != nil {
 			return err

@@ -13,9 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openwaba/openwaba/api/graph"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/keystore"
 )
 
 // Dispatcher tunables.
@@ -43,6 +45,7 @@ type Dispatcher struct {
 	log      *slog.Logger
 	client   *http.Client // URLs the admin set
 	guarded  *http.Client // URLs a tenant set: public addresses only
+	ks       *keystore.Keystore
 	wake     chan struct{}
 	started  int64
 
@@ -65,6 +68,9 @@ type Options struct {
 	// and other non-public addresses (WA_WEBHOOK_ALLOW_PRIVATE: an install
 	// inside a private network).
 	AllowPrivate bool
+	// Keystore opens the app secrets of Cloud-format webhooks (required
+	// for them: without it their events wait).
+	Keystore *keystore.Keystore
 }
 
 // MaxRedirects is how many redirects a webhook POST follows.
@@ -80,7 +86,7 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	tenant.AllowPrivate = o.AllowPrivate
 	return &Dispatcher{
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
-		client: admin.Client(), guarded: tenant.Client(),
+		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore,
 		sems: map[int64]chan struct{}{}, backoffs: map[int64]accountBackoff{},
 	}
 }
@@ -290,7 +296,18 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 		d.release(context.WithoutCancel(ctx), b)
 		return
 	}
-	err = d.post(ctx, app, b)
+	if app.Webhooks.Cloud() {
+		var done []int64
+		done, err = d.postCloud(ctx, app, b)
+		if len(done) > 0 && err != nil {
+			if err := execIDs(context.WithoutCancel(ctx), d.db, "DELETE FROM webhook_events WHERE id IN (%s)", done); err != nil {
+				d.log.Error("webhook: deleting delivered events failed (they will be sent again)", "err", err)
+			}
+			b = b.without(done)
+		}
+	} else {
+		err = d.post(ctx, app, b)
+	}
 	<-sem
 	if err == nil {
 		d.mu.Lock()
@@ -322,6 +339,62 @@ func (d *Dispatcher) post(ctx context.Context, app settings.Application, b batch
 	if err != nil {
 		return err
 	}
+	return d.send(ctx, app, body, "")
+}
+
+// postCloud posts the events one by one in the Cloud envelope and returns
+// the ids of those delivered (or skipped) before the first failure.
+func (d *Dispatcher) postCloud(ctx context.Context, app settings.Application, b batch) ([]int64, error) {
+	if d.ks == nil {
+		return nil, errors.New("no keystore to open the app secret")
+	}
+	secret, err := d.ks.Open(app.Webhooks.AppSecret, AppSecretContext)
+	if err != nil {
+		return nil, fmt.Errorf("opening the app secret: %w", err)
+	}
+	n, err := d.number(ctx, b.account)
+	if err != nil {
+		return nil, err
+	}
+	var done []int64
+	for _, e := range b.events {
+		body, skip, err := CloudBody(n, e.kind, e.payload)
+		if err != nil {
+			return done, err
+		}
+		if !skip {
+			if err := d.send(ctx, app, body, graph.Signature(string(secret), body)); err != nil {
+				return done, err
+			}
+		}
+		done = append(done, e.id)
+	}
+	return done, nil
+}
+
+// number is the business number of an account, as Cloud names it.
+func (d *Dispatcher) number(ctx context.Context, accountID int64) (Number, error) {
+	n := Number{PhoneNumberID: graph.PhoneNumberID(accountID), WABAID: graph.WABAID(accountID)}
+	err := d.db.QueryRowContext(ctx, "SELECT wa_id FROM accounts WHERE id = ?", accountID).Scan(&n.WaID)
+	return n, err
+}
+
+func (b batch) without(ids []int64) batch {
+	gone := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	out := batch{account: b.account, kind: b.kind}
+	for _, e := range b.events {
+		if !gone[e.id] {
+			out.events = append(out.events, e)
+		}
+	}
+	return out
+}
+
+// send POSTs one body (signed when signature is set).
+func (d *Dispatcher) send(ctx context.Context, app settings.Application, body []byte, signature string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.Webhooks.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -331,6 +404,9 @@ func (d *Dispatcher) post(ctx context.Context, app settings.Application, b batch
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "openwaba-webhook/1")
+	if signature != "" {
+		req.Header.Set("X-Hub-Signature-256", signature)
+	}
 	c := d.client
 	if app.Webhooks.ByTenant {
 		c = d.guarded

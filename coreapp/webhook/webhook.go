@@ -180,7 +180,9 @@ type Status struct {
 	// joined (sent, delivered and read statuses).
 	Conversation *Conversation `json:"conversation,omitempty"`
 	Pricing      *Pricing      `json:"pricing,omitempty"`
-	Errors       []Error       `json:"errors,omitempty"`
+	// CallbackData is the biz_opaque_callback_data a Cloud send gave.
+	CallbackData string  `json:"biz_opaque_callback_data,omitempty"`
+	Errors       []Error `json:"errors,omitempty"`
 }
 
 // Conversation is a status's conversation object (on-prem since February

@@ -36,6 +36,9 @@ const (
 	WebCert   = "web_tls"    // the webapp's self-signed certificate and key (PEM)
 	CoreCert  = "core_tls"   // the coreapp gRPC certificate and key (PEM)
 	CoreToken = "core_token" // the bearer secret webapps present to coreapps
+	// MediaURLKey signs the Cloud API's short-lived media URLs, so that a
+	// URL one webapp made works on every webapp.
+	MediaURLKey = "media_url_key"
 )
 
 // ErrNotFound is returned by Get for a secret nobody created yet.

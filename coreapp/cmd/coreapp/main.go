@@ -132,7 +132,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 
 	committer := db.NewCommitter(d, log, db.CommitterOptions{})
 	settingsStore := settings.NewStore(d)
-	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate})
+	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Keystore: ks})
 	// A webhook URL a tenant sets is checked when it is set (and at every
 	// connection by the dispatcher).
 	settingsStore.CheckTenantURL = egress.Policy{AllowPrivate: cfg.WebhookAllowPrivate}.CheckURL
@@ -173,7 +173,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl))
+	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).WithWebhooks(dispatcher, ks))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.
