@@ -64,9 +64,30 @@ var authzMatrix = map[string]string{
 	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",
 
 	"GET /v1/health": "UUPPPPUP",
+
+	// The Cloud API: a bearer API key is the own key's column too.
+	"POST /:version/:id/messages":                   "UUPPPPUU",
+	"POST /:version/:id/media":                      "UUPPPPUU",
+	"GET /:version/:id":                             "UUPPPPUU",
+	"POST /:version/:id":                            "UUFPPPUU",
+	"DELETE /:version/:id":                          "UUPPPPUU",
+	"GET /:version/:id/phone_numbers":               "UUPPPPUU",
+	"GET /:version/:id/message_templates":           "UUFPPPUU",
+	"POST /:version/:id/message_templates":          "UUFPPPUU",
+	"DELETE /:version/:id/message_templates":        "UUFPPPUU",
+	"GET /:version/:id/message_templates/:template": "UUFPPPUU",
+	"POST /messages":                                "UUPPPPUU",
+	"POST /media":                                   "UUPPPPUU",
+	"GET /:id":                                      "UUPPPPUU",
+	"DELETE /:id":                                   "UUPPPPUU",
+	"GET /cloud/media/:id":                          "FFFFFFFF", // no credentials: a signature, missing here
 }
 
-var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov")
+var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov", ":version", "v23.0")
+
+// rootParams fills the Cloud flavour's root routes, which answer media ids
+// only.
+var rootParams = strings.NewReplacer("/:id", "/9d3c0a2e-5f4b-4c1e-9a7d-1b2c3d4e5f60")
 
 func TestAuthorizationMatrix(t *testing.T) {
 	f := newFixture(t)
@@ -123,7 +144,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		for i, caller := range callers {
 			t.Run(fmt.Sprintf("%s/%s", name, caller), func(t *testing.T) {
-				res := f.raw(t, r.Method, pathParams.Replace(r.Path), credential(caller))
+				res := f.raw(t, r.Method, pathParams.Replace(rootParams.Replace(r.Path)), credential(caller))
 				got := 'P'
 				switch res {
 				case http.StatusUnauthorized:

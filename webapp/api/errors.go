@@ -247,6 +247,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
+	if isGraph(c) {
+		if err := s.graphError(c, e); err != nil {
+			s.log.Warn("write error response", "request_id", requestID(c), "err", err)
+		}
+		return
+	}
 	body := errorBody{Meta: s.meta, Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(e.Status)

@@ -53,8 +53,17 @@ func (s *Server) uploadMedia(c echo.Context) error {
 		return uploadTooLarge()
 	}
 	s.extendDeadlines(c)
+	id, err := s.streamUpload(c, principalOf(c).account(), uploadMIME(ct), r.Body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, mediaResponse{Media: []idItem{{ID: id}}, Meta: s.meta})
+}
 
-	body := io.LimitReader(r.Body, media.MaxUpload+1) // never read more than one byte past the limit
+// streamUpload streams a file of mimeType from r to coreapp's UploadMedia
+// and returns its media id (see uploadMedia).
+func (s *Server) streamUpload(c echo.Context, ref *corev1.AccountRef, mimeType string, r io.Reader) (string, error) {
+	body := io.LimitReader(r, media.MaxUpload+1) // never read more than one byte past the limit
 	// One buffer serves every chunk: Send has marshaled a message into its
 	// own buffers when it returns, and the webapp's connection has no stats
 	// handler or binary log that could look at the message later (gRPC's
@@ -63,10 +72,10 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	buf := make([]byte, ChunkSize)
 	chunk, err := readChunk(body, buf)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if len(chunk) == 0 {
-		return missing("empty upload")
+		return "", missing("empty upload")
 	}
 
 	ctx, cancel := s.coreContext(c, s.opts.MediaTimeout)
@@ -75,7 +84,7 @@ func (s *Server) uploadMedia(c echo.Context) error {
 	// sent it is not: the body cannot be read again.
 	stream, err := retry(s, c, ctx, func(ctx context.Context) (corev1.Core_UploadMediaClient, error) { return s.core.UploadMedia(ctx) })
 	if err != nil {
-		return err
+		return "", err
 	}
 	send := func(m *corev1.UploadMediaRequest) error {
 		err := stream.Send(m)
@@ -84,29 +93,29 @@ func (s *Server) uploadMedia(c echo.Context) error {
 		}
 		return err
 	}
-	header := &corev1.UploadMediaHeader{Account: principalOf(c).account(), MimeType: uploadMIME(ct)}
+	header := &corev1.UploadMediaHeader{Account: ref, MimeType: mimeType}
 	if err := send(&corev1.UploadMediaRequest{Part: &corev1.UploadMediaRequest_Header{Header: header}}); err != nil {
-		return err
+		return "", err
 	}
 	var total int64
 	for len(chunk) > 0 {
 		if total += int64(len(chunk)); total > media.MaxUpload {
 			cancel()
-			return uploadTooLarge()
+			return "", uploadTooLarge()
 		}
 		if err := send(&corev1.UploadMediaRequest{Part: &corev1.UploadMediaRequest_Chunk{Chunk: chunk}}); err != nil {
-			return err
+			return "", err
 		}
 		if chunk, err = readChunk(body, buf); err != nil {
 			cancel()
-			return err
+			return "", err
 		}
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return err
+		return "", err
 	}
-	return c.JSON(http.StatusCreated, mediaResponse{Media: []idItem{{ID: resp.GetId()}}, Meta: s.meta})
+	return resp.GetId(), nil
 }
 
 // readChunk reads the next piece of the body into buf, filling it unless the
@@ -158,14 +167,18 @@ func validMediaID(id string) bool {
 // are the usual envelope; a failure after the headers were sent can only
 // abort the response.
 func (s *Server) downloadMedia(c echo.Context) error {
-	id := c.Param("id")
+	return s.serveMedia(c, principalOf(c).account(), c.Param("id"))
+}
+
+// serveMedia streams file id of the account ref to the response.
+func (s *Server) serveMedia(c echo.Context, ref *corev1.AccountRef, id string) error {
 	if !validMediaID(id) {
 		return c.NoContent(http.StatusNotFound)
 	}
 	s.extendDeadlines(c)
 	ctx, cancel := s.coreContext(c, s.opts.MediaTimeout)
 	defer cancel()
-	req := &corev1.DownloadMediaRequest{Account: principalOf(c).account(), Id: id}
+	req := &corev1.DownloadMediaRequest{Account: ref, Id: id}
 	type opened struct {
 		stream corev1.Core_DownloadMediaClient
 		header *corev1.DownloadMediaHeader

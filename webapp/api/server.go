@@ -63,6 +63,10 @@ type Options struct {
 	// unauthenticated route (the login): a slow client cannot hold a
 	// connection there for the server's whole ReadTimeout (10 s).
 	PublicReadTimeout time.Duration
+	// MediaURLKey signs the Cloud API's media URLs (every webapp of a
+	// deployment needs the same: webapp keeps it in cluster_secrets); a
+	// random key of this process when empty.
+	MediaURLKey []byte
 }
 
 // Server is the REST API. Build it with New and serve Handler().
@@ -73,7 +77,13 @@ type Server struct {
 	opts  Options
 	meta  meta
 	monit [32]byte // SHA-256 of the monitoring key, compared in constant time
-	e     *echo.Echo
+	// mediaKey signs Cloud media URLs (Options.MediaURLKey).
+	mediaKey []byte
+	// onprem routes the on-prem paths only: what a path that is not a
+	// Cloud route would have been answered without the Cloud routes (404
+	// or 405), see graphRoute.
+	onprem *echo.Echo
+	e      *echo.Echo
 }
 
 type meta struct {
@@ -113,6 +123,10 @@ func New(core corev1.CoreClient, store *auth.Store, log *slog.Logger, opts Optio
 	}
 	if opts.MonitoringKey != "" {
 		s.monit = sha256.Sum256([]byte(opts.MonitoringKey))
+	}
+	s.mediaKey = opts.MediaURLKey
+	if len(s.mediaKey) == 0 {
+		s.mediaKey = newMediaKey(log)
 	}
 	s.e = s.newEcho()
 	return s
@@ -185,6 +199,11 @@ func (s *Server) newEcho() *echo.Echo {
 
 		{http.MethodGet, "/v1/health", monitoring, s.health},
 	}
+	s.onprem = echo.New()
+	for _, r := range routes {
+		s.onprem.Add(r.method, r.path, func(echo.Context) error { return echo.ErrNotFound })
+	}
+	s.onprem.Add(http.MethodPost, "/v1/media", func(echo.Context) error { return echo.ErrNotFound })
 	for _, r := range routes {
 		if r.access == public {
 			e.Add(r.method, r.path, r.h, s.shortRead, s.bodyLimit)
@@ -193,8 +212,33 @@ func (s *Server) newEcho() *echo.Echo {
 		e.Add(r.method, r.path, r.h, s.bodyLimit, s.authenticate(r.access))
 	}
 	// POST /v1/media (any principal) streams its body to coreapp and enforces
-	// media.MaxUpload itself: it is the one route without bodyLimit.
+	// media.MaxUpload itself: it and the Cloud uploads are the routes
+	// without bodyLimit.
 	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
+
+	// The Cloud API (cloud.go): Graph routes, and 360dialog's Cloud flavour
+	// without version and number.
+	cloud := []route{
+		{http.MethodPost, "/:version/:id/messages", anyPrincipal, s.cloudMessages},
+		{http.MethodGet, "/:version/:id", anyPrincipal, s.cloudGet},
+		{http.MethodPost, "/:version/:id", adminOrKey, s.cloudPost},
+		{http.MethodDelete, "/:version/:id", anyPrincipal, s.cloudDelete},
+		{http.MethodGet, "/:version/:id/phone_numbers", anyPrincipal, s.cloudPhoneNumbers},
+		{http.MethodGet, "/:version/:id/message_templates", adminOrKey, s.cloudListTemplates},
+		{http.MethodPost, "/:version/:id/message_templates", adminOrKey, s.cloudCreateTemplate},
+		{http.MethodDelete, "/:version/:id/message_templates", adminOrKey, s.cloudDeleteTemplate},
+		{http.MethodGet, "/:version/:id/message_templates/:template", adminOrKey, s.cloudWABATemplate},
+		{http.MethodPost, "/messages", anyPrincipal, s.cloudMessages},
+		{http.MethodGet, "/:id", anyPrincipal, s.cloudGet},
+		{http.MethodDelete, "/:id", anyPrincipal, s.cloudDelete},
+	}
+	for _, r := range cloud {
+		e.Add(r.method, r.path, r.h, s.graphRoute, s.bodyLimit, s.authenticate(r.access))
+	}
+	for _, p := range []string{"/:version/:id/media", "/media"} {
+		e.Add(http.MethodPost, p, s.cloudUpload, s.graphRoute, s.authenticate(anyPrincipal))
+	}
+	e.Add(http.MethodGet, mediaURLPath+":id", s.signedMedia, s.graphRoute)
 	return e
 }
 
@@ -420,6 +464,17 @@ func (s *Server) identify(c echo.Context, a access) (principal, error) {
 	cred = strings.TrimSpace(cred)
 	switch strings.ToLower(scheme) {
 	case "bearer":
+		if isGraph(c) {
+			// Cloud's access token is a per-number API key here; a login
+			// token works too.
+			k, err := s.auth.ValidateAPIKey(ctx, cred)
+			switch {
+			case err == nil:
+				return principal{kind: kindAPIKey, waID: k.WaID, prefix: k.Prefix}, nil
+			case !errors.Is(err, auth.ErrInvalidAPIKey):
+				return principal{}, internal(err)
+			}
+		}
 		sess, err := s.auth.ValidateToken(ctx, cred)
 		switch {
 		case errors.Is(err, auth.ErrTokenExpired):

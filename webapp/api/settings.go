@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/http/httpguts"
@@ -78,12 +79,19 @@ const (
 	MaxWebhookHeaders     = 20
 	MaxWebhookHeaderValue = 1024
 	MaxWebhookURL         = 2048
+	// MaxWebhookSecret is the longest verify_token and app_secret.
+	MaxWebhookSecret = 256
 )
 
 type webhookResponse struct {
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
-	Meta    meta              `json:"meta"`
+	// Format is "onprem" or "cloud"; the Cloud format's secrets are
+	// masked.
+	Format      string `json:"format"`
+	VerifyToken string `json:"verify_token,omitempty"`
+	AppSecret   string `json:"app_secret,omitempty"`
+	Meta        meta   `json:"meta"`
 }
 
 func (s *Server) webhookReply(c echo.Context, cfg *corev1.WebhookConfig) error {
@@ -91,10 +99,15 @@ func (s *Server) webhookReply(c echo.Context, cfg *corev1.WebhookConfig) error {
 	if h == nil {
 		h = map[string]string{}
 	}
-	return c.JSON(http.StatusOK, webhookResponse{URL: cfg.GetUrl(), Headers: h, Meta: s.meta})
+	f := cfg.GetFormat()
+	if f == "" {
+		f = "onprem"
+	}
+	return c.JSON(http.StatusOK, webhookResponse{URL: cfg.GetUrl(), Headers: h, Format: f, VerifyToken: cfg.GetVerifyToken(), AppSecret: cfg.GetAppSecret(), Meta: s.meta})
 }
 
-// parseWebhook validates {"url": "...", "headers": {...}}.
+// parseWebhook validates {"url": "...", "headers": {...}, "format",
+// "verify_token", "app_secret"}.
 func parseWebhook(o object) (*corev1.WebhookConfig, error) {
 	raw, err := requiredString(o, "url")
 	if err != nil {
@@ -119,12 +132,38 @@ func parseWebhook(o object) (*corev1.WebhookConfig, error) {
 			return nil, invalid("headers: the value of %s must be at most %d characters without control characters", k, MaxWebhookHeaderValue)
 		}
 	}
-	return &corev1.WebhookConfig{Url: raw, Headers: headers}, nil
+	cfg := &corev1.WebhookConfig{Url: raw, Headers: headers}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"format", &cfg.Format}, {"verify_token", &cfg.VerifyToken}, {"app_secret", &cfg.AppSecret}} {
+		if *f.dst, _, err = field[string](o, f.name); err != nil {
+			return nil, err
+		}
+	}
+	switch cfg.Format {
+	case "", "onprem":
+		if cfg.VerifyToken != "" || cfg.AppSecret != "" {
+			return nil, notRequired(`verify_token and app_secret belong to format "cloud"`)
+		}
+	case "cloud":
+		if cfg.AppSecret == "" {
+			return nil, missing(`app_secret is required for format "cloud": it signs every webhook (X-Hub-Signature-256)`)
+		}
+	default:
+		return nil, invalid(`format must be "onprem" or "cloud"`)
+	}
+	for _, v := range []string{cfg.VerifyToken, cfg.AppSecret} {
+		if len(v) > MaxWebhookSecret || !printableASCII(v) {
+			return nil, invalid("verify_token and app_secret must be at most %d printable ASCII characters", MaxWebhookSecret)
+		}
+	}
+	return cfg, nil
 }
 
 // setWebhook: POST /v1/configs/webhook (admin or API key).
 func (s *Server) setWebhook(c echo.Context) error {
-	o, err := readObject(c, "url", "headers")
+	o, err := readObject(c, "url", "headers", "format", "verify_token", "app_secret")
 	if err != nil {
 		return err
 	}
@@ -150,7 +189,11 @@ func (s *Server) getWebhook(c echo.Context) error {
 
 type phoneNumberResponse struct {
 	PhoneNumber string `json:"phone_number"`
-	Meta        meta   `json:"meta"`
+	// The Cloud API's ids (package api/graph): the number's and its
+	// business account's.
+	PhoneNumberID string `json:"phone_number_id"`
+	WABAID        string `json:"waba_id"`
+	Meta          meta   `json:"meta"`
 }
 
 // phoneNumber: GET /v1/configs/phone_number (any principal).
@@ -159,7 +202,8 @@ func (s *Server) phoneNumber(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, phoneNumberResponse{PhoneNumber: acct.GetWaId(), Meta: s.meta})
+	return c.JSON(http.StatusOK, phoneNumberResponse{PhoneNumber: acct.GetWaId(), PhoneNumberID: strconv.FormatInt(acct.GetPhoneNumberId(), 10),
+		WABAID: strconv.FormatInt(acct.GetWabaId(), 10), Meta: s.meta})
 }
 
 type healthResponse struct {

@@ -61,10 +61,12 @@ func (s *Server) createTemplate(c echo.Context) error {
 	return c.JSON(http.StatusCreated, templateCreated{ID: rec.ID, Status: rec.Status, Category: rec.Category, Meta: s.meta})
 }
 
+var errNoRecord = errors.New("coreapp answered without a template record")
+
 func firstRecord(resp *corev1.TemplateRecords) (template.Template, error) {
 	var t template.Template
 	if len(resp.GetTemplateJson()) == 0 {
-		return t, internal(errors.New("coreapp answered without a template record"))
+		return t, internal(errNoRecord)
 	}
 	if err := json.Unmarshal(resp.TemplateJson[0], &t); err != nil {
 		return t, internal(err)

@@ -120,9 +120,14 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	}
 	defer conn.Close()
 
+	mediaKey, err := clusterkeys.GetOrCreate(ctx, d, ks, clusterkeys.MediaURLKey, clusterkeys.RandomToken)
+	if err != nil {
+		return fmt.Errorf("media URL key: %w", err)
+	}
 	srv := api.New(corev1.NewCoreClient(conn), store, log, api.Options{
 		MonitoringKey: cfg.APIKey,
 		CoreToken:     string(coreToken),
+		MediaURLKey:   mediaKey,
 	})
 	addr := net.JoinHostPort(cfg.Web.Addr, strconv.Itoa(cfg.Web.Port))
 	hs := &http.Server{
