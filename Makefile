@@ -7,7 +7,7 @@ export WA_TEST_DSN ?= root@tcp(127.0.0.1:3306)/
 FUZZTIME ?= 5s
 FUZZ := chatd:./wire:FuzzReadFrame chatd:./wire:FuzzServerHandshake chatd:./wire:FuzzServerHello
 
-.PHONY: help build proto proto-tools proto-check test test-mysql test-sqlite test-zerodep test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
+.PHONY: help build proto proto-tools proto-check cloudsdk test test-mysql test-sqlite test-zerodep test-short fuzz bench bench-ha run run-ha lint tidy clean check-compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -44,7 +44,8 @@ proto: ## regenerate proto/gen (needs buf, protoc-gen-go, protoc-gen-go-grpc: ma
 proto-check: proto ## fail if the committed generated code is stale
 	git diff --exit-code -- proto/gen
 
-test: ## test-mysql, then test-sqlite, then fuzz
+test: ## cloudsdk, test-mysql, then test-sqlite, then fuzz
+	@$(MAKE) --no-print-directory cloudsdk
 	@$(MAKE) --no-print-directory test-mysql
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory fuzz
@@ -56,12 +57,15 @@ test-mysql: ## all modules, race detector, shuffled; database tests on MySQL/Mar
 # module and the single-node end-to-end tests (SQLITE_E2E). Only db, whose
 # SQLite layer is new code, runs under the race detector again: test-mysql ran
 # every other package under it already, and CI must stay under 20 minutes.
-SQLITE_E2E := ^(TestSpine|TestMessageTypes|TestTemplates|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestPrivacy|TestMediaBothDirections|TestIdentityChange)$$
+SQLITE_E2E := ^(TestSpine|TestMessageTypes|TestTemplates|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestPrivacy|TestMediaBothDirections|TestIdentityChange|TestCloudSDKs)$$
 
 test-sqlite: ## store tests and single-node e2e tests again on SQLite (WA_TEST_ENGINE=sqlite)
 	@echo "== db (SQLite)"; cd db && WA_TEST_ENGINE=sqlite go test -race -shuffle=on -count=1 ./...
 	@for m in chatd coreapp webapp; do echo "== $$m (SQLite)"; (cd $$m && WA_TEST_ENGINE=sqlite go test -shuffle=on -count=1 -timeout 15m ./...) || exit 1; done
 	@echo "== e2e (SQLite)"; cd e2e && WA_TEST_ENGINE=sqlite go test -shuffle=on -count=1 -timeout 15m -run '$(SQLITE_E2E)' .
+
+cloudsdk: ## install the npm Cloud SDKs the e2e test TestCloudSDKs runs, from the committed lockfile (needs node and npm)
+	cd e2e/cloudsdk && npm ci --no-audit --no-fund
 
 test-zerodep: ## make run's path on an empty data dir with no database settings (no MySQL needed)
 	cd e2e && go test -count=1 -run '^TestZeroDependencyRun$$' .
