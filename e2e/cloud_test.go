@@ -472,6 +472,22 @@ func TestCloudSDKs(t *testing.T) {
 				if one.ID != created.ID || one.Name != cloudTemplateName {
 					t.Errorf("template get = %+v", one)
 				}
+				// The business profile.
+				var ok struct{ Success bool }
+				d.must("profileUpdate", map[string]any{"phoneNumberId": pnid, "about": "Fresh bread ☀", "vertical": "GROCERY", "websites": []string{"https://bakery.example"}}, &ok)
+				var prof struct {
+					Data []struct {
+						About, Vertical, MessagingProduct string
+						Websites                          []string
+					}
+				}
+				d.must("profileGet", map[string]any{"phoneNumberId": pnid}, &prof)
+				if !ok.Success || len(prof.Data) != 1 || prof.Data[0].About != "Fresh bread ☀" || prof.Data[0].Vertical != "GROCERY" || len(prof.Data[0].Websites) != 1 || prof.Data[0].MessagingProduct != "whatsapp" {
+					t.Errorf("business profile = %+v after an update answered %+v", prof, ok)
+				}
+				if a := d.call("profileUpdate", map[string]any{"phoneNumberId": pnid, "vertical": "SPACESHIPS"}); a.OK || a.Code != 131009 || a.HTTPStatus != 400 {
+					t.Errorf("a bad vertical = %+v, want Graph error 131009 (HTTP 400)", a)
+				}
 				var num struct {
 					ID, DisplayPhoneNumber, VerifiedName, QualityRating string
 				}
@@ -603,6 +619,31 @@ func TestCloudSDKs(t *testing.T) {
 			}
 			if bad.OK || !strings.Contains(bad.Error+fmt.Sprint(bad.Code), "132001") {
 				t.Errorf("an unknown template = %+v, want Graph error 132001", bad)
+			}
+
+			// The other types through the Graph route itself (what every
+			// SDK ends up sending): location, contacts, a list, a reply.
+			graphSend := func(body string) string {
+				t.Helper()
+				code, _, raw := s.Raw("POST", "/"+cloudVersion+"/"+pnid+"/messages", stack.Auth{Bearer: key}, "application/json",
+					[]byte(`{"messaging_product":"whatsapp","recipient_type":"individual","to":"`+to+`",`+body+`}`))
+				var a sentAnswer
+				if err := json.Unmarshal(raw, &a); err != nil || code != 200 {
+					t.Fatalf("POST /messages %s = %d %s", body, code, raw)
+				}
+				return a.id(t)
+			}
+			for _, c := range []struct{ typ, body string }{
+				{"location", `"type":"location","location":{"latitude":52.52,"longitude":13.405,"name":"Shop","address":"Main St 1"}`},
+				{"contacts", `"type":"contacts","contacts":[{"name":{"formatted_name":"Ann Lee","first_name":"Ann"},"phones":[{"phone":"+15550123","type":"WORK"}]}]`},
+				{"interactive", `"type":"interactive","interactive":{"type":"list","body":{"text":"Pick a slot"},"action":{"button":"Slots","sections":[{"title":"Today","rows":[{"id":"s1","title":"9:00"}]}]}}`},
+				{"text", `"type":"text","context":{"message_id":"` + inID + `"},"text":{"body":"a reply","preview_url":false}`},
+			} {
+				id := graphSend(c.body)
+				e := phone.WaitFor(30*time.Second, "the "+c.typ, func(e waphone.Event) bool { return e.Event == "message" && e.ID == id })
+				if e.Type != c.typ || (c.typ == "text" && (e.Context == nil || e.Context.ID != inID)) {
+					t.Errorf("the %s arrived as %s (context %+v)", c.typ, e.Type, e.Context)
+				}
 			}
 
 			// Mark the customer's message read: its sender sees the receipt.

@@ -29,6 +29,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	coreprofile "github.com/openwaba/openwaba/coreapp/profile"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/settings"
@@ -55,6 +56,7 @@ type Server struct {
 	// (WithWebhooks).
 	webhooks *webhook.Dispatcher
 	ks       *keystore.Keystore
+	profiles *coreprofile.Store // WithProfiles
 }
 
 // WithWebhooks lets the server set Cloud-format webhooks: d performs the

@@ -58,6 +58,8 @@ if (sdk === "kapso") {
     templateGet: (a) => client.templates.get(a),
     templateDelete: (a) => client.templates.delete(a),
     phoneNumber: (a) => client.request("GET", a.phoneNumberId, { responseType: "json" }),
+    profileUpdate: (a) => client.phoneNumbers.businessProfile.update(a),
+    profileGet: (a) => client.phoneNumbers.businessProfile.get(a),
   };
   onWebhook = async (raw, signature) => {
     const verified = verifySignature({ appSecret, rawBody: raw, signatureHeader: signature });

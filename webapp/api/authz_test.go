@@ -76,6 +76,8 @@ var authzMatrix = map[string]string{
 	"POST /:version/:id/message_templates":          "UUFPPPUU",
 	"DELETE /:version/:id/message_templates":        "UUFPPPUU",
 	"GET /:version/:id/message_templates/:template": "UUFPPPUU",
+	"GET /:version/:id/whatsapp_business_profile":   "UUPPPPUU",
+	"POST /:version/:id/whatsapp_business_profile":  "UUFPPPUU",
 	"POST /messages":                                "UUPPPPUU",
 	"POST /media":                                   "UUPPPPUU",
 	"GET /:id":                                      "UUPPPPUU",

@@ -228,6 +228,8 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodPost, "/:version/:id/message_templates", adminOrKey, s.cloudCreateTemplate},
 		{http.MethodDelete, "/:version/:id/message_templates", adminOrKey, s.cloudDeleteTemplate},
 		{http.MethodGet, "/:version/:id/message_templates/:template", adminOrKey, s.cloudWABATemplate},
+		{http.MethodGet, "/:version/:id/whatsapp_business_profile", anyPrincipal, s.cloudGetProfile},
+		{http.MethodPost, "/:version/:id/whatsapp_business_profile", adminOrKey, s.cloudUpdateProfile},
 		{http.MethodPost, "/messages", anyPrincipal, s.cloudMessages},
 		{http.MethodGet, "/:id", anyPrincipal, s.cloudGet},
 		{http.MethodDelete, "/:id", anyPrincipal, s.cloudDelete},

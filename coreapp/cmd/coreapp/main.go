@@ -33,6 +33,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/profile"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
 	"github.com/openwaba/openwaba/coreapp/send"
@@ -173,7 +174,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).WithWebhooks(dispatcher, ks))
+	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.

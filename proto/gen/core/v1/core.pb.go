@@ -91,6 +91,149 @@ func (Caller) EnumDescriptor() ([]byte, []int) {
 
 // CreateTemplateRequest submits a template: the Graph message_templates
 // JSON (name, language, category, components).
+type GetBusinessProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBusinessProfileRequest) Reset() {
+	*x = GetBusinessProfileRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBusinessProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBusinessProfileRequest) ProtoMessage() {}
+
+func (x *GetBusinessProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBusinessProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetBusinessProfileRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetBusinessProfileRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// UpdateBusinessProfileRequest carries a Cloud update body
+// ({"messaging_product":"whatsapp", …}): the fields given replace theirs.
+type UpdateBusinessProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	UpdateJson    []byte                 `protobuf:"bytes,2,opt,name=update_json,json=updateJson,proto3" json:"update_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBusinessProfileRequest) Reset() {
+	*x = UpdateBusinessProfileRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBusinessProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBusinessProfileRequest) ProtoMessage() {}
+
+func (x *UpdateBusinessProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBusinessProfileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateBusinessProfileRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateBusinessProfileRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *UpdateBusinessProfileRequest) GetUpdateJson() []byte {
+	if x != nil {
+		return x.UpdateJson
+	}
+	return nil
+}
+
+// BusinessProfile is the profile as JSON (profile.Business).
+type BusinessProfile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Json          []byte                 `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BusinessProfile) Reset() {
+	*x = BusinessProfile{}
+	mi := &file_core_v1_core_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BusinessProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BusinessProfile) ProtoMessage() {}
+
+func (x *BusinessProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BusinessProfile.ProtoReflect.Descriptor instead.
+func (*BusinessProfile) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BusinessProfile) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 type CreateTemplateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -101,7 +244,7 @@ type CreateTemplateRequest struct {
 
 func (x *CreateTemplateRequest) Reset() {
 	*x = CreateTemplateRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[0]
+	mi := &file_core_v1_core_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +256,7 @@ func (x *CreateTemplateRequest) String() string {
 func (*CreateTemplateRequest) ProtoMessage() {}
 
 func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[0]
+	mi := &file_core_v1_core_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +269,7 @@ func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTemplateRequest.ProtoReflect.Descriptor instead.
 func (*CreateTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{0}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateTemplateRequest) GetAccount() *AccountRef {
@@ -163,7 +306,7 @@ type ListTemplatesRequest struct {
 
 func (x *ListTemplatesRequest) Reset() {
 	*x = ListTemplatesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[1]
+	mi := &file_core_v1_core_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +318,7 @@ func (x *ListTemplatesRequest) String() string {
 func (*ListTemplatesRequest) ProtoMessage() {}
 
 func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[1]
+	mi := &file_core_v1_core_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +331,7 @@ func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
 func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{1}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListTemplatesRequest) GetAccount() *AccountRef {
@@ -267,7 +410,7 @@ type DeleteTemplateRequest struct {
 
 func (x *DeleteTemplateRequest) Reset() {
 	*x = DeleteTemplateRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[2]
+	mi := &file_core_v1_core_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +422,7 @@ func (x *DeleteTemplateRequest) String() string {
 func (*DeleteTemplateRequest) ProtoMessage() {}
 
 func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[2]
+	mi := &file_core_v1_core_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +435,7 @@ func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTemplateRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{2}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeleteTemplateRequest) GetAccount() *AccountRef {
@@ -331,7 +474,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_core_v1_core_proto_msgTypes[3]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +486,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[3]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +499,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{3}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -400,7 +543,7 @@ type UploadMediaRequest struct {
 
 func (x *UploadMediaRequest) Reset() {
 	*x = UploadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[4]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +555,7 @@ func (x *UploadMediaRequest) String() string {
 func (*UploadMediaRequest) ProtoMessage() {}
 
 func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[4]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +568,7 @@ func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaRequest.ProtoReflect.Descriptor instead.
 func (*UploadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{4}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UploadMediaRequest) GetPart() isUploadMediaRequest_Part {
@@ -480,7 +623,7 @@ type UploadMediaHeader struct {
 
 func (x *UploadMediaHeader) Reset() {
 	*x = UploadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +635,7 @@ func (x *UploadMediaHeader) String() string {
 func (*UploadMediaHeader) ProtoMessage() {}
 
 func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +648,7 @@ func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaHeader.ProtoReflect.Descriptor instead.
 func (*UploadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadMediaHeader) GetAccount() *AccountRef {
@@ -531,7 +674,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +686,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +699,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadMediaResponse) GetId() string {
@@ -579,7 +722,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +734,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +747,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DownloadMediaRequest) GetAccount() *AccountRef {
@@ -641,7 +784,7 @@ type DownloadMediaResponse struct {
 
 func (x *DownloadMediaResponse) Reset() {
 	*x = DownloadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +796,7 @@ func (x *DownloadMediaResponse) String() string {
 func (*DownloadMediaResponse) ProtoMessage() {}
 
 func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +809,7 @@ func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaResponse.ProtoReflect.Descriptor instead.
 func (*DownloadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DownloadMediaResponse) GetPart() isDownloadMediaResponse_Part {
@@ -722,7 +865,7 @@ type DownloadMediaHeader struct {
 
 func (x *DownloadMediaHeader) Reset() {
 	*x = DownloadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +877,7 @@ func (x *DownloadMediaHeader) String() string {
 func (*DownloadMediaHeader) ProtoMessage() {}
 
 func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +890,7 @@ func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaHeader.ProtoReflect.Descriptor instead.
 func (*DownloadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DownloadMediaHeader) GetMimeType() string {
@@ -781,7 +924,7 @@ type DeleteMediaRequest struct {
 
 func (x *DeleteMediaRequest) Reset() {
 	*x = DeleteMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +936,7 @@ func (x *DeleteMediaRequest) String() string {
 func (*DeleteMediaRequest) ProtoMessage() {}
 
 func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +949,7 @@ func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteMediaRequest) GetAccount() *AccountRef {
@@ -831,7 +974,7 @@ type DeleteMediaResponse struct {
 
 func (x *DeleteMediaResponse) Reset() {
 	*x = DeleteMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +986,7 @@ func (x *DeleteMediaResponse) String() string {
 func (*DeleteMediaResponse) ProtoMessage() {}
 
 func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +999,7 @@ func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 type CollectMediaRequest struct {
@@ -868,7 +1011,7 @@ type CollectMediaRequest struct {
 
 func (x *CollectMediaRequest) Reset() {
 	*x = CollectMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1023,7 @@ func (x *CollectMediaRequest) String() string {
 func (*CollectMediaRequest) ProtoMessage() {}
 
 func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1036,7 @@ func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaRequest.ProtoReflect.Descriptor instead.
 func (*CollectMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CollectMediaRequest) GetAccount() *AccountRef {
@@ -913,7 +1056,7 @@ type CollectMediaResponse struct {
 
 func (x *CollectMediaResponse) Reset() {
 	*x = CollectMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1068,7 @@ func (x *CollectMediaResponse) String() string {
 func (*CollectMediaResponse) ProtoMessage() {}
 
 func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1081,7 @@ func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaResponse.ProtoReflect.Descriptor instead.
 func (*CollectMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CollectMediaResponse) GetStatus() string {
@@ -968,7 +1111,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1123,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1136,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1047,7 +1190,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1202,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1215,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1091,7 +1234,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1246,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1259,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1137,7 +1280,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1292,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1305,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1189,7 +1332,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1344,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1357,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -1246,7 +1389,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1401,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1414,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1322,7 +1465,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1477,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1490,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1390,7 +1533,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1545,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1558,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Account) GetWaId() string {
@@ -1488,7 +1631,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1643,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1656,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -1563,7 +1706,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1718,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1731,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -1616,7 +1759,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1771,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1784,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -1667,7 +1810,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1822,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1835,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -1711,7 +1854,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1866,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1879,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -1767,7 +1910,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1922,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1935,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -1853,7 +1996,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2008,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2021,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -1898,7 +2041,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2053,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2066,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -1948,7 +2091,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2103,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2116,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 type CheckContactsRequest struct {
@@ -1989,7 +2132,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2144,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2157,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2057,7 +2200,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2212,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2225,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2115,7 +2258,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2270,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2283,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2159,7 +2302,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2314,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2327,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2206,7 +2349,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2361,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2374,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -2257,7 +2400,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2412,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2425,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -2302,7 +2445,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2457,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2470,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -2346,7 +2489,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2501,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2514,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2391,7 +2534,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2546,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2559,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2450,7 +2593,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2605,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2618,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -2522,7 +2665,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2677,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2690,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -2570,7 +2713,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2725,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2738,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -2628,7 +2771,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2783,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +2796,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -2695,7 +2838,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2850,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2863,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -2767,7 +2910,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2922,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2935,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -2815,7 +2958,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2970,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2983,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -2879,7 +3022,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3034,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,14 +3047,22 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
 
 const file_core_v1_core_proto_rawDesc = "" +
 	"\n" +
-	"\x12core/v1/core.proto\x12\acore.v1\x1a\x18message/v1/content.proto\"k\n" +
+	"\x12core/v1/core.proto\x12\acore.v1\x1a\x18message/v1/content.proto\"J\n" +
+	"\x19GetBusinessProfileRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"n\n" +
+	"\x1cUpdateBusinessProfileRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x1f\n" +
+	"\vupdate_json\x18\x02 \x01(\fR\n" +
+	"updateJson\"%\n" +
+	"\x0fBusinessProfile\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json\"k\n" +
 	"\x15CreateTemplateRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12#\n" +
 	"\rtemplate_json\x18\x02 \x01(\fR\ftemplateJson\"\xfd\x01\n" +
@@ -3101,7 +3252,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xe7\r\n" +
+	"\x0eCALLER_MONITOR\x10\x042\x95\x0f\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -3124,7 +3275,9 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
-	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12J\n" +
+	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12R\n" +
+	"\x12GetBusinessProfile\x12\".core.v1.GetBusinessProfileRequest\x1a\x18.core.v1.BusinessProfile\x12X\n" +
+	"\x15UpdateBusinessProfile\x12%.core.v1.UpdateBusinessProfileRequest\x1a\x18.core.v1.BusinessProfile\x12J\n" +
 	"\x0eCreateTemplate\x12\x1e.core.v1.CreateTemplateRequest\x1a\x18.core.v1.TemplateRecords\x12H\n" +
 	"\rListTemplates\x12\x1d.core.v1.ListTemplatesRequest\x1a\x18.core.v1.TemplateRecords\x12J\n" +
 	"\x0eDeleteTemplate\x12\x1e.core.v1.DeleteTemplateRequest\x1a\x18.core.v1.TemplateRecordsB\x8c\x01\n" +
@@ -3143,148 +3296,157 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_core_v1_core_proto_goTypes = []any{
-	(Caller)(0),                        // 0: core.v1.Caller
-	(*CreateTemplateRequest)(nil),      // 1: core.v1.CreateTemplateRequest
-	(*ListTemplatesRequest)(nil),       // 2: core.v1.ListTemplatesRequest
-	(*DeleteTemplateRequest)(nil),      // 3: core.v1.DeleteTemplateRequest
-	(*TemplateRecords)(nil),            // 4: core.v1.TemplateRecords
-	(*UploadMediaRequest)(nil),         // 5: core.v1.UploadMediaRequest
-	(*UploadMediaHeader)(nil),          // 6: core.v1.UploadMediaHeader
-	(*UploadMediaResponse)(nil),        // 7: core.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),       // 8: core.v1.DownloadMediaRequest
-	(*DownloadMediaResponse)(nil),      // 9: core.v1.DownloadMediaResponse
-	(*DownloadMediaHeader)(nil),        // 10: core.v1.DownloadMediaHeader
-	(*DeleteMediaRequest)(nil),         // 11: core.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),        // 12: core.v1.DeleteMediaResponse
-	(*CollectMediaRequest)(nil),        // 13: core.v1.CollectMediaRequest
-	(*CollectMediaResponse)(nil),       // 14: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),              // 15: core.v1.MediaProvider
-	(*MediaProviders)(nil),             // 16: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),   // 17: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),   // 18: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil), // 19: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                      // 20: core.v1.Error
-	(*AccountRef)(nil),                 // 21: core.v1.AccountRef
-	(*Account)(nil),                    // 22: core.v1.Account
-	(*RegisterAccountRequest)(nil),     // 23: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),    // 24: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),       // 25: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),      // 26: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),          // 27: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),         // 28: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),        // 29: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),            // 30: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),           // 31: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),       // 32: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),              // 33: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),      // 34: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),         // 35: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),      // 36: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),       // 37: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                   // 38: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),    // 39: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),    // 40: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),              // 41: core.v1.WebhookConfig
-	(*GetHealthRequest)(nil),           // 42: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),          // 43: core.v1.GetHealthResponse
-	(*NodeHealth)(nil),                 // 44: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),           // 45: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                // 46: core.v1.WakeRequest
-	(*WakeSlot)(nil),                   // 47: core.v1.WakeSlot
-	(*WakeResponse)(nil),               // 48: core.v1.WakeResponse
-	nil,                                // 49: core.v1.WebhookConfig.HeadersEntry
-	(*v1.Content)(nil),                 // 50: message.v1.Content
+	(Caller)(0),                          // 0: core.v1.Caller
+	(*GetBusinessProfileRequest)(nil),    // 1: core.v1.GetBusinessProfileRequest
+	(*UpdateBusinessProfileRequest)(nil), // 2: core.v1.UpdateBusinessProfileRequest
+	(*BusinessProfile)(nil),              // 3: core.v1.BusinessProfile
+	(*CreateTemplateRequest)(nil),        // 4: core.v1.CreateTemplateRequest
+	(*ListTemplatesRequest)(nil),         // 5: core.v1.ListTemplatesRequest
+	(*DeleteTemplateRequest)(nil),        // 6: core.v1.DeleteTemplateRequest
+	(*TemplateRecords)(nil),              // 7: core.v1.TemplateRecords
+	(*UploadMediaRequest)(nil),           // 8: core.v1.UploadMediaRequest
+	(*UploadMediaHeader)(nil),            // 9: core.v1.UploadMediaHeader
+	(*UploadMediaResponse)(nil),          // 10: core.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),         // 11: core.v1.DownloadMediaRequest
+	(*DownloadMediaResponse)(nil),        // 12: core.v1.DownloadMediaResponse
+	(*DownloadMediaHeader)(nil),          // 13: core.v1.DownloadMediaHeader
+	(*DeleteMediaRequest)(nil),           // 14: core.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),          // 15: core.v1.DeleteMediaResponse
+	(*CollectMediaRequest)(nil),          // 16: core.v1.CollectMediaRequest
+	(*CollectMediaResponse)(nil),         // 17: core.v1.CollectMediaResponse
+	(*MediaProvider)(nil),                // 18: core.v1.MediaProvider
+	(*MediaProviders)(nil),               // 19: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),     // 20: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),     // 21: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),   // 22: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                        // 23: core.v1.Error
+	(*AccountRef)(nil),                   // 24: core.v1.AccountRef
+	(*Account)(nil),                      // 25: core.v1.Account
+	(*RegisterAccountRequest)(nil),       // 26: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),      // 27: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),         // 28: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),        // 29: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),            // 30: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),           // 31: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),          // 32: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),              // 33: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),             // 34: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),         // 35: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                // 36: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),        // 37: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),           // 38: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),        // 39: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),         // 40: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                     // 41: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),      // 42: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),      // 43: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                // 44: core.v1.WebhookConfig
+	(*GetHealthRequest)(nil),             // 45: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),            // 46: core.v1.GetHealthResponse
+	(*NodeHealth)(nil),                   // 47: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),             // 48: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                  // 49: core.v1.WakeRequest
+	(*WakeSlot)(nil),                     // 50: core.v1.WakeSlot
+	(*WakeResponse)(nil),                 // 51: core.v1.WakeResponse
+	nil,                                  // 52: core.v1.WebhookConfig.HeadersEntry
+	(*v1.Content)(nil),                   // 53: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	21, // 0: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	21, // 1: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	21, // 2: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
-	6,  // 3: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	21, // 4: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	21, // 5: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
-	10, // 6: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	21, // 7: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	21, // 8: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	15, // 9: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	21, // 10: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	21, // 11: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	15, // 12: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	21, // 13: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 14: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	21, // 15: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	22, // 16: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	21, // 17: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	21, // 18: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	50, // 19: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	21, // 20: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	21, // 21: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	33, // 22: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	21, // 23: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	21, // 24: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	21, // 25: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	21, // 26: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	21, // 27: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	41, // 28: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	49, // 29: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	21, // 30: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	44, // 31: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	21, // 32: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	47, // 33: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	23, // 34: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	25, // 35: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	27, // 36: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	28, // 37: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	30, // 38: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	32, // 39: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	35, // 40: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	36, // 41: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	37, // 42: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	39, // 43: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	40, // 44: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	42, // 45: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	45, // 46: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	46, // 47: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	5,  // 48: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	8,  // 49: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	11, // 50: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	13, // 51: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	17, // 52: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	18, // 53: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	19, // 54: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 55: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	2,  // 56: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	3,  // 57: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	24, // 58: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	26, // 59: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	22, // 60: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	29, // 61: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	31, // 62: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	34, // 63: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	38, // 64: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	38, // 65: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	38, // 66: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	41, // 67: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	41, // 68: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	43, // 69: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	22, // 70: core.v1.Core.SetShards:output_type -> core.v1.Account
-	48, // 71: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	7,  // 72: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	9,  // 73: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	12, // 74: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	14, // 75: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	16, // 76: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	16, // 77: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	16, // 78: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	4,  // 79: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	4,  // 80: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	4,  // 81: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	58, // [58:82] is the sub-list for method output_type
-	34, // [34:58] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	24, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	24, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	24, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	24, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	24, // 4: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	9,  // 5: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
+	24, // 6: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	24, // 7: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	13, // 8: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
+	24, // 9: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	24, // 10: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	18, // 11: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	24, // 12: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	24, // 13: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	18, // 14: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	24, // 15: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 16: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	24, // 17: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	25, // 18: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	24, // 19: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	24, // 20: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	53, // 21: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	24, // 22: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	24, // 23: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	36, // 24: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	24, // 25: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	24, // 26: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	24, // 27: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	24, // 28: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	24, // 29: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	44, // 30: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	52, // 31: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	24, // 32: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	47, // 33: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	24, // 34: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	50, // 35: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	26, // 36: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	28, // 37: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	30, // 38: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	31, // 39: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	33, // 40: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	35, // 41: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	38, // 42: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	39, // 43: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	40, // 44: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	42, // 45: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	43, // 46: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	45, // 47: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	48, // 48: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	49, // 49: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	8,  // 50: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	11, // 51: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	14, // 52: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	16, // 53: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	20, // 54: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	21, // 55: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	22, // 56: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 57: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 58: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 59: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 60: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	6,  // 61: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	27, // 62: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	29, // 63: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	25, // 64: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	32, // 65: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	34, // 66: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	37, // 67: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	41, // 68: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	41, // 69: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	41, // 70: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	44, // 71: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	44, // 72: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	46, // 73: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	25, // 74: core.v1.Core.SetShards:output_type -> core.v1.Account
+	51, // 75: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	10, // 76: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	12, // 77: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	15, // 78: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	17, // 79: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	19, // 80: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	19, // 81: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	19, // 82: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 83: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 84: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	7,  // 85: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	7,  // 86: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	7,  // 87: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	62, // [62:88] is the sub-list for method output_type
+	36, // [36:62] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -3292,11 +3454,11 @@ func file_core_v1_core_proto_init() {
 	if File_core_v1_core_proto != nil {
 		return
 	}
-	file_core_v1_core_proto_msgTypes[4].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[7].OneofWrappers = []any{
 		(*UploadMediaRequest_Header)(nil),
 		(*UploadMediaRequest_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[8].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[11].OneofWrappers = []any{
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
@@ -3306,7 +3468,7 @@ func file_core_v1_core_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,30 +26,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Core_RegisterAccount_FullMethodName     = "/core.v1.Core/RegisterAccount"
-	Core_VerifyAccount_FullMethodName       = "/core.v1.Core/VerifyAccount"
-	Core_GetAccount_FullMethodName          = "/core.v1.Core/GetAccount"
-	Core_SendMessage_FullMethodName         = "/core.v1.Core/SendMessage"
-	Core_MarkRead_FullMethodName            = "/core.v1.Core/MarkRead"
-	Core_CheckContacts_FullMethodName       = "/core.v1.Core/CheckContacts"
-	Core_GetSettings_FullMethodName         = "/core.v1.Core/GetSettings"
-	Core_UpdateSettings_FullMethodName      = "/core.v1.Core/UpdateSettings"
-	Core_ResetSettings_FullMethodName       = "/core.v1.Core/ResetSettings"
-	Core_GetWebhookConfig_FullMethodName    = "/core.v1.Core/GetWebhookConfig"
-	Core_SetWebhookConfig_FullMethodName    = "/core.v1.Core/SetWebhookConfig"
-	Core_GetHealth_FullMethodName           = "/core.v1.Core/GetHealth"
-	Core_SetShards_FullMethodName           = "/core.v1.Core/SetShards"
-	Core_Wake_FullMethodName                = "/core.v1.Core/Wake"
-	Core_UploadMedia_FullMethodName         = "/core.v1.Core/UploadMedia"
-	Core_DownloadMedia_FullMethodName       = "/core.v1.Core/DownloadMedia"
-	Core_DeleteMedia_FullMethodName         = "/core.v1.Core/DeleteMedia"
-	Core_CollectMedia_FullMethodName        = "/core.v1.Core/CollectMedia"
-	Core_GetMediaProviders_FullMethodName   = "/core.v1.Core/GetMediaProviders"
-	Core_SetMediaProviders_FullMethodName   = "/core.v1.Core/SetMediaProviders"
-	Core_DeleteMediaProvider_FullMethodName = "/core.v1.Core/DeleteMediaProvider"
-	Core_CreateTemplate_FullMethodName      = "/core.v1.Core/CreateTemplate"
-	Core_ListTemplates_FullMethodName       = "/core.v1.Core/ListTemplates"
-	Core_DeleteTemplate_FullMethodName      = "/core.v1.Core/DeleteTemplate"
+	Core_RegisterAccount_FullMethodName       = "/core.v1.Core/RegisterAccount"
+	Core_VerifyAccount_FullMethodName         = "/core.v1.Core/VerifyAccount"
+	Core_GetAccount_FullMethodName            = "/core.v1.Core/GetAccount"
+	Core_SendMessage_FullMethodName           = "/core.v1.Core/SendMessage"
+	Core_MarkRead_FullMethodName              = "/core.v1.Core/MarkRead"
+	Core_CheckContacts_FullMethodName         = "/core.v1.Core/CheckContacts"
+	Core_GetSettings_FullMethodName           = "/core.v1.Core/GetSettings"
+	Core_UpdateSettings_FullMethodName        = "/core.v1.Core/UpdateSettings"
+	Core_ResetSettings_FullMethodName         = "/core.v1.Core/ResetSettings"
+	Core_GetWebhookConfig_FullMethodName      = "/core.v1.Core/GetWebhookConfig"
+	Core_SetWebhookConfig_FullMethodName      = "/core.v1.Core/SetWebhookConfig"
+	Core_GetHealth_FullMethodName             = "/core.v1.Core/GetHealth"
+	Core_SetShards_FullMethodName             = "/core.v1.Core/SetShards"
+	Core_Wake_FullMethodName                  = "/core.v1.Core/Wake"
+	Core_UploadMedia_FullMethodName           = "/core.v1.Core/UploadMedia"
+	Core_DownloadMedia_FullMethodName         = "/core.v1.Core/DownloadMedia"
+	Core_DeleteMedia_FullMethodName           = "/core.v1.Core/DeleteMedia"
+	Core_CollectMedia_FullMethodName          = "/core.v1.Core/CollectMedia"
+	Core_GetMediaProviders_FullMethodName     = "/core.v1.Core/GetMediaProviders"
+	Core_SetMediaProviders_FullMethodName     = "/core.v1.Core/SetMediaProviders"
+	Core_DeleteMediaProvider_FullMethodName   = "/core.v1.Core/DeleteMediaProvider"
+	Core_GetBusinessProfile_FullMethodName    = "/core.v1.Core/GetBusinessProfile"
+	Core_UpdateBusinessProfile_FullMethodName = "/core.v1.Core/UpdateBusinessProfile"
+	Core_CreateTemplate_FullMethodName        = "/core.v1.Core/CreateTemplate"
+	Core_ListTemplates_FullMethodName         = "/core.v1.Core/ListTemplates"
+	Core_DeleteTemplate_FullMethodName        = "/core.v1.Core/DeleteTemplate"
 )
 
 // CoreClient is the client API for Core service.
@@ -107,6 +109,10 @@ type CoreClient interface {
 	// (/v1/configs/templates): coreapp passes the requests on over the
 	// number's chatd session. A node without a connected slot of the number
 	// answers 1018 (the webapp tries another node).
+	// The number's business profile (the Cloud API's
+	// whatsapp_business_profile; package api/profile).
+	GetBusinessProfile(ctx context.Context, in *GetBusinessProfileRequest, opts ...grpc.CallOption) (*BusinessProfile, error)
+	UpdateBusinessProfile(ctx context.Context, in *UpdateBusinessProfileRequest, opts ...grpc.CallOption) (*BusinessProfile, error)
 	CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 	ListTemplates(ctx context.Context, in *ListTemplatesRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 	DeleteTemplate(ctx context.Context, in *DeleteTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
@@ -342,6 +348,26 @@ func (c *coreClient) DeleteMediaProvider(ctx context.Context, in *DeleteMediaPro
 	return out, nil
 }
 
+func (c *coreClient) GetBusinessProfile(ctx context.Context, in *GetBusinessProfileRequest, opts ...grpc.CallOption) (*BusinessProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BusinessProfile)
+	err := c.cc.Invoke(ctx, Core_GetBusinessProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) UpdateBusinessProfile(ctx context.Context, in *UpdateBusinessProfileRequest, opts ...grpc.CallOption) (*BusinessProfile, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BusinessProfile)
+	err := c.cc.Invoke(ctx, Core_UpdateBusinessProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TemplateRecords)
@@ -427,6 +453,10 @@ type CoreServer interface {
 	// (/v1/configs/templates): coreapp passes the requests on over the
 	// number's chatd session. A node without a connected slot of the number
 	// answers 1018 (the webapp tries another node).
+	// The number's business profile (the Cloud API's
+	// whatsapp_business_profile; package api/profile).
+	GetBusinessProfile(context.Context, *GetBusinessProfileRequest) (*BusinessProfile, error)
+	UpdateBusinessProfile(context.Context, *UpdateBusinessProfileRequest) (*BusinessProfile, error)
 	CreateTemplate(context.Context, *CreateTemplateRequest) (*TemplateRecords, error)
 	ListTemplates(context.Context, *ListTemplatesRequest) (*TemplateRecords, error)
 	DeleteTemplate(context.Context, *DeleteTemplateRequest) (*TemplateRecords, error)
@@ -502,6 +532,12 @@ func (UnimplementedCoreServer) SetMediaProviders(context.Context, *SetMediaProvi
 }
 func (UnimplementedCoreServer) DeleteMediaProvider(context.Context, *DeleteMediaProviderRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMediaProvider not implemented")
+}
+func (UnimplementedCoreServer) GetBusinessProfile(context.Context, *GetBusinessProfileRequest) (*BusinessProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBusinessProfile not implemented")
+}
+func (UnimplementedCoreServer) UpdateBusinessProfile(context.Context, *UpdateBusinessProfileRequest) (*BusinessProfile, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateBusinessProfile not implemented")
 }
 func (UnimplementedCoreServer) CreateTemplate(context.Context, *CreateTemplateRequest) (*TemplateRecords, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateTemplate not implemented")
@@ -893,6 +929,42 @@ func _Core_DeleteMediaProvider_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_GetBusinessProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBusinessProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).GetBusinessProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_GetBusinessProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).GetBusinessProfile(ctx, req.(*GetBusinessProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_UpdateBusinessProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateBusinessProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).UpdateBusinessProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_UpdateBusinessProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).UpdateBusinessProfile(ctx, req.(*UpdateBusinessProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_CreateTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTemplateRequest)
 	if err := dec(in); err != nil {
@@ -1029,6 +1101,14 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMediaProvider",
 			Handler:    _Core_DeleteMediaProvider_Handler,
+		},
+		{
+			MethodName: "GetBusinessProfile",
+			Handler:    _Core_GetBusinessProfile_Handler,
+		},
+		{
+			MethodName: "UpdateBusinessProfile",
+			Handler:    _Core_UpdateBusinessProfile_Handler,
 		},
 		{
 			MethodName: "CreateTemplate",
