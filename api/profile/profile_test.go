@@ -14,7 +14,9 @@ func TestUpdate(t *testing.T) {
 		code errcode.Code // 0: accepted
 		want func(Business) bool
 	}{
-		{`{"messaging_product":"whatsapp","about":"Open 9–5 ☀","vertical":"RETAIL"}`, 0, func(b Business) bool { return b.About == "Open 9–5 ☀" && b.Vertical == "RETAIL" && len(b.Websites) == 1 }},
+		{`{"messaging_product":"whatsapp","about":"Open 9–5 ☀","vertical":"RETAIL"}`, 0, func(b Business) bool {
+			return b.About == "Open 9–5 ☀" && b.Vertical == "RETAIL" && len(b.Websites) == 1
+		}},
 		{`{"messaging_product":"whatsapp","websites":["https://a.example","http://b.example"]}`, 0, func(b Business) bool { return len(b.Websites) == 2 }},
 		{`{"messaging_product":"whatsapp","address":""}`, 0, func(b Business) bool { return b.Address == "" && b.About == "Hi" }},
 		{`{"messaging_product":"whatsapp","email":"shop@example.com","description":"` + strings.Repeat("d", 256) + `"}`, 0, nil},
