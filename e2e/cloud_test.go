@@ -287,6 +287,30 @@ func (d *sdkDriver) must(op string, args any, into any) {
 	}
 }
 
+// waitHooks waits for n verified webhook POSTs whose bodies match.
+func (d *sdkDriver) waitHooks(what string, n int, match func(cloudNote) bool) {
+	d.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		d.mu.Lock()
+		got := 0
+		for _, h := range d.hooks {
+			if h.Verified && match(h.note) {
+				got++
+			}
+		}
+		d.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-d.signal:
+		case <-deadline:
+			d.t.Fatalf("%s: %d of %d webhooks with %s within 30s", d.name, got, n, what)
+		}
+	}
+}
+
 // waitHook waits for a webhook POST whose body matches.
 func (d *sdkDriver) waitHook(what string, match func(cloudNote) bool) driverHook {
 	d.t.Helper()
@@ -444,7 +468,7 @@ func TestCloudSDKs(t *testing.T) {
 				var created struct{ ID, Status, Category string }
 				d.must("templateCreate", map[string]any{"businessAccountId": waba, "name": cloudTemplateName, "language": "en_US", "category": "UTILITY",
 					"components": []any{
-						map[string]any{"type": "BODY", "text": "Hi {{1}}, order {{2}} is ready.", "example": map[string]any{"body_text": [][]string{{"Ann", "7"}}}},
+						map[string]any{"type": "BODY", "text": "Order {{2}} for {{1}}.", "example": map[string]any{"body_text": [][]string{{"Ann", "7"}}}},
 						map[string]any{"type": "BUTTONS", "buttons": []any{map[string]string{"type": "QUICK_REPLY", "text": "Got it"}}}}}, &created)
 				if created.Status != "PENDING" || len(created.ID) != 16 || created.Category != "UTILITY" {
 					t.Fatalf("template create answered %+v, want PENDING with a 16-digit id", created)
@@ -472,6 +496,19 @@ func TestCloudSDKs(t *testing.T) {
 				if one.ID != created.ID || one.Name != cloudTemplateName {
 					t.Errorf("template get = %+v", one)
 				}
+				// Edited (Graph's POST /{template-id}): reviewed again,
+				// approved again, and sent below with the new text.
+				code, _, raw := s.Raw("POST", "/"+cloudVersion+"/"+created.ID, stack.Auth{Bearer: key}, "application/json", []byte(`{"components":[
+					{"type":"BODY","text":"Hi {{1}}, order {{2}} is ready.","example":{"body_text":[["Ann","7"]]}},
+					{"type":"FOOTER","text":"Bakery"},
+					{"type":"BUTTONS","buttons":[{"type":"QUICK_REPLY","text":"Got it"}]}]}`))
+				if code != 200 || !strings.Contains(string(raw), `"success":true`) || !strings.Contains(string(raw), `"status":"PENDING"`) {
+					t.Fatalf("template edit = %d %s", code, raw)
+				}
+				d.waitHooks("the edit's approval (the second)", 2, func(n cloudNote) bool {
+					return len(n.Entry) == 1 && len(n.Entry[0].Changes) == 1 && n.Entry[0].Changes[0].Field == "message_template_status_update" &&
+						strings.Contains(string(n.Entry[0].Changes[0].Value), `"APPROVED"`)
+				})
 				// The business profile.
 				var ok struct{ Success bool }
 				d.must("profileUpdate", map[string]any{"phoneNumberId": pnid, "about": "Fresh bread ☀", "vertical": "GROCERY", "websites": []string{"https://bakery.example"}}, &ok)

@@ -760,6 +760,8 @@ func (c *conn) onIQ(ctx context.Context, iq *chatdv1.IQ) error {
 		result, err = c.srv.templateQuery(ctx, c, p.TemplateQuery)
 	case *chatdv1.IQ_TemplateDelete:
 		result, err = c.srv.templateDelete(ctx, c, p.TemplateDelete)
+	case *chatdv1.IQ_TemplateEdit:
+		result, err = c.srv.templateEdit(ctx, c, p.TemplateEdit)
 	case *chatdv1.IQ_WindowQuery:
 		result, err = c.srv.windowQuery(ctx, c, p.WindowQuery)
 	default:

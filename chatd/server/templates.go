@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -414,4 +415,104 @@ func (s *Server) approver(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// editable are the statuses of a template that may be edited (Meta:
+// approved, rejected or paused templates).
+var editable = []string{template.StatusApproved, template.StatusRejected, template.StatusPaused}
+
+// templateEdit replaces a template's components and/or category and sends
+// it for review again: PENDING, approved after the review delay. Meta's
+// limits on how often an approved template may be edited (once a day, ten
+// times a month) are not applied by the sandbox.
+func (s *Server) templateEdit(ctx context.Context, c *conn, req *chatdv1.TemplateEdit) (*chatdv1.IQ, *chatdv1.IQError) {
+	if e := businessOnly(c); e != nil {
+		return nil, e
+	}
+	id, err := strconv.ParseInt(req.Id, 10, 64)
+	if err != nil {
+		return nil, iqErr(errcode.NotFound, "no template %s", req.Id)
+	}
+	if len(req.TemplateJson) > template.MaxJSON {
+		return nil, iqErr(errcode.TooLong, "a template is at most %d bytes of JSON", template.MaxJSON)
+	}
+	var edit struct {
+		Components json.RawMessage `json:"components"`
+		Category   *string         `json:"category"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(req.TemplateJson)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&edit); err != nil {
+		return nil, iqErr(errcode.Invalid, "an edit has components and/or category: %v", err)
+	}
+	if edit.Components == nil && edit.Category == nil {
+		return nil, iqErr(errcode.Missing, "an edit needs components or category")
+	}
+	var row templateRow
+	var refusal *chatdv1.IQError
+	now := time.Now()
+	err = db.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		refusal = nil
+		var err error
+		row, err = scanTemplate(tx.QueryRowContext(ctx, "SELECT "+templateColumns+" FROM templates WHERE id = ? AND account = ? FOR UPDATE", id, c.login.Account))
+		if errors.Is(err, sql.ErrNoRows) {
+			refusal = iqErr(errcode.NotFound, "no template %s", req.Id)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(editable, row.status) {
+			refusal = iqErr(errcode.Invalid, "a template in status %s cannot be edited (only %s)", row.status, strings.Join(editable, ", "))
+			return nil
+		}
+		var rec map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(row.record), &rec); err != nil {
+			return err
+		}
+		if edit.Components != nil {
+			rec["components"] = edit.Components
+		}
+		if edit.Category != nil {
+			b, _ := json.Marshal(*edit.Category)
+			rec["category"] = b
+		}
+		merged, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		t, err := template.Parse(merged)
+		if err != nil {
+			var ce *errcode.Error
+			if errors.As(err, &ce) {
+				refusal = iqErr(ce.Code, "%s", ce.Details)
+				return nil
+			}
+			return err
+		}
+		record, err := json.Marshal(template.Template{Name: t.Name, Language: t.Language, Category: t.Category, Components: t.Components})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE templates SET category = ?, status = ?, reason = '', record = ?, approve_at = ?, updated_at = ? WHERE id = ?",
+			t.Category, template.StatusPending, string(record), now.Add(s.cfg.TemplateApprovalDelay).UnixMilli(), now.UnixMilli(), id); err != nil {
+			return err
+		}
+		row.category, row.status, row.reason, row.record = t.Category, template.StatusPending, "", string(record)
+		return nil
+	})
+	switch {
+	case err != nil:
+		s.log.Error("template edit failed", "err", err)
+		return nil, iqInternal
+	case refusal != nil:
+		return nil, refusal
+	}
+	s.log.Info("template edited", "account", c.login.Account, "template_id", id, "name", row.name, "language", row.language)
+	s.wakeApprover()
+	b, err := row.json()
+	if err != nil {
+		return nil, iqInternal
+	}
+	return &chatdv1.IQ{Payload: &chatdv1.IQ_TemplateRecords{TemplateRecords: &chatdv1.TemplateRecords{TemplateJson: [][]byte{b}}}}, nil
 }

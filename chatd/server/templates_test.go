@@ -154,6 +154,46 @@ func TestTemplates(t *testing.T) {
 		t.Errorf("status of an unknown template = %d, want 404", status)
 	}
 
+	// The rejected template is edited: new components, PENDING, approved
+	// after the review delay; bad edits change nothing.
+	edit := func(id, js string) (*chatdv1.IQ, error) {
+		return b.iq(t, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_TemplateEdit{TemplateEdit: &chatdv1.TemplateEdit{Id: id, TemplateJson: []byte(js)}}})
+	}
+	for _, e := range []struct {
+		id, js string
+		code   errcode.Code
+	}{
+		{rec.ID, `{}`, errcode.Missing},
+		{rec.ID, `{"name":"renamed"}`, errcode.Invalid},
+		{rec.ID, `{"category":"SPAM"}`, errcode.Invalid},
+		{rec.ID, `{"components":[{"type":"BODY","text":"Hi {{1}}"}]}`, errcode.Missing}, // no example
+		{"999999", `{"category":"MARKETING"}`, errcode.NotFound},
+	} {
+		if _, err := edit(e.id, e.js); iqCode(t, err) != uint32(e.code) {
+			t.Errorf("edit %s %s = %v, want error %d", e.id, e.js, err, e.code)
+		}
+	}
+	if _, err := c.iq(t, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_TemplateEdit{TemplateEdit: &chatdv1.TemplateEdit{Id: rec.ID, TemplateJson: []byte(`{"category":"MARKETING"}`)}}}); iqCode(t, err) != uint32(errcode.AccessDenied) {
+		t.Errorf("a consumer's edit = %v", err)
+	}
+	res, err := edit(rec.ID, `{"components":[{"type":"BODY","text":"Hello {{1}}, order {{2}} is on its way.","example":{"body_text":[["Ann","42"]]}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := records(t, res); len(rs) != 1 || rs[0].Status != template.StatusPending || rs[0].Components[0].Text != "Hello {{1}}, order {{2}} is on its way." || rs[0].Name != "order_update" {
+		t.Errorf("edited record = %+v", rs)
+	}
+	if _, err := edit(rec.ID, `{"category":"MARKETING"}`); iqCode(t, err) != uint32(errcode.Invalid) {
+		t.Errorf("an edit while PENDING = %v, want error %d", err, errcode.Invalid)
+	}
+	if ts := b.awaitTemplateStatus(t, rec.ID); ts.Event != template.StatusApproved {
+		t.Errorf("after the edit: %v, want APPROVED", ts)
+	}
+	// Rejected again, for the listing below.
+	if status, body := n.adminDo(t, "POST", "/sandbox/templates/"+rec.ID+"/status", `{"status":"REJECTED","reason":"INVALID_FORMAT"}`); status != 200 || body["changed"] != true {
+		t.Fatalf("admin reject = %d %v", status, body)
+	}
+
 	// More templates to list.
 	b.createTemplate(t, strings.Replace(orderTemplate, `"en_US"`, `"de"`, 1))
 	b.createTemplate(t, `{"name":"promo","language":"en_US","category":"MARKETING","components":[{"type":"BODY","text":"Sale!"}]}`)

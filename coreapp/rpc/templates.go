@@ -104,3 +104,17 @@ func (s *Server) DeleteTemplate(ctx context.Context, req *corev1.DeleteTemplateR
 	cache.Invalidate(id)
 	return templateRecords(ts, "", "", len(ts))
 }
+
+// EditTemplate implements core.v1.Core.
+func (s *Server) EditTemplate(ctx context.Context, req *corev1.EditTemplateRequest) (*corev1.TemplateRecords, error) {
+	id, iq, cache, err := s.templateIQ(ctx, req.Account, "edit template")
+	if err != nil {
+		return nil, err
+	}
+	t, err := templates.Edit(ctx, iq, req.Id, req.TemplateJson)
+	if err != nil {
+		return nil, s.templateError(ctx, "edit template", err)
+	}
+	cache.Invalidate(id)
+	return templateRecords([]template.Template{t}, "", "", 1)
+}

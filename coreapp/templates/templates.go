@@ -186,6 +186,24 @@ func Create(ctx context.Context, iq IQ, js []byte) (template.Template, error) {
 	return out.Templates[0], nil
 }
 
+// Edit changes template id (an edit body: components and/or category);
+// the network sends it for review again and answers the new record.
+func Edit(ctx context.Context, iq IQ, id string, js []byte) (template.Template, error) {
+	recs, err := ask(ctx, iq, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET,
+		Payload: &chatdv1.IQ_TemplateEdit{TemplateEdit: &chatdv1.TemplateEdit{Id: id, TemplateJson: js}}})
+	if err != nil {
+		return template.Template{}, err
+	}
+	out, err := decode(recs)
+	if err != nil {
+		return template.Template{}, err
+	}
+	if len(out.Templates) != 1 {
+		return template.Template{}, fmt.Errorf("chatd answered a template edit with %d records", len(out.Templates))
+	}
+	return out.Templates[0], nil
+}
+
 // Delete deletes a number's templates called name (in language, or in
 // all) and returns them.
 func Delete(ctx context.Context, iq IQ, name, language string) ([]template.Template, error) {

@@ -34,6 +34,7 @@ import (
 //	DELETE /{v}/{media-id}                                → {success}
 //	GET    /{v}/{phone-number-id}                         the number
 //	POST   /{v}/{phone-number-id}                         webhook_configuration.override_callback_uri
+//	POST   /{v}/{template-id}                             edit a template
 //	GET    /{v}/{waba-id}                                 the business account
 //	GET    /{v}/{waba-id}/phone_numbers                   its numbers
 //	GET|POST|DELETE /{v}/{waba-id}/message_templates      templates (cloud_templates.go)
@@ -379,11 +380,15 @@ func (s *Server) cloudDelete(c echo.Context) error {
 	return c.JSON(http.StatusOK, successResponse{Success: true})
 }
 
-// cloudPost: POST /{v}/{phone-number-id} with Graph's per-number webhook
+// cloudPost: POST /{v}/{template-id} edits a template
+// (cloud_templates.go); POST /{v}/{phone-number-id} with Graph's per-number webhook
 // override {"webhook_configuration":{"override_callback_uri",
 // "verify_token"}} (the app secret stays the one set with
 // /v1/configs/webhook, or app_secret in the same object).
 func (s *Server) cloudPost(c echo.Context) error {
+	if _, k, tid := pathID(c); k == graph.Template {
+		return s.cloudEditTemplate(c, tid)
+	}
 	n, err := numberOf(c)
 	if err != nil {
 		return err

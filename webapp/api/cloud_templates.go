@@ -23,6 +23,7 @@ import (
 //	POST   /{v}/{waba-id}/message_templates {name, language, category, components} → {id, status, category}
 //	DELETE /{v}/{waba-id}/message_templates?name=[&hsm_id=] → {success:true}
 //	GET    /{v}/{template-id} → the record
+//	POST   /{v}/{template-id} {components?, category?} → {success, id, status, category}: reviewed again
 
 // DefaultCloudTemplatePage is Graph's page size when limit is not given.
 const DefaultCloudTemplatePage = 25
@@ -221,4 +222,46 @@ func (s *Server) cloudTemplate(c echo.Context, id int64) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, rec)
+}
+
+// maxTemplateEdit bounds an edit body as a submission is.
+const maxTemplateEdit = template.MaxJSON
+
+type templateEdited struct {
+	Success  bool   `json:"success"`
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Category string `json:"category"`
+}
+
+// cloudEditTemplate: POST /{v}/{template-id} {components?, category?}.
+// The network checks the edited template as a submission and reviews it
+// again.
+func (s *Server) cloudEditTemplate(c echo.Context, id int64) error {
+	b, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxTemplateEdit {
+		return apiErr(http.StatusRequestEntityTooLarge, errcode.TooLong, "a template is at most %d bytes of JSON", template.MaxJSON)
+	}
+	o, err := parseObject("", b, "components", "category")
+	if err != nil {
+		return err
+	}
+	if !o.Has("components") && !o.Has("category") {
+		return missing("an edit needs components or category")
+	}
+	resp, err := call(s, c, s.opts.CallTimeout, s.core.EditTemplate, &corev1.EditTemplateRequest{Account: cloudAccount(c, 0), Id: strconv.FormatInt(id, 10), TemplateJson: b})
+	if err != nil {
+		return err
+	}
+	if len(resp.GetTemplateJson()) == 0 {
+		return internal(errNoRecord)
+	}
+	rec, err := graphRecord(resp.TemplateJson[0])
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, templateEdited{Success: true, ID: rec.ID, Status: rec.Status, Category: rec.Category})
 }

@@ -1493,6 +1493,7 @@ type IQ struct {
 	//	*IQ_TemplateRecords
 	//	*IQ_WindowQuery
 	//	*IQ_WindowStates
+	//	*IQ_TemplateEdit
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1756,6 +1757,15 @@ func (x *IQ) GetWindowStates() *WindowStates {
 	return nil
 }
 
+func (x *IQ) GetTemplateEdit() *TemplateEdit {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TemplateEdit); ok {
+			return x.TemplateEdit
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1852,6 +1862,10 @@ type IQ_WindowStates struct {
 	WindowStates *WindowStates `protobuf:"bytes,32,opt,name=window_states,json=windowStates,proto3,oneof"`
 }
 
+type IQ_TemplateEdit struct {
+	TemplateEdit *TemplateEdit `protobuf:"bytes,33,opt,name=template_edit,json=templateEdit,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1897,6 +1911,8 @@ func (*IQ_TemplateRecords) isIQ_Payload() {}
 func (*IQ_WindowQuery) isIQ_Payload() {}
 
 func (*IQ_WindowStates) isIQ_Payload() {}
+
+func (*IQ_TemplateEdit) isIQ_Payload() {}
 
 // WindowQuery (GET) asks whether the network would take a free-form
 // message from the caller (a business) to each of numbers now: whether
@@ -2204,6 +2220,61 @@ func (x *TemplateQuery) GetOffset() uint32 {
 	return 0
 }
 
+// TemplateEdit (SET) changes the caller's template id: the fields of
+// template_json (components, category) replace the record's; the template
+// is reviewed again (PENDING). The result is the new record.
+type TemplateEdit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TemplateJson  []byte                 `protobuf:"bytes,2,opt,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateEdit) Reset() {
+	*x = TemplateEdit{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateEdit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateEdit) ProtoMessage() {}
+
+func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateEdit.ProtoReflect.Descriptor instead.
+func (*TemplateEdit) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TemplateEdit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TemplateEdit) GetTemplateJson() []byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
 // TemplateDelete (SET) deletes the caller's templates called name, in
 // every language or in language only; the result lists what was deleted.
 type TemplateDelete struct {
@@ -2216,7 +2287,7 @@ type TemplateDelete struct {
 
 func (x *TemplateDelete) Reset() {
 	*x = TemplateDelete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2299,7 @@ func (x *TemplateDelete) String() string {
 func (*TemplateDelete) ProtoMessage() {}
 
 func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2312,7 @@ func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
 func (*TemplateDelete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TemplateDelete) GetName() string {
@@ -2274,7 +2345,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2357,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2370,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -2352,7 +2423,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2435,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2448,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -2396,7 +2467,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2479,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2492,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -2440,7 +2511,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2523,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2536,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -2491,7 +2562,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2574,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2587,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -2562,7 +2633,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2645,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2658,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -2599,7 +2670,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2682,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2695,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 type RegisterRequest struct {
@@ -2644,7 +2715,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2727,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2740,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2717,7 +2788,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2800,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2813,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2762,7 +2833,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2845,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2858,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -2812,7 +2883,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2895,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2908,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 type ContactCheck struct {
@@ -2850,7 +2921,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +2933,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +2946,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -2895,7 +2966,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +2978,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +2991,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -2946,7 +3017,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2958,7 +3029,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2971,7 +3042,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -2996,7 +3067,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3079,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3092,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -3062,7 +3133,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3145,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3158,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -3115,7 +3186,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3198,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3211,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -3177,7 +3248,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3260,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3273,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -3229,7 +3300,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3312,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3325,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -3280,7 +3351,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3363,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3376,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -3355,7 +3426,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3438,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3451,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -3412,7 +3483,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3495,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3508,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Notification) GetId() string {
@@ -3505,7 +3576,7 @@ type TemplateStatus struct {
 
 func (x *TemplateStatus) Reset() {
 	*x = TemplateStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3588,7 @@ func (x *TemplateStatus) String() string {
 func (*TemplateStatus) ProtoMessage() {}
 
 func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3601,7 @@ func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
 func (*TemplateStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TemplateStatus) GetId() string {
@@ -3585,7 +3656,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3597,7 +3668,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3610,7 +3681,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -3630,7 +3701,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3713,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3726,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -3688,7 +3759,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3700,7 +3771,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3713,7 +3784,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3756,7 +3827,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3839,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3852,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -3883,7 +3954,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\xc6\v\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\x85\f\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -3912,7 +3983,8 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x0ftemplate_delete\x18\x1d \x01(\v2\x18.chatd.v1.TemplateDeleteH\x00R\x0etemplateDelete\x12F\n" +
 	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecords\x12:\n" +
 	"\fwindow_query\x18\x1f \x01(\v2\x15.chatd.v1.WindowQueryH\x00R\vwindowQuery\x12=\n" +
-	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStatesB\t\n" +
+	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStates\x12=\n" +
+	"\rtemplate_edit\x18! \x01(\v2\x16.chatd.v1.TemplateEditH\x00R\ftemplateEditB\t\n" +
 	"\apayload\"'\n" +
 	"\vWindowQuery\x12\x18\n" +
 	"\anumbers\x18\x01 \x03(\tR\anumbers\"=\n" +
@@ -3934,7 +4006,10 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x14\n" +
 	"\x05after\x18\x06 \x01(\tR\x05after\x12\x0e\n" +
 	"\x02id\x18\a \x01(\tR\x02id\x12\x16\n" +
-	"\x06offset\x18\b \x01(\rR\x06offset\"@\n" +
+	"\x06offset\x18\b \x01(\rR\x06offset\"C\n" +
+	"\fTemplateEdit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rtemplate_json\x18\x02 \x01(\fR\ftemplateJson\"@\n" +
 	"\x0eTemplateDelete\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\blanguage\x18\x02 \x01(\tR\blanguage\"\x98\x01\n" +
@@ -4105,7 +4180,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -4132,34 +4207,35 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*WindowState)(nil),        // 22: chatd.v1.WindowState
 	(*TemplateCreate)(nil),     // 23: chatd.v1.TemplateCreate
 	(*TemplateQuery)(nil),      // 24: chatd.v1.TemplateQuery
-	(*TemplateDelete)(nil),     // 25: chatd.v1.TemplateDelete
-	(*TemplateRecords)(nil),    // 26: chatd.v1.TemplateRecords
-	(*SetShards)(nil),          // 27: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 28: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 29: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 30: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 31: chatd.v1.Ping
-	(*Active)(nil),             // 32: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 33: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 34: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 35: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 36: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 37: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 38: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 39: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 40: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 41: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 42: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 43: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 44: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 45: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 46: chatd.v1.IQError
-	(*Notification)(nil),       // 47: chatd.v1.Notification
-	(*TemplateStatus)(nil),     // 48: chatd.v1.TemplateStatus
-	(*OfflineComplete)(nil),    // 49: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 50: chatd.v1.StreamError
-	(*Success)(nil),            // 51: chatd.v1.Success
-	(*Failure)(nil),            // 52: chatd.v1.Failure
+	(*TemplateEdit)(nil),       // 25: chatd.v1.TemplateEdit
+	(*TemplateDelete)(nil),     // 26: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 27: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 28: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 29: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 30: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 31: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 32: chatd.v1.Ping
+	(*Active)(nil),             // 33: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 34: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 35: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 36: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 37: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 38: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 39: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 40: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 41: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 42: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 43: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 44: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 45: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 46: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 47: chatd.v1.IQError
+	(*Notification)(nil),       // 48: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 49: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 50: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 51: chatd.v1.StreamError
+	(*Success)(nil),            // 52: chatd.v1.Success
+	(*Failure)(nil),            // 53: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
@@ -4168,11 +4244,11 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
 	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
 	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	47, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	49, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	50, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	51, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	52, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	48, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	50, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	51, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	52, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	53, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
@@ -4180,45 +4256,46 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
 	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
 	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	31, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	32, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	33, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	34, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	35, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	36, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	37, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	39, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	46, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	40, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	43, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	44, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	45, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	29, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	30, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	27, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	28, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	32, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	33, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	34, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	35, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	36, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	37, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	38, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	40, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	47, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	41, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	44, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	45, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	46, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	30, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	31, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	28, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	29, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
 	23, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
 	24, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
-	25, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
-	26, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	26, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	27, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
 	20, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
 	21, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
-	22, // 41: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
-	1,  // 42: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	38, // 43: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	42, // 44: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	41, // 45: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	42, // 46: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	41, // 47: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 48: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	48, // 49: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
-	7,  // 50: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 51: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	25, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
+	22, // 42: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
+	1,  // 43: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	39, // 44: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	43, // 45: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	42, // 46: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	43, // 47: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	42, // 48: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 49: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	49, // 50: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 51: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 52: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -4261,6 +4338,7 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_TemplateRecords)(nil),
 		(*IQ_WindowQuery)(nil),
 		(*IQ_WindowStates)(nil),
+		(*IQ_TemplateEdit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4268,7 +4346,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

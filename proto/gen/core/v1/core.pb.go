@@ -399,6 +399,67 @@ func (x *ListTemplatesRequest) GetId() string {
 
 // DeleteTemplateRequest deletes the templates called name, in language or
 // in every language.
+type EditTemplateRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Account *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The network's template id.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	TemplateJson  []byte `protobuf:"bytes,3,opt,name=template_json,json=templateJson,proto3" json:"template_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EditTemplateRequest) Reset() {
+	*x = EditTemplateRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EditTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EditTemplateRequest) ProtoMessage() {}
+
+func (x *EditTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EditTemplateRequest.ProtoReflect.Descriptor instead.
+func (*EditTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EditTemplateRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *EditTemplateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EditTemplateRequest) GetTemplateJson() []byte {
+	if x != nil {
+		return x.TemplateJson
+	}
+	return nil
+}
+
 type DeleteTemplateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -410,7 +471,7 @@ type DeleteTemplateRequest struct {
 
 func (x *DeleteTemplateRequest) Reset() {
 	*x = DeleteTemplateRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +483,7 @@ func (x *DeleteTemplateRequest) String() string {
 func (*DeleteTemplateRequest) ProtoMessage() {}
 
 func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[5]
+	mi := &file_core_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +496,7 @@ func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTemplateRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeleteTemplateRequest) GetAccount() *AccountRef {
@@ -474,7 +535,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +547,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[6]
+	mi := &file_core_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +560,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -543,7 +604,7 @@ type UploadMediaRequest struct {
 
 func (x *UploadMediaRequest) Reset() {
 	*x = UploadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +616,7 @@ func (x *UploadMediaRequest) String() string {
 func (*UploadMediaRequest) ProtoMessage() {}
 
 func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[7]
+	mi := &file_core_v1_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +629,7 @@ func (x *UploadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaRequest.ProtoReflect.Descriptor instead.
 func (*UploadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadMediaRequest) GetPart() isUploadMediaRequest_Part {
@@ -623,7 +684,7 @@ type UploadMediaHeader struct {
 
 func (x *UploadMediaHeader) Reset() {
 	*x = UploadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +696,7 @@ func (x *UploadMediaHeader) String() string {
 func (*UploadMediaHeader) ProtoMessage() {}
 
 func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[8]
+	mi := &file_core_v1_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +709,7 @@ func (x *UploadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaHeader.ProtoReflect.Descriptor instead.
 func (*UploadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadMediaHeader) GetAccount() *AccountRef {
@@ -674,7 +735,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +747,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[9]
+	mi := &file_core_v1_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +760,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UploadMediaResponse) GetId() string {
@@ -722,7 +783,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +795,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[10]
+	mi := &file_core_v1_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +808,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DownloadMediaRequest) GetAccount() *AccountRef {
@@ -784,7 +845,7 @@ type DownloadMediaResponse struct {
 
 func (x *DownloadMediaResponse) Reset() {
 	*x = DownloadMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +857,7 @@ func (x *DownloadMediaResponse) String() string {
 func (*DownloadMediaResponse) ProtoMessage() {}
 
 func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[11]
+	mi := &file_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +870,7 @@ func (x *DownloadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaResponse.ProtoReflect.Descriptor instead.
 func (*DownloadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DownloadMediaResponse) GetPart() isDownloadMediaResponse_Part {
@@ -865,7 +926,7 @@ type DownloadMediaHeader struct {
 
 func (x *DownloadMediaHeader) Reset() {
 	*x = DownloadMediaHeader{}
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +938,7 @@ func (x *DownloadMediaHeader) String() string {
 func (*DownloadMediaHeader) ProtoMessage() {}
 
 func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[12]
+	mi := &file_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +951,7 @@ func (x *DownloadMediaHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaHeader.ProtoReflect.Descriptor instead.
 func (*DownloadMediaHeader) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DownloadMediaHeader) GetMimeType() string {
@@ -924,7 +985,7 @@ type DeleteMediaRequest struct {
 
 func (x *DeleteMediaRequest) Reset() {
 	*x = DeleteMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +997,7 @@ func (x *DeleteMediaRequest) String() string {
 func (*DeleteMediaRequest) ProtoMessage() {}
 
 func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[13]
+	mi := &file_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1010,7 @@ func (x *DeleteMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteMediaRequest) GetAccount() *AccountRef {
@@ -974,7 +1035,7 @@ type DeleteMediaResponse struct {
 
 func (x *DeleteMediaResponse) Reset() {
 	*x = DeleteMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1047,7 @@ func (x *DeleteMediaResponse) String() string {
 func (*DeleteMediaResponse) ProtoMessage() {}
 
 func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[14]
+	mi := &file_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1060,7 @@ func (x *DeleteMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 type CollectMediaRequest struct {
@@ -1011,7 +1072,7 @@ type CollectMediaRequest struct {
 
 func (x *CollectMediaRequest) Reset() {
 	*x = CollectMediaRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1084,7 @@ func (x *CollectMediaRequest) String() string {
 func (*CollectMediaRequest) ProtoMessage() {}
 
 func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[15]
+	mi := &file_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1097,7 @@ func (x *CollectMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaRequest.ProtoReflect.Descriptor instead.
 func (*CollectMediaRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CollectMediaRequest) GetAccount() *AccountRef {
@@ -1056,7 +1117,7 @@ type CollectMediaResponse struct {
 
 func (x *CollectMediaResponse) Reset() {
 	*x = CollectMediaResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1129,7 @@ func (x *CollectMediaResponse) String() string {
 func (*CollectMediaResponse) ProtoMessage() {}
 
 func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[16]
+	mi := &file_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1142,7 @@ func (x *CollectMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectMediaResponse.ProtoReflect.Descriptor instead.
 func (*CollectMediaResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CollectMediaResponse) GetStatus() string {
@@ -1111,7 +1172,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1184,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[17]
+	mi := &file_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1197,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1190,7 +1251,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1263,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1276,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1234,7 +1295,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1307,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1320,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1280,7 +1341,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1353,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1366,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1332,7 +1393,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1405,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1418,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -1389,7 +1450,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1462,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1475,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1465,7 +1526,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1538,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1551,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1533,7 +1594,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1606,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1619,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Account) GetWaId() string {
@@ -1631,7 +1692,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1704,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1717,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -1706,7 +1767,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1779,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1792,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -1759,7 +1820,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1832,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1845,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -1810,7 +1871,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1883,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1896,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -1854,7 +1915,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1927,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1940,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -1910,7 +1971,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +1983,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +1996,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -1996,7 +2057,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2069,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2082,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2041,7 +2102,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2114,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2127,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2091,7 +2152,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2164,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2177,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 type CheckContactsRequest struct {
@@ -2132,7 +2193,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2205,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2218,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2200,7 +2261,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2273,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2286,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2258,7 +2319,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2331,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2344,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2302,7 +2363,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2375,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2388,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2349,7 +2410,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2422,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2435,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -2400,7 +2461,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2473,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2486,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -2445,7 +2506,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2518,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2531,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -2489,7 +2550,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2562,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2575,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2534,7 +2595,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2607,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2620,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2593,7 +2654,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2605,7 +2666,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2618,7 +2679,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -2665,7 +2726,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2738,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2751,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -2713,7 +2774,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +2786,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +2799,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -2771,7 +2832,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +2844,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +2857,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -2838,7 +2899,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +2911,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +2924,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -2910,7 +2971,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +2983,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +2996,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -2958,7 +3019,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3031,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3044,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -3022,7 +3083,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3095,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3108,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -3075,7 +3136,11 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x05limit\x18\x06 \x01(\rR\x05limit\x12\x16\n" +
 	"\x06offset\x18\a \x01(\rR\x06offset\x12\x14\n" +
 	"\x05after\x18\b \x01(\tR\x05after\x12\x0e\n" +
-	"\x02id\x18\t \x01(\tR\x02id\"v\n" +
+	"\x02id\x18\t \x01(\tR\x02id\"y\n" +
+	"\x13EditTemplateRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12#\n" +
+	"\rtemplate_json\x18\x03 \x01(\fR\ftemplateJson\"v\n" +
 	"\x15DeleteTemplateRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3252,7 +3317,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\x95\x0f\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xdd\x0f\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -3280,7 +3345,8 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x15UpdateBusinessProfile\x12%.core.v1.UpdateBusinessProfileRequest\x1a\x18.core.v1.BusinessProfile\x12J\n" +
 	"\x0eCreateTemplate\x12\x1e.core.v1.CreateTemplateRequest\x1a\x18.core.v1.TemplateRecords\x12H\n" +
 	"\rListTemplates\x12\x1d.core.v1.ListTemplatesRequest\x1a\x18.core.v1.TemplateRecords\x12J\n" +
-	"\x0eDeleteTemplate\x12\x1e.core.v1.DeleteTemplateRequest\x1a\x18.core.v1.TemplateRecordsB\x8c\x01\n" +
+	"\x0eDeleteTemplate\x12\x1e.core.v1.DeleteTemplateRequest\x1a\x18.core.v1.TemplateRecords\x12F\n" +
+	"\fEditTemplate\x12\x1c.core.v1.EditTemplateRequest\x1a\x18.core.v1.TemplateRecordsB\x8c\x01\n" +
 	"\vcom.core.v1B\tCoreProtoP\x01Z5github.com/openwaba/openwaba/proto/gen/core/v1;corev1\xa2\x02\x03CXX\xaa\x02\aCore.V1\xca\x02\aCore\\V1\xe2\x02\x13Core\\V1\\GPBMetadata\xea\x02\bCore::V1b\x06proto3"
 
 var (
@@ -3296,7 +3362,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                          // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),    // 1: core.v1.GetBusinessProfileRequest
@@ -3304,149 +3370,153 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*BusinessProfile)(nil),              // 3: core.v1.BusinessProfile
 	(*CreateTemplateRequest)(nil),        // 4: core.v1.CreateTemplateRequest
 	(*ListTemplatesRequest)(nil),         // 5: core.v1.ListTemplatesRequest
-	(*DeleteTemplateRequest)(nil),        // 6: core.v1.DeleteTemplateRequest
-	(*TemplateRecords)(nil),              // 7: core.v1.TemplateRecords
-	(*UploadMediaRequest)(nil),           // 8: core.v1.UploadMediaRequest
-	(*UploadMediaHeader)(nil),            // 9: core.v1.UploadMediaHeader
-	(*UploadMediaResponse)(nil),          // 10: core.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),         // 11: core.v1.DownloadMediaRequest
-	(*DownloadMediaResponse)(nil),        // 12: core.v1.DownloadMediaResponse
-	(*DownloadMediaHeader)(nil),          // 13: core.v1.DownloadMediaHeader
-	(*DeleteMediaRequest)(nil),           // 14: core.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),          // 15: core.v1.DeleteMediaResponse
-	(*CollectMediaRequest)(nil),          // 16: core.v1.CollectMediaRequest
-	(*CollectMediaResponse)(nil),         // 17: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),                // 18: core.v1.MediaProvider
-	(*MediaProviders)(nil),               // 19: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),     // 20: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),     // 21: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),   // 22: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                        // 23: core.v1.Error
-	(*AccountRef)(nil),                   // 24: core.v1.AccountRef
-	(*Account)(nil),                      // 25: core.v1.Account
-	(*RegisterAccountRequest)(nil),       // 26: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),      // 27: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),         // 28: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),        // 29: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),            // 30: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),           // 31: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),          // 32: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),              // 33: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),             // 34: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),         // 35: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                // 36: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),        // 37: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),           // 38: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),        // 39: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),         // 40: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                     // 41: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),      // 42: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),      // 43: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                // 44: core.v1.WebhookConfig
-	(*GetHealthRequest)(nil),             // 45: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),            // 46: core.v1.GetHealthResponse
-	(*NodeHealth)(nil),                   // 47: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),             // 48: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                  // 49: core.v1.WakeRequest
-	(*WakeSlot)(nil),                     // 50: core.v1.WakeSlot
-	(*WakeResponse)(nil),                 // 51: core.v1.WakeResponse
-	nil,                                  // 52: core.v1.WebhookConfig.HeadersEntry
-	(*v1.Content)(nil),                   // 53: message.v1.Content
+	(*EditTemplateRequest)(nil),          // 6: core.v1.EditTemplateRequest
+	(*DeleteTemplateRequest)(nil),        // 7: core.v1.DeleteTemplateRequest
+	(*TemplateRecords)(nil),              // 8: core.v1.TemplateRecords
+	(*UploadMediaRequest)(nil),           // 9: core.v1.UploadMediaRequest
+	(*UploadMediaHeader)(nil),            // 10: core.v1.UploadMediaHeader
+	(*UploadMediaResponse)(nil),          // 11: core.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),         // 12: core.v1.DownloadMediaRequest
+	(*DownloadMediaResponse)(nil),        // 13: core.v1.DownloadMediaResponse
+	(*DownloadMediaHeader)(nil),          // 14: core.v1.DownloadMediaHeader
+	(*DeleteMediaRequest)(nil),           // 15: core.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),          // 16: core.v1.DeleteMediaResponse
+	(*CollectMediaRequest)(nil),          // 17: core.v1.CollectMediaRequest
+	(*CollectMediaResponse)(nil),         // 18: core.v1.CollectMediaResponse
+	(*MediaProvider)(nil),                // 19: core.v1.MediaProvider
+	(*MediaProviders)(nil),               // 20: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),     // 21: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),     // 22: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),   // 23: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                        // 24: core.v1.Error
+	(*AccountRef)(nil),                   // 25: core.v1.AccountRef
+	(*Account)(nil),                      // 26: core.v1.Account
+	(*RegisterAccountRequest)(nil),       // 27: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),      // 28: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),         // 29: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),        // 30: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),            // 31: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),           // 32: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),          // 33: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),              // 34: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),             // 35: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),         // 36: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                // 37: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),        // 38: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),           // 39: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),        // 40: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),         // 41: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                     // 42: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),      // 43: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),      // 44: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                // 45: core.v1.WebhookConfig
+	(*GetHealthRequest)(nil),             // 46: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),            // 47: core.v1.GetHealthResponse
+	(*NodeHealth)(nil),                   // 48: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),             // 49: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                  // 50: core.v1.WakeRequest
+	(*WakeSlot)(nil),                     // 51: core.v1.WakeSlot
+	(*WakeResponse)(nil),                 // 52: core.v1.WakeResponse
+	nil,                                  // 53: core.v1.WebhookConfig.HeadersEntry
+	(*v1.Content)(nil),                   // 54: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	24, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	24, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	24, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	24, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	24, // 4: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
-	9,  // 5: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	24, // 6: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	24, // 7: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
-	13, // 8: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	24, // 9: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	24, // 10: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	18, // 11: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	24, // 12: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	24, // 13: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	18, // 14: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	24, // 15: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 16: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	24, // 17: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	25, // 18: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	24, // 19: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	24, // 20: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	53, // 21: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	24, // 22: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	24, // 23: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	36, // 24: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	24, // 25: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	24, // 26: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	24, // 27: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	24, // 28: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	24, // 29: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	44, // 30: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	52, // 31: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	24, // 32: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	47, // 33: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	24, // 34: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	50, // 35: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	26, // 36: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	28, // 37: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	30, // 38: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	31, // 39: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	33, // 40: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	35, // 41: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	38, // 42: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	39, // 43: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	40, // 44: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	42, // 45: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	43, // 46: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	45, // 47: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	48, // 48: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	49, // 49: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	8,  // 50: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	11, // 51: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	14, // 52: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	16, // 53: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	20, // 54: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	21, // 55: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	22, // 56: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 57: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 58: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 59: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 60: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	6,  // 61: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	27, // 62: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	29, // 63: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	25, // 64: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	32, // 65: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	34, // 66: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	37, // 67: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	41, // 68: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	41, // 69: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	41, // 70: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	44, // 71: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	44, // 72: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	46, // 73: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	25, // 74: core.v1.Core.SetShards:output_type -> core.v1.Account
-	51, // 75: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	10, // 76: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	12, // 77: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	15, // 78: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	17, // 79: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	19, // 80: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	19, // 81: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	19, // 82: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 83: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 84: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	7,  // 85: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	7,  // 86: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	7,  // 87: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	62, // [62:88] is the sub-list for method output_type
-	36, // [36:62] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	25, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	25, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	25, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	25, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	25, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	25, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	10, // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
+	25, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	25, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	14, // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
+	25, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	25, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	19, // 12: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	25, // 13: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	25, // 14: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	19, // 15: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	25, // 16: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 17: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	25, // 18: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	26, // 19: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	25, // 20: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	25, // 21: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	54, // 22: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	25, // 23: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	25, // 24: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	37, // 25: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	25, // 26: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	25, // 27: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	25, // 28: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	25, // 29: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	25, // 30: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	45, // 31: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	53, // 32: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	25, // 33: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	48, // 34: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	25, // 35: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	51, // 36: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	27, // 37: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	29, // 38: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	31, // 39: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	32, // 40: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	34, // 41: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	36, // 42: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	39, // 43: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	40, // 44: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	41, // 45: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	43, // 46: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	44, // 47: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	46, // 48: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	49, // 49: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	50, // 50: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,  // 51: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12, // 52: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15, // 53: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17, // 54: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	21, // 55: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	22, // 56: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	23, // 57: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 58: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 59: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 60: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 61: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,  // 62: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,  // 63: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	28, // 64: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	30, // 65: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	26, // 66: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	33, // 67: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	35, // 68: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	38, // 69: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	42, // 70: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	42, // 71: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	42, // 72: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	45, // 73: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	45, // 74: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	47, // 75: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	26, // 76: core.v1.Core.SetShards:output_type -> core.v1.Account
+	52, // 77: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11, // 78: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13, // 79: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16, // 80: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18, // 81: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20, // 82: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	20, // 83: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	20, // 84: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 85: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 86: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,  // 87: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 88: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,  // 89: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 90: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	64, // [64:91] is the sub-list for method output_type
+	37, // [37:64] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -3454,11 +3524,11 @@ func file_core_v1_core_proto_init() {
 	if File_core_v1_core_proto != nil {
 		return
 	}
-	file_core_v1_core_proto_msgTypes[7].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[8].OneofWrappers = []any{
 		(*UploadMediaRequest_Header)(nil),
 		(*UploadMediaRequest_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[11].OneofWrappers = []any{
+	file_core_v1_core_proto_msgTypes[12].OneofWrappers = []any{
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
@@ -3468,7 +3538,7 @@ func file_core_v1_core_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

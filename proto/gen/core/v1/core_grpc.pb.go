@@ -52,6 +52,7 @@ const (
 	Core_CreateTemplate_FullMethodName        = "/core.v1.Core/CreateTemplate"
 	Core_ListTemplates_FullMethodName         = "/core.v1.Core/ListTemplates"
 	Core_DeleteTemplate_FullMethodName        = "/core.v1.Core/DeleteTemplate"
+	Core_EditTemplate_FullMethodName          = "/core.v1.Core/EditTemplate"
 )
 
 // CoreClient is the client API for Core service.
@@ -116,6 +117,9 @@ type CoreClient interface {
 	CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 	ListTemplates(ctx context.Context, in *ListTemplatesRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 	DeleteTemplate(ctx context.Context, in *DeleteTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
+	// EditTemplate changes a template (the Graph edit: components and/or
+	// category) and sends it for review again.
+	EditTemplate(ctx context.Context, in *EditTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error)
 }
 
 type coreClient struct {
@@ -398,6 +402,16 @@ func (c *coreClient) DeleteTemplate(ctx context.Context, in *DeleteTemplateReque
 	return out, nil
 }
 
+func (c *coreClient) EditTemplate(ctx context.Context, in *EditTemplateRequest, opts ...grpc.CallOption) (*TemplateRecords, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TemplateRecords)
+	err := c.cc.Invoke(ctx, Core_EditTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreServer is the server API for Core service.
 // All implementations must embed UnimplementedCoreServer
 // for forward compatibility.
@@ -460,6 +474,9 @@ type CoreServer interface {
 	CreateTemplate(context.Context, *CreateTemplateRequest) (*TemplateRecords, error)
 	ListTemplates(context.Context, *ListTemplatesRequest) (*TemplateRecords, error)
 	DeleteTemplate(context.Context, *DeleteTemplateRequest) (*TemplateRecords, error)
+	// EditTemplate changes a template (the Graph edit: components and/or
+	// category) and sends it for review again.
+	EditTemplate(context.Context, *EditTemplateRequest) (*TemplateRecords, error)
 	mustEmbedUnimplementedCoreServer()
 }
 
@@ -547,6 +564,9 @@ func (UnimplementedCoreServer) ListTemplates(context.Context, *ListTemplatesRequ
 }
 func (UnimplementedCoreServer) DeleteTemplate(context.Context, *DeleteTemplateRequest) (*TemplateRecords, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTemplate not implemented")
+}
+func (UnimplementedCoreServer) EditTemplate(context.Context, *EditTemplateRequest) (*TemplateRecords, error) {
+	return nil, status.Error(codes.Unimplemented, "method EditTemplate not implemented")
 }
 func (UnimplementedCoreServer) mustEmbedUnimplementedCoreServer() {}
 func (UnimplementedCoreServer) testEmbeddedByValue()              {}
@@ -1019,6 +1039,24 @@ func _Core_DeleteTemplate_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_EditTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EditTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).EditTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_EditTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).EditTemplate(ctx, req.(*EditTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Core_ServiceDesc is the grpc.ServiceDesc for Core service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1121,6 +1159,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteTemplate",
 			Handler:    _Core_DeleteTemplate_Handler,
+		},
+		{
+			MethodName: "EditTemplate",
+			Handler:    _Core_EditTemplate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
