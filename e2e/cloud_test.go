@@ -525,6 +525,21 @@ func TestCloudSDKs(t *testing.T) {
 				if a := d.call("profileUpdate", map[string]any{"phoneNumberId": pnid, "vertical": "SPACESHIPS"}); a.OK || a.Code != 131009 || a.HTTPStatus != 400 {
 					t.Errorf("a bad vertical = %+v, want Graph error 131009 (HTTP 400)", a)
 				}
+				// A template deleted by name.
+				var gone struct{ ID string }
+				d.must("templateCreate", map[string]any{"businessAccountId": waba, "name": "short_lived", "language": "en", "category": "UTILITY",
+					"components": []any{map[string]any{"type": "BODY", "text": "Bye"}}}, &gone)
+				var del struct{ Success bool }
+				d.must("templateDelete", map[string]any{"businessAccountId": waba, "name": "short_lived"}, &del)
+				d.must("templateList", map[string]any{"businessAccountId": waba, "name": "short_lived"}, &list)
+				if !del.Success || len(list.Data) != 0 {
+					t.Errorf("template delete = %+v, then the list has %+v", del, list.Data)
+				}
+				// The business account and its numbers.
+				code, _, raw = s.Raw("GET", "/"+cloudVersion+"/"+waba+"/phone_numbers", stack.Auth{Bearer: key}, "", nil)
+				if code != 200 || !strings.Contains(string(raw), `"id":"`+pnid+`"`) || !strings.Contains(string(raw), `"display_phone_number":"`+bizWaID+`"`) {
+					t.Errorf("GET /{waba-id}/phone_numbers = %d %s", code, raw)
+				}
 				var num struct {
 					ID, DisplayPhoneNumber, VerifiedName, QualityRating string
 				}
@@ -656,6 +671,26 @@ func TestCloudSDKs(t *testing.T) {
 			}
 			if bad.OK || !strings.Contains(bad.Error+fmt.Sprint(bad.Code), "132001") {
 				t.Errorf("an unknown template = %+v, want Graph error 132001", bad)
+			}
+			// Parameters that do not fit: a synchronous 132000.
+			if sdk == "kapso" {
+				bad = d.call("sendTemplate", map[string]any{"phoneNumberId": pnid, "to": to, "template": map[string]any{"name": cloudTemplateName, "language": map[string]string{"code": "en_US"},
+					"components": []any{map[string]any{"type": "body", "parameters": []any{map[string]string{"type": "text", "text": "Ann"}}}}}})
+			} else {
+				bad = d.call("send", map[string]any{"phoneNumberId": pnid, "to": to, "type": "template", "message": map[string]any{"name": cloudTemplateName, "language": "en_US", "bodyParams": []string{"Ann"}}})
+			}
+			if bad.OK || !strings.Contains(bad.Error+fmt.Sprint(bad.Code), "132000") {
+				t.Errorf("a template with one parameter of two = %+v, want Graph error 132000", bad)
+			}
+			// A number that is not on WhatsApp: 200, then failed with 131026.
+			var nobody string
+			if sdk == "kapso" {
+				nobody = send("sendText", map[string]any{"phoneNumberId": pnid, "to": "4915199990000", "body": "anyone?"})
+			} else {
+				nobody = send("send", map[string]any{"phoneNumberId": pnid, "to": "4915199990000", "type": "text", "message": map[string]any{"body": "anyone?"}})
+			}
+			if st := d.waitStatus(nobody, "failed"); len(st.Errors) != 1 || st.Errors[0].Code != 131026 {
+				t.Errorf("a text to a number not on the network failed with %+v, want 131026", st.Errors)
 			}
 
 			// The other types through the Graph route itself (what every

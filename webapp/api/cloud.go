@@ -122,6 +122,9 @@ func (s *Server) graphError(c echo.Context, e *Error) error {
 	if details == "" {
 		details = e.Title
 	}
+	if code == graph.Throughput && c.Response().Header().Get("Retry-After") == "" {
+		c.Response().Header().Set("Retry-After", "1") // Kapso and others honour it
+	}
 	if c.Request().Method == http.MethodHead {
 		return c.NoContent(st)
 	}

@@ -8,6 +8,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
 
 // graphResponse is a Cloud route's answer.
@@ -190,5 +195,74 @@ func TestCloudErrors(t *testing.T) {
 	}
 	if r := f.doJSON(t, "GET", "/nope", "", key); r.status != 404 || len(r.errors) != 1 || r.errors[0].Code != 1006 {
 		t.Errorf("GET /nope = %d %v, want the on-prem 404", r.status, r.errors)
+	}
+}
+
+// TestCloudCoreCalls: what a Cloud request asks of coreapp, and how
+// coreapp's answers are rendered.
+func TestCloudCoreCalls(t *testing.T) {
+	rec := &recorder{}
+	f := newFixtureWith(t, unreachableCore(t, rec.intercept))
+	key := bearer(f.key.Key)
+	const pn = "/v23.0/106540000000001"
+	body := `{"messaging_product":"whatsapp","recipient_type":"individual","to":"+49 151 1234567","type":"text","text":{"body":"hi","preview_url":true},"biz_opaque_callback_data":"ref-9"}`
+
+	rec.answer(func(string) error { return nil }, func(string) proto.Message { return &corev1.SendMessageResponse{Id: "wamid.X"} })
+	r := f.graph(t, "POST", pn+"/messages", "application/json", strings.NewReader(body), key, header("X-Request-Id", "req-77"))
+	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"messaging_product":"whatsapp","contacts":[{"input":"+49 151 1234567","wa_id":"491511234567"}],"messages":[{"id":"wamid.X"}]}` {
+		t.Errorf("send answered %d %s", r.status, r.body)
+	}
+	calls := rec.taken()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls", len(calls))
+	}
+	sm, ok := calls[0].req.(*corev1.SendMessageRequest)
+	if !ok || sm.To != "491511234567" || sm.CallbackData != "ref-9" || !sm.HydrateNow || sm.RequestId != "req-77" ||
+		sm.Account.GetPhoneNumberId() != 106540000000001 || sm.Account.GetWaId() != f.key.WaID || sm.Content.GetText().GetBody() != "hi" || !sm.Content.GetText().GetPreviewUrl() {
+		t.Errorf("SendMessage request = %v", calls[0].req)
+	}
+
+	rec.answer(func(string) error { return nil }, nil)
+	r = f.graph(t, "POST", pn+"/messages", "application/json", strings.NewReader(`{"messaging_product":"whatsapp","status":"read","message_id":"ABC","typing_indicator":{"type":"text"}}`), key)
+	if mr, ok := rec.taken()[0].req.(*corev1.MarkReadRequest); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"success":true}` || !ok || mr.MessageId != "ABC" {
+		t.Errorf("mark read = %d %s, request %v", r.status, r.body, rec.taken()[0].req)
+	}
+
+	for _, c := range []struct {
+		err                error
+		status, code       int
+		retryAfter, detail string
+	}{
+		{withDetail(codes.ResourceExhausted, "", &corev1.Error{Code: 1015, Details: "slow down"}), 429, 130429, "1", "slow down"},
+		{withDetail(codes.InvalidArgument, "", &corev1.Error{Code: 2001, Details: "no template x in en"}), 404, 132001, "", "no template x"},
+		{withDetail(codes.InvalidArgument, "", &corev1.Error{Code: 2000, Details: "body has 1 parameter, the template 2"}), 400, 132000, "", "parameter"},
+		{withDetail(codes.InvalidArgument, "", &corev1.Error{Code: 1021}), 400, 131021, "", ""},
+		{withDetail(codes.NotFound, "", &corev1.Error{Code: 1006, Details: "Unsupported request. Object with ID '106540000000001' does not exist"}), 400, 100, "", "does not exist"},
+		{withDetail(codes.FailedPrecondition, "", &corev1.Error{Code: 1011, Details: "not verified"}), 400, 133010, "", "not verified"},
+	} {
+		rec.answer(func(string) error { return c.err }, nil)
+		r := f.graph(t, "POST", pn+"/messages", "application/json", strings.NewReader(body), key)
+		if r.status != c.status || r.err.Code != c.code || r.header.Get("Retry-After") != c.retryAfter || !strings.Contains(r.err.Data.Details, c.detail) {
+			t.Errorf("coreapp error %v = %d %s (Retry-After %q), want %d/%d", c.err, r.status, r.body, r.header.Get("Retry-After"), c.status, c.code)
+		}
+	}
+
+	rec.answer(func(string) error { return nil }, func(string) proto.Message {
+		return &corev1.Account{WaId: "15550100", Vname: "Acme", State: "verified", PhoneNumberId: 106540000000001, WabaId: 102290000000001}
+	})
+	r = f.graph(t, "GET", "/v23.0/102290000000001/phone_numbers", "", nil, key)
+	var page struct {
+		Data []struct {
+			ID                     string `json:"id"`
+			VerifiedName           string `json:"verified_name"`
+			CodeVerificationStatus string `json:"code_verification_status"`
+		}
+	}
+	json.Unmarshal(r.body, &page)
+	if r.status != 200 || len(page.Data) != 1 || page.Data[0].ID != "106540000000001" || page.Data[0].VerifiedName != "Acme" || page.Data[0].CodeVerificationStatus != "VERIFIED" {
+		t.Errorf("phone_numbers = %d %s", r.status, r.body)
+	}
+	if ga, ok := rec.taken()[0].req.(*corev1.GetAccountRequest); !ok || ga.Account.GetPhoneNumberId() != 106540000000001 {
+		t.Errorf("phone_numbers asked %v", rec.taken()[0].req)
 	}
 }
