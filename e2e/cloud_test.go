@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/url"
 	"os"
 	"os/exec"
@@ -446,11 +447,25 @@ func TestCloudSDKs(t *testing.T) {
 		t.Run(sdk, func(t *testing.T) {
 			phone := s.NewPhone(fmt.Sprintf("491511234567%d", i), "José 😀")
 			d := startDriver(t, s, dir, sdk, key, cert)
-			r := s.Do("POST", "/v1/configs/webhook", stack.Auth{APIKey: key}, map[string]any{
-				"url": d.webhook, "format": "cloud", "verify_token": cloudVerifyToken, "app_secret": cloudAppSecret,
-				"headers": map[string]string{"X-Test": sdk}})
-			if r.Status != 200 || r.Body["format"] != "cloud" || r.Body["app_secret"] == cloudAppSecret || r.Body["app_secret"] == "" {
-				t.Fatalf("POST /v1/configs/webhook = %d %s, want format cloud with the secret masked", r.Status, r.Raw)
+			if sdk == "kapso" {
+				r := s.Do("POST", "/v1/configs/webhook", stack.Auth{APIKey: key}, map[string]any{
+					"url": d.webhook, "format": "cloud", "verify_token": cloudVerifyToken, "app_secret": cloudAppSecret,
+					"headers": map[string]string{"X-Test": sdk}})
+				if r.Status != 200 || r.Body["format"] != "cloud" || r.Body["app_secret"] == cloudAppSecret || r.Body["app_secret"] == "" {
+					t.Fatalf("POST /v1/configs/webhook = %d %s, want format cloud with the secret masked", r.Status, r.Raw)
+				}
+			} else {
+				// Graph's per-number override sets the same URL, keeping
+				// the app secret.
+				code, _, raw := s.Raw("POST", "/"+cloudVersion+"/"+pnid, stack.Auth{Bearer: key}, "application/json",
+					[]byte(`{"webhook_configuration":{"override_callback_uri":"`+d.webhook+`","verify_token":"`+cloudVerifyToken+`"}}`))
+				if code != 200 || !strings.Contains(string(raw), `"success":true`) {
+					t.Fatalf("the webhook override = %d %s", code, raw)
+				}
+			}
+			if r := s.Do("GET", "/v1/configs/webhook", stack.Auth{APIKey: key}, nil); r.Body["url"] != d.webhook || r.Body["format"] != "cloud" ||
+				r.Body["app_secret"] == cloudAppSecret || r.Body["verify_token"] == cloudVerifyToken {
+				t.Errorf("GET /v1/configs/webhook = %s, want the URL, format cloud, the secrets masked", r.Raw)
 			}
 			// A URL that does not answer the challenge is refused.
 			r = s.TryDo("POST", "/v1/configs/webhook", stack.Auth{APIKey: key}, map[string]any{
@@ -746,6 +761,47 @@ func TestCloudSDKs(t *testing.T) {
 			d.must("mediaDelete", map[string]any{"mediaId": up.ID, "phoneNumberId": pnid}, &deleted)
 			if !deleted.Success {
 				t.Errorf("media delete answered %+v", deleted)
+			}
+
+			// 360dialog's Cloud flavour: the same bodies with D360-API-KEY
+			// alone, no version and no number in the path.
+			d360 := stack.Auth{APIKey: key}
+			code, _, raw := s.Raw("POST", "/messages", d360, "application/json",
+				[]byte(`{"messaging_product":"whatsapp","to":"`+to+`","type":"text","text":{"body":"via 360dialog's flavour"}}`))
+			var flavour sentAnswer
+			json.Unmarshal(raw, &flavour)
+			if code != 200 {
+				t.Fatalf("POST /messages = %d %s", code, raw)
+			}
+			fid := flavour.id(t)
+			phone.WaitFor(30*time.Second, "the flavour's text", func(e waphone.Event) bool { return e.Event == "message" && e.ID == fid })
+			var form bytes.Buffer
+			mw := multipart.NewWriter(&form)
+			mw.WriteField("messaging_product", "whatsapp")
+			mw.WriteField("type", "image/png")
+			fw, _ := mw.CreateFormFile("file", "red.png")
+			fw.Write(redPixel)
+			mw.Close()
+			code, _, raw = s.Raw("POST", "/media", d360, mw.FormDataContentType(), form.Bytes())
+			var fm struct{ ID string }
+			if json.Unmarshal(raw, &fm); code != 200 || fm.ID == "" {
+				t.Fatalf("POST /media = %d %s", code, raw)
+			}
+			code, _, raw = s.Raw("GET", "/"+fm.ID, d360, "", nil)
+			var fmeta struct{ URL string }
+			if json.Unmarshal(raw, &fmeta); code != 200 || fmeta.URL == "" {
+				t.Fatalf("GET /{media-id} = %d %s", code, raw)
+			}
+			u, _ := url.Parse(fmeta.URL)
+			code, _, raw = s.Raw("GET", u.RequestURI(), stack.Auth{}, "", nil) // the URL needs no credentials
+			if code != 200 || !bytes.Equal(raw, redPixel) {
+				t.Errorf("the media URL = %d with %d bytes, want the file", code, len(raw))
+			}
+			if code, _, raw = s.Raw("DELETE", "/"+fm.ID, d360, "", nil); code != 200 || !strings.Contains(string(raw), `"success":true`) {
+				t.Errorf("DELETE /{media-id} = %d %s", code, raw)
+			}
+			if code, _, _ = s.Raw("GET", "/"+fm.ID, d360, "", nil); code != 400 {
+				t.Errorf("GET of a deleted media id = %d, want 400 (Graph 100)", code)
 			}
 
 			// The on-prem API of the same deployment, at the same time.

@@ -531,6 +531,9 @@ func (s *Server) UpdateSettings(ctx context.Context, req *corev1.UpdateSettingsR
 	if err != nil {
 		return nil, s.translate(ctx, "update settings", err)
 	}
+	if settings.SetsWebhookURL(req.PatchJson) {
+		s.urlChanged(ctx, id)
+	}
 	return settingsJSON(app, waID)
 }
 
@@ -649,7 +652,19 @@ func (s *Server) SetWebhookConfig(ctx context.Context, req *corev1.SetWebhookCon
 	if err != nil {
 		return nil, s.translate(ctx, "set webhook config", err)
 	}
+	s.urlChanged(ctx, id)
 	return webhookConfig(app.Webhooks), nil
+}
+
+// urlChanged lets the account's events waiting for a failed URL go to the
+// new one now.
+func (s *Server) urlChanged(ctx context.Context, accountID int64) {
+	if s.webhooks == nil {
+		return
+	}
+	if err := s.webhooks.URLChanged(ctx, accountID); err != nil {
+		s.log.WarnContext(ctx, "webhook: could not reschedule events for the new URL (they go at their next attempt)", "account_id", accountID, "err", err)
+	}
 }
 
 // GetHealth implements core.v1.Core.

@@ -548,6 +548,12 @@ func deploymentKeys(patchJSON []byte) []string {
 }
 
 // patchURL returns the webhooks.url a patch sets, if any.
+// SetsWebhookURL reports whether a settings patch sets webhooks.url.
+func SetsWebhookURL(patchJSON []byte) bool {
+	_, ok := patchURL(patchJSON)
+	return ok
+}
+
 func patchURL(patchJSON []byte) (string, bool) {
 	var p struct {
 		Webhooks *struct {

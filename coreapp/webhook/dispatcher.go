@@ -60,6 +60,7 @@ type Dispatcher struct {
 type accountBackoff struct {
 	until    time.Time
 	failures int
+	url      string // the URL that failed: a new URL starts afresh
 }
 
 // Options tune a Dispatcher.
@@ -89,6 +90,22 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore,
 		sems: map[int64]chan struct{}{}, backoffs: map[int64]accountBackoff{},
 	}
+}
+
+// URLChanged makes the account's waiting events due now: they waited for a
+// URL that failed, and a new one starts afresh (on every node: the backoff
+// each node keeps belongs to the URL). Events in flight may be posted again
+// (delivery is at least once).
+func (d *Dispatcher) URLChanged(ctx context.Context, accountID int64) error {
+	now := db.NowMillis()
+	if _, err := d.db.ExecContext(ctx, "UPDATE webhook_events SET next_attempt_at = ? WHERE account_id = ? AND attempts > 0 AND next_attempt_at > ?", now, accountID, now); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.backoffs, accountID)
+	d.mu.Unlock()
+	d.Wake()
+	return nil
 }
 
 // Wake makes the dispatcher look for due events now.
@@ -284,6 +301,10 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 	}
 	d.mu.Lock()
 	bo := d.backoffs[b.account]
+	if bo.url != app.Webhooks.URL {
+		bo = accountBackoff{}
+		delete(d.backoffs, b.account)
+	}
 	d.mu.Unlock()
 	if time.Now().Before(bo.until) {
 		d.reschedule(ctx, b, bo.until, false)
@@ -320,6 +341,9 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 	}
 	d.mu.Lock()
 	bo = d.backoffs[b.account]
+	if bo.url != app.Webhooks.URL {
+		bo = accountBackoff{url: app.Webhooks.URL}
+	}
 	bo.failures++
 	delay := min(time.Duration(bo.failures*app.CallbackBackoffDelayMs)*time.Millisecond,
 		time.Duration(app.MaxCallbackBackoffDelayMs)*time.Millisecond)

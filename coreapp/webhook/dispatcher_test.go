@@ -338,3 +338,42 @@ func TestDispatcherGuardsTenantURLs(t *testing.T) {
 	rcv.waitStatuses(t, 3)
 	waitEmpty(t, d)
 }
+
+// TestDispatcherNewURLStartsAfresh: the backoff belongs to the URL that
+// failed; events go to a new URL at once.
+func TestDispatcherNewURLStartsAfresh(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	_, dead := newReceiver(t, func() int { return 503 })
+	rcv, live := newReceiver(t, func() int { return 200 })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+dead.URL+`"},"callback_backoff_delay_ms":60000,"max_callback_backoff_delay_ms":60000}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	enqueueStatuses(t, d, 1, 1)
+	disp := runDispatcher(t, d, st)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var attempts int
+		d.QueryRow("SELECT MAX(attempts) FROM webhook_events").Scan(&attempts)
+		if attempts > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failing URL was not tried")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+live.URL+`"}}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	// The event waits a minute for the old URL; the change (coreapp calls
+	// URLChanged when a URL is set) lets it go now.
+	if err := disp.URLChanged(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rcv.waitStatuses(t, 1)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the new URL got the event after %s: the old URL's backoff held it", took)
+	}
+}
