@@ -27,6 +27,18 @@ export WA_MEDIA_DIR=$WA_DATA_DIR/wamedia
 # chatd writes the network root key there at start; coreapp pins it.
 export WA_CHAT_ROOT_KEY_FILE=$WA_DATA_DIR/chat-root.pub
 logs=$(mktemp -d)
+# PROFILE=1: CPU and allocation profiles of chatd, coreapp and webapp for
+# the whole run (package db/procprofile), in bench-profiles/<engine>/.
+if [ "${PROFILE:-}" = 1 ]; then
+	export WA_PROFILE_DIR=$PWD/bench-profiles/${WA_DB_ENGINE,,}
+	rm -rf "$WA_PROFILE_DIR"
+fi
+# On MySQL wabench reads the server's status counters (statements,
+# commits, fsyncs, redo bytes per message).
+dsn_args=()
+if [ "$WA_DB_ENGINE" = MYSQL ]; then
+	dsn_args=(-mysql-dsn "$WA_DB_USERNAME${WA_DB_PASSWORD:+:$WA_DB_PASSWORD}@tcp($WA_DB_HOSTNAME:$WA_DB_PORT)/")
+fi
 
 # SQLite: the files are made fresh in the new $WA_DATA_DIR.
 if [ "$WA_DB_ENGINE" = MYSQL ]; then
@@ -59,6 +71,9 @@ for _ in $(seq 1 300); do
 done
 "$BIN/wabench" -api "https://127.0.0.1:$WA_WEB_PORT" \
 	-network "127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT" -admin "127.0.0.1:$WA_CHATD_ADMIN_PORT" \
-	-pids "chatd=$chatd_pid,coreapp=$core_pid,webapp=$web_pid" -json "$result" "$@" \
+	-pids "chatd=$chatd_pid,coreapp=$core_pid,webapp=$web_pid" -json "$result" "${dsn_args[@]}" -rate "${BENCH_RATE:-1000}" "$@" \
 	|| { echo "wabench failed; process logs in $logs" >&2; exit 1; }
-echo "JSON: $result; process logs: $logs"
+# Stop the stack now so that the profiles are written.
+cleanup
+trap - EXIT INT TERM
+echo "JSON: $result; process logs: $logs${WA_PROFILE_DIR:+; profiles: $WA_PROFILE_DIR}"

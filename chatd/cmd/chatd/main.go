@@ -28,12 +28,21 @@ import (
 	"github.com/openwaba/openwaba/chatd/server"
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/procprofile"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stderr, os.Args[1:])
+	stopProfile, err := procprofile.Start("chatd")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatd: profiling:", err)
+		os.Exit(1)
+	}
+	err = run(ctx, os.Stderr, os.Args[1:])
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "chatd: profiling:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(1)

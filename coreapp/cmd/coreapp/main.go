@@ -44,14 +44,23 @@ import (
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/db/keystore"
+	"github.com/openwaba/openwaba/db/procprofile"
 	"github.com/openwaba/openwaba/media/volume"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stderr, os.Args[1:])
+	stopProfile, err := procprofile.Start("coreapp")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coreapp: profiling:", err)
+		os.Exit(1)
+	}
+	err = run(ctx, os.Stderr, os.Args[1:])
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "coreapp: profiling:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coreapp:", err)
 		os.Exit(1)

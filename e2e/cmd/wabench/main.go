@@ -70,6 +70,9 @@ type options struct {
 	jsonOut                          string
 	pids                             string
 	timeout                          time.Duration
+	mysqlDSN                         string
+	rate                             int
+	baseline                         bool
 }
 
 // Result is the JSON report.
@@ -97,6 +100,19 @@ type Result struct {
 	} `json:"media"`
 	PeakRSSMB map[string]int64 `json:"peak_rss_mb"`
 	Errors    int64            `json:"errors"`
+	// Baseline is the same client against a do-nothing HTTPS JSON endpoint
+	// in this run; Ratio is AcceptedPS / Baseline.
+	BaselinePS    float64 `json:"baseline_per_s,omitempty"`
+	BaselineRatio float64 `json:"accepted_to_baseline,omitempty"`
+	// FixedRate is the -rate phase: sends offered at a fixed rate,
+	// latency measured from each send's intended time.
+	FixedRate *struct {
+		Rate       int     `json:"offered_per_s"`
+		Messages   int     `json:"messages"`
+		AcceptedPS float64 `json:"accepted_per_s"`
+		Latency    Latency `json:"latency_ms"`
+	} `json:"fixed_rate,omitempty"`
+	Costs []Cost `json:"work_per_message"`
 }
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
@@ -120,6 +136,9 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs.StringVar(&o.jsonOut, "json", "", "also write the result as JSON to this file (- for stdout)")
 	fs.StringVar(&o.pids, "pids", "", "name=pid,… of the processes to report peak RSS for (default: find chatd, coreapp, webapp by name)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "", "MySQL DSN to read the server's status counters from (empty: no database counters)")
+	fs.IntVar(&o.rate, "rate", 0, "also offer -messages sends at this fixed rate (per second) and measure latency from each send's intended time")
+	fs.BoolVar(&o.baseline, "baseline", true, "measure the same client against a do-nothing HTTPS JSON endpoint")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,6 +165,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 type bench struct {
 	o      options
 	client *http.Client
+	meter  *meter
 	token  string
 	waID   string
 	errs   atomic.Int64
@@ -182,14 +202,38 @@ func (b *bench) run(ctx context.Context) (*Result, error) {
 	}
 	defer stopPhones()
 
+	m, err := newMeter(b.o.pids, b.o.mysqlDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer m.close()
+	b.meter = m
 	res := &Result{Messages: b.o.messages, Concurrency: b.o.concurrency, Phones: b.o.phones, Inbound: b.o.inbound}
-	if err := b.outbound(ctx, phones, res); err != nil {
+	phase := func(name string, n int, run func() error) error {
+		a := m.snap(ctx)
+		if err := run(); err != nil {
+			return err
+		}
+		res.Costs = append(res.Costs, cost(name, n, a, m.snap(ctx)))
+		return nil
+	}
+	if err := phase("outbound", b.o.messages, func() error { return b.outbound(ctx, phones, res) }); err != nil {
 		return nil, err
 	}
-	if err := b.inboundPhase(ctx, phones, res); err != nil {
+	if b.o.baseline {
+		if err := b.baselinePhase(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	if b.o.rate > 0 {
+		if err := phase("fixed-rate", b.o.messages, func() error { return b.fixedRate(ctx, phones, res) }); err != nil {
+			return nil, err
+		}
+	}
+	if err := phase("inbound", b.o.inbound, func() error { return b.inboundPhase(ctx, phones, res) }); err != nil {
 		return nil, err
 	}
-	if err := b.mediaPhase(ctx, phones, res); err != nil {
+	if err := phase("media", b.o.media, func() error { return b.mediaPhase(ctx, phones, res) }); err != nil {
 		return nil, err
 	}
 	res.PeakRSSMB = peakRSS(b.o.pids)
@@ -198,6 +242,10 @@ func (b *bench) run(ctx context.Context) (*Result, error) {
 }
 
 func (b *bench) request(ctx context.Context, method, path string, body any, basic bool) (int, []byte, error) {
+	return b.requestTo(ctx, b.o.api, method, path, body, basic)
+}
+
+func (b *bench) requestTo(ctx context.Context, base, method, path string, body any, basic bool) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		j, err := json.Marshal(body)
@@ -206,7 +254,7 @@ func (b *bench) request(ctx context.Context, method, path string, body any, basi
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.o.api+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -452,8 +500,7 @@ func (b *bench) outbound(ctx context.Context, phones []*phone, res *Result) erro
 				}
 				to := phones[i%len(phones)].Number()
 				t0 := time.Now()
-				code, raw, err := b.request(ctx, "POST", "/v1/messages", map[string]any{"to": to, "type": "text",
-					"text": map[string]string{"body": "benchmark message " + strconv.Itoa(i)}}, false)
+				code, raw, err := b.request(ctx, "POST", "/v1/messages", textBody(to, i), false)
 				lat[i] = time.Since(t0)
 				if err != nil || code != 201 {
 					b.errs.Add(1)
@@ -476,6 +523,18 @@ func (b *bench) outbound(ctx context.Context, phones []*phone, res *Result) erro
 	res.LatencyMS.P50, res.LatencyMS.P95, res.LatencyMS.P99, res.LatencyMS.Max = pct(0.50), pct(0.95), pct(0.99), float64(lat[len(lat)-1])/1e6
 
 	// Wait until every accepted message reached its phone.
+	last, err := b.waitDelivered(ctx, phones, ids)
+	if err != nil {
+		return err
+	}
+	res.DeliveredPS = float64(b.o.messages-int(b.errs.Load())) / last.Sub(start).Seconds()
+	return nil
+}
+
+// waitDelivered waits until the phones received every message of ids
+// (message i went to phone i mod phones; "" was not accepted) and returns
+// when the last arrived.
+func (b *bench) waitDelivered(ctx context.Context, phones []*phone, ids []string) (time.Time, error) {
 	var last time.Time
 	for {
 		missing := 0
@@ -494,16 +553,14 @@ func (b *bench) outbound(ctx context.Context, phones []*phone, res *Result) erro
 			}
 		}
 		if missing == 0 {
-			break
+			return last, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("outbound: %d messages never reached the phones", missing)
+			return last, fmt.Errorf("%d messages never reached the phones", missing)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	res.DeliveredPS = float64(b.o.messages-int(b.errs.Load())) / last.Sub(start).Seconds()
-	return nil
 }
 
 func (b *bench) inboundPhase(ctx context.Context, phones []*phone, res *Result) error {
@@ -610,6 +667,15 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "%-36s %12.1f\n", "API latency p50 (ms)", r.LatencyMS.P50)
 	fmt.Fprintf(w, "%-36s %12.1f\n", "API latency p95 (ms)", r.LatencyMS.P95)
 	fmt.Fprintf(w, "%-36s %12.1f\n", "API latency p99 (ms)", r.LatencyMS.P99)
+	if r.BaselinePS > 0 {
+		fmt.Fprintf(w, "%-36s %12.0f\n", "baseline: do-nothing HTTPS (msg/s)", r.BaselinePS)
+		fmt.Fprintf(w, "%-36s %12.3f\n", "accepted / baseline", r.BaselineRatio)
+	}
+	if f := r.FixedRate; f != nil {
+		fmt.Fprintf(w, "%-36s %12d\n", "fixed rate offered (msg/s)", f.Rate)
+		fmt.Fprintf(w, "%-36s %12.0f\n", "fixed rate accepted (msg/s)", f.AcceptedPS)
+		fmt.Fprintf(w, "%-36s %7.1f/%.1f/%.1f/%.1f\n", "  latency p50/p95/p99/max (ms)", f.Latency.P50, f.Latency.P95, f.Latency.P99, f.Latency.Max)
+	}
 	fmt.Fprintf(w, "%-36s %12.0f\n", "inbound to webhook (msg/s)", r.InboundPS)
 	if r.Media.Files > 0 {
 		kb := r.Media.FileBytes / 1000
@@ -628,6 +694,7 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "%-36s %12d\n", "peak RSS "+n+" (MB)", r.PeakRSSMB[n])
 	}
 	fmt.Fprintf(w, "%-36s %12d\n", "errors", r.Errors)
+	printCosts(w, r.Costs)
 }
 
 // mediaPhase uploads distinct images, sends each to a phone by media id,

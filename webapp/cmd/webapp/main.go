@@ -27,6 +27,7 @@ import (
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/db/keystore"
+	"github.com/openwaba/openwaba/db/procprofile"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/api"
 	"github.com/openwaba/openwaba/webapp/auth"
@@ -38,8 +39,16 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stderr, os.Args[1:]) // logs go to stderr, like the other binaries
+	stopProfile, err := procprofile.Start("webapp")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webapp: profiling:", err)
+		os.Exit(1)
+	}
+	err = run(ctx, os.Stderr, os.Args[1:]) // logs go to stderr, like the other binaries
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "webapp: profiling:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "webapp:", err)
 		os.Exit(1)
