@@ -46,19 +46,25 @@ func (q *inbox) push(st *chatdv1.Stanza) {
 	}
 }
 
-// run calls handle for every queued stanza, in order, until ctx ends.
-func (q *inbox) run(ctx context.Context, handle func(context.Context, *chatdv1.Stanza)) {
+// maxBatch is the most stanzas taken from the inbox at once.
+const maxBatch = 256
+
+// run calls handle for every queued stanza, in order, until ctx ends. The
+// stanzas queued together are first given to prepare together (the phone
+// decrypts them and stores its keys once for all).
+func (q *inbox) run(ctx context.Context, prepare func(context.Context, []*chatdv1.Stanza), handle func(context.Context, *chatdv1.Stanza)) {
 	for {
 		q.mu.Lock()
-		var st *chatdv1.Stanza
-		if len(q.items) > 0 {
-			st = q.items[0]
-			q.items[0] = nil
-			q.items = q.items[1:]
-			delete(q.waiting, queueSeq(st))
+		n := min(len(q.items), maxBatch)
+		batch := make([]*chatdv1.Stanza, n)
+		copy(batch, q.items)
+		for i := range n {
+			q.items[i] = nil
+			delete(q.waiting, queueSeq(batch[i]))
 		}
+		q.items = q.items[n:]
 		q.mu.Unlock()
-		if st == nil {
+		if n == 0 {
 			select {
 			case <-q.wake:
 				continue
@@ -69,7 +75,15 @@ func (q *inbox) run(ctx context.Context, handle func(context.Context, *chatdv1.S
 		if ctx.Err() != nil {
 			return
 		}
-		handle(ctx, st)
+		if prepare != nil && n > 1 {
+			prepare(ctx, batch)
+		}
+		for _, st := range batch {
+			if ctx.Err() != nil {
+				return
+			}
+			handle(ctx, st)
+		}
 	}
 }
 

@@ -48,6 +48,10 @@ type e2e interface {
 	// open decrypts a message from peer (a message decrypted before is
 	// returned again from a buffer).
 	open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (*messagev1.Content, error)
+	// preopen decrypts messages into the buffer and stores the state once
+	// for all of them, before any is acted on: open then finds them there.
+	// A message it cannot decrypt is left to open.
+	preopen(ctx context.Context, msgs []*chatdv1.Message)
 	// hasSession reports whether there is a session with peer.
 	hasSession(ctx context.Context, peer string) bool
 	// forget drops the session with peer.
@@ -214,6 +218,61 @@ func (k *keyring) seal(ctx context.Context, peer string, c *messagev1.Content, b
 	return enc, k.saveLocked()
 }
 
+// preopen implements e2e: one store of the keys for a batch of messages,
+// instead of one per message.
+func (k *keyring) preopen(ctx context.Context, msgs []*chatdv1.Message) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	opened := 0
+	for _, m := range msgs {
+		key := m.From + " " + m.Id
+		if _, ok := k.buffer[key]; ok {
+			continue
+		}
+		plain, err := k.decryptLocked(ctx, m.From, m.Enc)
+		if err != nil {
+			continue
+		}
+		k.remember(key, plain)
+		opened++
+	}
+	if opened > 0 {
+		// A failed store leaves the state as the last successful one: the
+		// messages are decrypted again (open stores them one by one).
+		if err := k.saveLocked(); err != nil {
+			for _, m := range msgs {
+				delete(k.buffer, m.From+" "+m.Id)
+			}
+		}
+	}
+}
+
+// decryptLocked opens enc from peer, trusting a changed identity; k.mu is
+// held.
+func (k *keyring) decryptLocked(ctx context.Context, peer string, enc *chatdv1.Enc) ([]byte, error) {
+	opened, err := e2ee.Open(ctx, k.st, peer, enc)
+	if errors.Is(err, e2ee.ErrIdentityChanged) && opened.Identity != nil {
+		if err := e2ee.Trust(ctx, k.st, peer, opened.Identity); err != nil {
+			return nil, err
+		}
+		opened, err = e2ee.Open(ctx, k.st, peer, enc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return opened.Plaintext, nil
+}
+
+// remember keeps a decrypted message in the buffer; k.mu is held.
+func (k *keyring) remember(key string, plain []byte) {
+	k.buffer[key] = plain
+	k.order = append(k.order, key)
+	for len(k.order) > bufferSize {
+		delete(k.buffer, k.order[0])
+		k.order = k.order[1:]
+	}
+}
+
 // open decrypts a message from peer. A message decrypted before (and kept
 // in the buffer) is returned again; a duplicate beyond the buffer returns
 // e2ee.ErrDuplicate.
@@ -223,23 +282,11 @@ func (k *keyring) open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (
 	key := peer + " " + id
 	plain, ok := k.buffer[key]
 	if !ok {
-		opened, err := e2ee.Open(ctx, k.st, peer, enc)
-		if errors.Is(err, e2ee.ErrIdentityChanged) && opened.Identity != nil {
-			if err := e2ee.Trust(ctx, k.st, peer, opened.Identity); err != nil {
-				return nil, err
-			}
-			opened, err = e2ee.Open(ctx, k.st, peer, enc)
-		}
-		if err != nil {
+		var err error
+		if plain, err = k.decryptLocked(ctx, peer, enc); err != nil {
 			return nil, err
 		}
-		plain = opened.Plaintext
-		k.buffer[key] = plain
-		k.order = append(k.order, key)
-		for len(k.order) > bufferSize {
-			delete(k.buffer, k.order[0])
-			k.order = k.order[1:]
-		}
+		k.remember(key, plain)
 		if err := k.saveLocked(); err != nil {
 			return nil, err
 		}

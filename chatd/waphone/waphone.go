@@ -411,7 +411,7 @@ func (p *Phone) Run(ctx context.Context) error {
 			}
 		}
 	})
-	wg.Go(func() { p.in.run(ctx, p.handle) })
+	wg.Go(func() { p.in.run(ctx, p.decryptBatch, p.handle) })
 	err := p.sess.Run(ctx)
 	cancel() // also when the session ended by itself
 	wg.Wait()
@@ -730,6 +730,25 @@ func (p *Phone) ack(seq uint64, class chatdv1.AckClass) {
 func (p *Phone) Stanza(_ context.Context, st *chatdv1.Stanza) { p.in.push(st) }
 
 // handle acts on what arrived, on the inbox goroutine, in arrival order.
+// decryptBatch decrypts the messages of a batch of stanzas together (one store
+// of the phone's keys), before handle acts on each.
+func (p *Phone) decryptBatch(ctx context.Context, batch []*chatdv1.Stanza) {
+	var msgs []*chatdv1.Message
+	for _, st := range batch {
+		if m := st.GetMessage(); m != nil && m.Enc != nil {
+			p.mu.Lock()
+			_, dup := p.seen[m.Id]
+			p.mu.Unlock()
+			if !dup {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	if len(msgs) > 1 {
+		p.keys.preopen(ctx, msgs)
+	}
+}
+
 func (p *Phone) handle(ctx context.Context, st *chatdv1.Stanza) {
 	switch b := st.Body.(type) {
 	case *chatdv1.Stanza_Message:

@@ -47,12 +47,21 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/waphone"
+	"github.com/openwaba/openwaba/db/procprofile"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdout, os.Args[1:])
+	stopProfile, err := procprofile.Start("wabench") // the client and the phones
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wabench: profiling:", err)
+		os.Exit(1)
+	}
+	err = run(ctx, os.Stdout, os.Args[1:])
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "wabench: profiling:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wabench:", err)
 		os.Exit(1)
