@@ -6,6 +6,14 @@ import (
 	"strings"
 )
 
+// StreamChunk is the largest piece of a file in one gRPC message between
+// webapp and coreapp (UploadMedia, DownloadMedia). grpc-go marshals each
+// message into a buffer of its pool's next size up (256 B, 4, 16, 32 KiB,
+// then 1 MiB, grpc/mem): a 64 KiB chunk took a 1 MiB buffer per message,
+// which a burst of concurrent uploads made the webapp's peak memory; a chunk
+// a little under 32 KiB fits the 32 KiB tier with its framing.
+const StreamChunk = 32<<10 - 64
+
 // MaxUpload is the largest file POST /v1/media accepts (on-prem: 100 MB).
 const MaxUpload = 100 << 20
 

@@ -21,7 +21,7 @@ import (
 
 const (
 	maxMediaID = 64 // media ids are UUIDs: a longer one is no id of ours
-	chunkSize  = 64 << 10
+	chunkSize  = media.StreamChunk
 )
 
 // checkMedia resolves a media object of a message the business sends (a

@@ -21,7 +21,7 @@ import (
 )
 
 // ChunkSize is the largest piece of a file in one UploadMedia message.
-const ChunkSize = 64 << 10
+const ChunkSize = media.StreamChunk
 
 // maxMediaID is the longest media id looked up (longer ones do not exist).
 const maxMediaID = 256

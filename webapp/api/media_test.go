@@ -33,7 +33,7 @@ import (
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
 
-const chunkSize = 64 << 10
+const chunkSize = media.StreamChunk
 
 // uploads is a client stream interceptor that takes coreapp's place on
 // UploadMedia without any server or network: it records what the webapp
@@ -357,8 +357,8 @@ func TestUploadMemoryIsFlat(t *testing.T) {
 	u.mu.Lock()
 	total, chunks, problems := u.total, len(u.chunks), u.problems
 	u.mu.Unlock()
-	if total != media.MaxUpload || chunks != media.MaxUpload/chunkSize || len(problems) > 0 {
-		t.Errorf("coreapp received %d bytes in %d chunks (problems %v), want %d in %d", total, chunks, problems, media.MaxUpload, media.MaxUpload/chunkSize)
+	if want := (media.MaxUpload + chunkSize - 1) / chunkSize; total != media.MaxUpload || chunks != want || len(problems) > 0 {
+		t.Errorf("coreapp received %d bytes in %d chunks (problems %v), want %d in %d", total, chunks, problems, media.MaxUpload, want)
 	}
 	const limit = 8 << 20
 	grow := func(v uint64) int64 { return int64(v) - int64(before) }

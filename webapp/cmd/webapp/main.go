@@ -152,6 +152,11 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		MaxHeaderBytes: 1 << 20,
 		// Mostly TLS handshake noise from probes and scanners.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// HTTP/2 buffers what a client sends ahead of the handler's reads
+		// (1 MiB per request by default): media uploads are streamed to
+		// coreapp, so 128 KiB per stream bounds an HTTP/2 client's burst of
+		// uploads and still keeps a transfer's pipeline full on a LAN.
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 128 << 10, MaxReceiveBufferPerConnection: 1 << 20},
 	}
 	raw, err := net.Listen("tcp", addr)
 	if err != nil {
