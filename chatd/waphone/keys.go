@@ -48,6 +48,12 @@ type e2e interface {
 	// open decrypts a message from peer (a message decrypted before is
 	// returned again from a buffer).
 	open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (*messagev1.Content, error)
+	// sealDeferred encrypts content for peer over the existing session
+	// without storing the state; the caller stores it (store) before it
+	// sends what was sealed.
+	sealDeferred(ctx context.Context, peer string, c *messagev1.Content) (*chatdv1.Enc, error)
+	// store writes the state.
+	store() error
 	// preopen decrypts messages into the buffer and stores the state once
 	// for all of them, before any is acted on: open then finds them there.
 	// A message it cannot decrypt is left to open.
@@ -216,6 +222,24 @@ func (k *keyring) seal(ctx context.Context, peer string, c *messagev1.Content, b
 		return nil, err
 	}
 	return enc, k.saveLocked()
+}
+
+// sealDeferred implements e2e.
+func (k *keyring) sealDeferred(ctx context.Context, peer string, c *messagev1.Content) (*chatdv1.Enc, error) {
+	plain, err := proto.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return e2ee.Seal(ctx, k.st, peer, plain, nil)
+}
+
+// store implements e2e.
+func (k *keyring) store() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.saveLocked()
 }
 
 // preopen implements e2e: one store of the keys for a batch of messages,

@@ -553,6 +553,27 @@ func (p *Phone) enqueue(ctx context.Context, m *outMsg) {
 func (p *Phone) flush(ctx context.Context) {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
+	// Messages to peers with a session are sealed one after another and
+	// the keys stored once for all of them before any is sent (a message
+	// needing a bundle or a file goes alone, as before).
+	var pending []*chatdv1.Stanza
+	commit := func() bool {
+		if len(pending) == 0 {
+			return true
+		}
+		if err := p.keys.store(); err != nil {
+			// They stay in the outbox: the next connection sends them.
+			p.log.Warn("storing the keys failed; the sealed messages wait for the next connection", "err", err)
+			pending = nil
+			return false
+		}
+		for _, st := range pending {
+			p.sess.TrySend(st) // when offline, Connected resends it
+		}
+		pending = nil
+		return true
+	}
+	defer commit()
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
@@ -561,6 +582,18 @@ func (p *Phone) flush(ctx context.Context) {
 		}
 		m := p.queue[0]
 		p.mu.Unlock()
+		if m.content != nil && p.keys.hasSession(ctx, m.to) {
+			enc, err := p.keys.sealDeferred(ctx, m.to, m.content)
+			if err == nil {
+				st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.id, To: m.to, Kind: message.Default.Kind(m.content), Enc: enc, PushName: p.hc.Name}}}
+				p.sent(m, st)
+				pending = append(pending, st)
+				continue
+			}
+		}
+		if !commit() {
+			return
+		}
 		if m.content == nil {
 			if p.sess.Addr() == "" {
 				return // offline: the next connection flushes
@@ -583,17 +616,22 @@ func (p *Phone) flush(ctx context.Context) {
 			p.log.Debug("message waits for the network", "id", m.id, "err", err)
 			return
 		}
-		p.mu.Lock()
-		p.queue = p.queue[1:]
-		p.outbox[m.id] = st
-		p.recent[m.id] = m
-		p.order = append(p.order, m.id)
-		for len(p.order) > maxRecent {
-			delete(p.recent, p.order[0])
-			p.order = p.order[1:]
-		}
-		p.mu.Unlock()
+		p.sent(m, st)
 		p.sess.TrySend(st) // when offline, Connected resends it
+	}
+}
+
+// sent moves the head of the queue, m, to the outbox as st.
+func (p *Phone) sent(m *outMsg, st *chatdv1.Stanza) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = p.queue[1:]
+	p.outbox[m.id] = st
+	p.recent[m.id] = m
+	p.order = append(p.order, m.id)
+	for len(p.order) > maxRecent {
+		delete(p.recent, p.order[0])
+		p.order = p.order[1:]
 	}
 }
 

@@ -3,6 +3,7 @@ package waphone_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -301,5 +302,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", wait, what)
 		}
 		<-tick.C
+	}
+}
+
+// TestBurst: a burst of messages is sealed together and the keys stored
+// once for the burst, before any is sent: every message arrives, in order,
+// and a phone restarted from its home afterwards goes on with the same
+// session (its stored state was the one its messages used).
+func TestBurst(t *testing.T) {
+	t.Parallel()
+	c := newChatd(t)
+	aliceHome := c.register(t, "15550005101", "Alice")
+	alice := open(t, aliceHome, 0)
+	bob := open(t, c.register(t, "15550005102", "Bob"), 1000)
+	alice.next(t, "ready", is("ready", "", ""))
+	bob.next(t, "ready", is("ready", "", ""))
+	first, err := alice.SendText(t.Context(), bob.Number(), "hello", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.next(t, "first message", is("message", first, ""))
+	var ids []string
+	for i := range 50 {
+		id, err := alice.SendText(t.Context(), bob.Number(), fmt.Sprintf("burst %d", i), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for i, id := range ids {
+		e, _ := bob.next(t, "burst message", is("message", "", ""))
+		if e.ID != id || e.Text != fmt.Sprintf("burst %d", i) {
+			t.Fatalf("message %d at Bob = %s %q, want %s in order", i, e.ID, e.Text, id)
+		}
+	}
+	alice.stop(t)
+	alice = open(t, aliceHome, 0)
+	alice.next(t, "ready again", is("ready", "", ""))
+	after, err := alice.SendText(t.Context(), bob.Number(), "after the restart", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := bob.next(t, "the message after the restart", is("message", after, "")); e.Text != "after the restart" {
+		t.Errorf("after the restart Bob got %q", e.Text)
 	}
 }
