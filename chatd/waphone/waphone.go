@@ -767,9 +767,8 @@ func (p *Phone) ack(seq uint64, class chatdv1.AckClass) {
 // must keep reading (IQ answers, pings): it only hands st to the inbox.
 func (p *Phone) Stanza(_ context.Context, st *chatdv1.Stanza) { p.in.push(st) }
 
-// handle acts on what arrived, on the inbox goroutine, in arrival order.
-// decryptBatch decrypts the messages of a batch of stanzas together (one store
-// of the phone's keys), before handle acts on each.
+// decryptBatch decrypts the messages of a batch of stanzas together (one
+// store of the phone's keys), before handle acts on each.
 func (p *Phone) decryptBatch(ctx context.Context, batch []*chatdv1.Stanza) {
 	var msgs []*chatdv1.Message
 	for _, st := range batch {
@@ -787,6 +786,7 @@ func (p *Phone) decryptBatch(ctx context.Context, batch []*chatdv1.Stanza) {
 	}
 }
 
+// handle acts on what arrived, on the inbox goroutine, in arrival order.
 func (p *Phone) handle(ctx context.Context, st *chatdv1.Stanza) {
 	switch b := st.Body.(type) {
 	case *chatdv1.Stanza_Message:
