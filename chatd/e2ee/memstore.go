@@ -26,6 +26,12 @@ type MemStore struct {
 	identities map[string][]byte // address → serialized public identity key
 	nextPreKey uint32
 	preKeyGen  uint64 // bumped on every change of the one-time pre-keys
+
+	// What changed since the last Changes (or load): the addresses of
+	// sessions and identities written or deleted, and the signed pre-keys.
+	dirtySessions   map[string]bool
+	dirtyIdentities map[string]bool
+	dirtySigned     bool
 }
 
 var _ Store = (*MemStore)(nil)
@@ -33,7 +39,84 @@ var _ Store = (*MemStore)(nil)
 // NewMemStore returns an empty store for a new identity.
 func NewMemStore(id *Identity) *MemStore {
 	return &MemStore{id: id, prekeys: map[uint32][]byte{}, signed: map[uint32]signedPreKey{},
-		sessions: map[string][]byte{}, identities: map[string][]byte{}, nextPreKey: 1}
+		sessions: map[string][]byte{}, identities: map[string][]byte{}, nextPreKey: 1,
+		dirtySessions: map[string]bool{}, dirtyIdentities: map[string]bool{}}
+}
+
+// Changes is what changed in a store since the previous Changes: written
+// sessions and identity keys (a nil value: deleted), the signed pre-keys
+// when they changed, and the next one-time pre-key id. The one-time
+// pre-keys themselves are SnapshotParts' (they change rarely).
+type Changes struct {
+	Sessions   map[string][]byte       `json:"sessions,omitempty"`
+	Identities map[string][]byte       `json:"identities,omitempty"`
+	Signed     map[uint32]signedPreKey `json:"signed_prekeys,omitempty"`
+	NextPreKey uint32                  `json:"next_prekey"`
+}
+
+// Changes returns what changed since the previous call (or the load) and
+// forgets it: a caller that persists the store appends it to a journal
+// instead of writing the whole store (ApplyChanges replays it).
+func (m *MemStore) Changes() Changes {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := Changes{NextPreKey: m.nextPreKey}
+	if len(m.dirtySessions) > 0 {
+		c.Sessions = make(map[string][]byte, len(m.dirtySessions))
+		for a := range m.dirtySessions {
+			c.Sessions[a] = m.sessions[a] // nil when deleted
+		}
+		clear(m.dirtySessions)
+	}
+	if len(m.dirtyIdentities) > 0 {
+		c.Identities = make(map[string][]byte, len(m.dirtyIdentities))
+		for a := range m.dirtyIdentities {
+			c.Identities[a] = m.identities[a]
+		}
+		clear(m.dirtyIdentities)
+	}
+	if m.dirtySigned {
+		c.Signed = maps.Clone(m.signed)
+		if c.Signed == nil {
+			c.Signed = map[uint32]signedPreKey{}
+		}
+		m.dirtySigned = false
+	}
+	return c
+}
+
+// ApplyChanges replays Changes onto a loaded store.
+func (m *MemStore) ApplyChanges(c Changes) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for a, b := range c.Sessions {
+		if b == nil {
+			delete(m.sessions, a)
+		} else {
+			m.sessions[a] = b
+		}
+	}
+	for a, b := range c.Identities {
+		if b == nil {
+			delete(m.identities, a)
+		} else {
+			m.identities[a] = b
+		}
+	}
+	if c.Signed != nil {
+		m.signed = maps.Clone(c.Signed)
+	}
+	m.nextPreKey = max(m.nextPreKey, c.NextPreKey, 1)
+}
+
+// Forget drops what Changes would report (the whole store was just
+// written).
+func (m *MemStore) Forget() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.dirtySessions)
+	clear(m.dirtyIdentities)
+	m.dirtySigned = false
 }
 
 type signedPreKey struct {
@@ -156,6 +239,7 @@ func (m *MemStore) SaveIdentity(_ context.Context, a *protocol.SignalAddress, k 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.identities[a.String()] = k.Serialize()
+	m.dirtyIdentities[a.String()] = true
 	return nil
 }
 
@@ -219,6 +303,7 @@ func (m *MemStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.Signe
 func (m *MemStore) putSigned(r *record.SignedPreKey) {
 	priv, sig, ts := SignedPreKeyParts(r)
 	m.signed[r.ID()] = signedPreKey{priv, sig, ts}
+	m.dirtySigned = true
 }
 
 // LoadSignedPreKeys implements store.SignedPreKey.
@@ -258,6 +343,7 @@ func (m *MemStore) RemoveSignedPreKey(_ context.Context, id uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.signed, id)
+	m.dirtySigned = true
 	return nil
 }
 
@@ -280,6 +366,7 @@ func (m *MemStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sessions[a.String()] = r.Serialize()
+	m.dirtySessions[a.String()] = true
 	return nil
 }
 
@@ -296,6 +383,7 @@ func (m *MemStore) DeleteSession(_ context.Context, a *protocol.SignalAddress) e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.sessions, a.String())
+	m.dirtySessions[a.String()] = true
 	return nil
 }
 
@@ -303,6 +391,9 @@ func (m *MemStore) DeleteSession(_ context.Context, a *protocol.SignalAddress) e
 func (m *MemStore) DeleteAllSessions(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for a := range m.sessions {
+		m.dirtySessions[a] = true
+	}
 	clear(m.sessions)
 	return nil
 }

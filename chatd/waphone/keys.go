@@ -1,12 +1,14 @@
 package waphone
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -74,26 +76,66 @@ var _ e2e = (*keyring)(nil)
 func (k *keyring) registrationID() uint32 { return k.st.GetLocalRegistrationID() }
 
 // keyring is the phone's end-to-end state. It is safe for concurrent use.
+//
+// It is kept as a snapshot (keysFile) and a journal (journalFile): a store
+// appends one line with what changed (the sessions and identity keys
+// written, the buffer's new and dropped messages), one write instead of
+// rewriting the whole state; the journal is folded into a new snapshot
+// when it grows past maxJournal, and at every open. Each line and the
+// snapshot carry a generation: a line at or below the snapshot's is
+// already in it (a crash between writing a snapshot and emptying the
+// journal), and a torn last line (a crash while appending) is ignored, so
+// the state is the last one fully stored, as before anything was acted
+// on.
 type keyring struct {
-	path, preKeyPath string
-	savedGen         uint64 // pre-key generation last written
+	path, preKeyPath, journalPath string
+	savedGen                      uint64 // pre-key generation last written
 
-	mu     sync.Mutex // guards the fields below and serializes Signal operations
-	st     *e2ee.MemStore
-	buffer map[string][]byte // "from id" → plaintext
-	order  []string          // buffer insertion order
+	mu      sync.Mutex // guards the fields below and serializes Signal operations
+	st      *e2ee.MemStore
+	buffer  map[string][]byte // "from id" → plaintext
+	order   []string          // buffer insertion order
+	gen     uint64            // generation of the last store
+	journal *os.File          // open for appending; nil: the next store writes a snapshot
+	size    int64             // bytes in the journal
+	added   []bufferEntry     // buffer changes since the last store
+	dropped []string
+	unsaved bool // a store failed: open stores again before acting
 }
+
+// Journal files.
+const (
+	journalFile = "signal.journal"
+	// maxJournal is the journal size past which a store writes a new
+	// snapshot instead.
+	maxJournal = 256 << 10
+)
 
 type keysState struct {
 	Store  json.RawMessage   `json:"store"`
 	Buffer map[string][]byte `json:"buffer"`
 	Order  []string          `json:"order"`
+	Gen    uint64            `json:"gen"`
+}
+
+type bufferEntry struct {
+	Key   string `json:"k"`
+	Plain []byte `json:"p"`
+}
+
+// journalEntry is one line of the journal.
+type journalEntry struct {
+	Gen     uint64        `json:"gen"`
+	Store   e2ee.Changes  `json:"store"`
+	Added   []bufferEntry `json:"added,omitempty"`
+	Dropped []string      `json:"dropped,omitempty"`
 }
 
 // openKeyring loads the phone's keys, creating a new identity for a new
 // install (a home without them).
 func openKeyring(home string) (*keyring, error) {
-	k := &keyring{path: filepath.Join(home, keysFile), preKeyPath: filepath.Join(home, preKeysFile), buffer: map[string][]byte{}}
+	k := &keyring{path: filepath.Join(home, keysFile), preKeyPath: filepath.Join(home, preKeysFile),
+		journalPath: filepath.Join(home, journalFile), buffer: map[string][]byte{}}
 	b, err := os.ReadFile(k.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -121,22 +163,109 @@ func openKeyring(home string) (*keyring, error) {
 	if s.Buffer != nil {
 		k.buffer, k.order = s.Buffer, s.Order
 	}
-	return k, nil
+	k.gen = s.Gen
+	if err := k.replay(); err != nil {
+		return nil, err
+	}
+	// Fold the journal into a new snapshot now: the next stores append to
+	// an empty journal, after whatever a crash left in it.
+	return k, k.saveLocked()
 }
 
-// saveLocked writes the state; k.mu must be held (or k not shared yet). The
-// main file goes first: its pre-key counter may then run ahead of the
-// pre-key file after a crash (ids are skipped), never behind it (ids reused).
-func (k *keyring) saveLocked() error {
-	store, prekeys, gen, err := k.st.SnapshotParts()
+// replay applies the journal's complete lines above the snapshot's
+// generation.
+func (k *keyring) replay() error {
+	f, err := os.Open(k.journalPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(keysState{Store: store, Buffer: k.buffer, Order: k.order})
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), maxJournal+(1<<20))
+	for sc.Scan() {
+		var e journalEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Gen != k.gen+1 {
+			if e.Gen <= k.gen && err == nil {
+				continue // in the snapshot already
+			}
+			break // a torn last line, or nothing after it
+		}
+		k.st.ApplyChanges(e.Store)
+		for _, a := range e.Added {
+			k.buffer[a.Key] = a.Plain
+			k.order = append(k.order, a.Key)
+		}
+		for _, d := range e.Dropped {
+			delete(k.buffer, d)
+			k.order = slices.DeleteFunc(k.order, func(o string) bool { return o == d })
+		}
+		k.gen = e.Gen
+	}
+	k.st.Forget() // what was replayed is stored
+	return nil
+}
+
+// saveLocked stores the state; k.mu must be held (or k not shared yet): a
+// journal line, or a new snapshot when there is no journal yet, it is
+// large, or a store failed. The state goes first: its pre-key counter may
+// then run ahead of the pre-key file after a crash (ids are skipped), never
+// behind it (ids reused).
+func (k *keyring) saveLocked() error {
+	if k.journal != nil && k.size < maxJournal {
+		e := journalEntry{Gen: k.gen + 1, Store: k.st.Changes(), Added: k.added, Dropped: k.dropped}
+		b, err := json.Marshal(e)
+		if err == nil {
+			b = append(b, '\n')
+			_, err = k.journal.Write(b)
+		}
+		if err != nil {
+			// The changes are taken: only a snapshot stores them now.
+			k.journal.Close()
+			k.journal = nil
+			return k.snapshotLocked()
+		}
+		k.gen, k.size, k.added, k.dropped, k.unsaved = e.Gen, k.size+int64(len(b)), nil, nil, false
+		return k.savePreKeys()
+	}
+	return k.snapshotLocked()
+}
+
+// snapshotLocked writes the whole state and starts an empty journal.
+func (k *keyring) snapshotLocked() error {
+	store, _, _, err := k.st.SnapshotParts()
+	if err != nil {
+		return err
+	}
+	gen := k.gen + 1
+	b, err := json.Marshal(keysState{Store: store, Buffer: k.buffer, Order: k.order, Gen: gen})
 	if err != nil {
 		return err
 	}
 	if err := writeAtomic(k.path, b); err != nil {
+		return err
+	}
+	k.st.Forget()
+	k.gen, k.added, k.dropped, k.unsaved = gen, nil, nil, false
+	if k.journal != nil {
+		k.journal.Close()
+		k.journal = nil
+	}
+	// Lines at or below gen are skipped on load: emptying the journal after
+	// the snapshot is safe in any order of crashes.
+	j, err := os.OpenFile(k.journalPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err == nil {
+		k.journal, k.size = j, 0
+	}
+	return k.savePreKeys()
+}
+
+// savePreKeys writes the one-time pre-keys when they changed.
+func (k *keyring) savePreKeys() error {
+	_, prekeys, gen, err := k.st.SnapshotParts()
+	if err != nil {
 		return err
 	}
 	if gen == k.savedGen && fileExists(k.preKeyPath) {
@@ -261,12 +390,11 @@ func (k *keyring) preopen(ctx context.Context, msgs []*chatdv1.Message) {
 		opened++
 	}
 	if opened > 0 {
-		// A failed store leaves the state as the last successful one: the
-		// messages are decrypted again (open stores them one by one).
+		// A failed store leaves the stored state behind the one in memory:
+		// the buffer keeps the plaintexts (the advanced sessions could not
+		// decrypt them again), and open stores them before they are shown.
 		if err := k.saveLocked(); err != nil {
-			for _, m := range msgs {
-				delete(k.buffer, m.From+" "+m.Id)
-			}
+			k.unsaved = true
 		}
 	}
 }
@@ -291,8 +419,10 @@ func (k *keyring) decryptLocked(ctx context.Context, peer string, enc *chatdv1.E
 func (k *keyring) remember(key string, plain []byte) {
 	k.buffer[key] = plain
 	k.order = append(k.order, key)
+	k.added = append(k.added, bufferEntry{key, plain})
 	for len(k.order) > bufferSize {
 		delete(k.buffer, k.order[0])
+		k.dropped = append(k.dropped, k.order[0])
 		k.order = k.order[1:]
 	}
 }
@@ -305,6 +435,11 @@ func (k *keyring) open(ctx context.Context, peer, id string, enc *chatdv1.Enc) (
 	defer k.mu.Unlock()
 	key := peer + " " + id
 	plain, ok := k.buffer[key]
+	if ok && k.unsaved {
+		if err := k.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		var err error
 		if plain, err = k.decryptLocked(ctx, peer, enc); err != nil {
