@@ -3,9 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -60,24 +58,14 @@ func (s *Server) cloudListTemplates(c echo.Context) error {
 	}
 	q := c.QueryParams()
 	req := &corev1.ListTemplatesRequest{Account: cloudAccount(c, n), Limit: DefaultCloudTemplatePage}
-	for _, f := range []struct {
-		name string
-		dst  *string
-		ok   func(string) bool
-		want string
-	}{
-		{"name", &req.Name, template.ValidName, "a template name"},
-		{"status", &req.Status, func(v string) bool { return slices.Contains(template.Statuses, strings.ToUpper(v)) }, "one of " + strings.Join(template.Statuses, ", ")},
-		{"category", &req.Category, func(v string) bool { return slices.Contains(template.Categories, strings.ToUpper(v)) }, "one of " + strings.Join(template.Categories, ", ")},
-		{"language", &req.Language, template.ValidLanguage, `a language code such as "en_US"`},
-		{"after", &req.After, func(v string) bool { return len(v) <= 64 && printableASCII(v) }, "a cursor of paging.cursors.after"},
-	} {
-		if v := q.Get(f.name); v != "" {
-			if !f.ok(v) {
-				return invalid("%s must be %s", f.name, f.want)
-			}
-			*f.dst = v
+	if _, err := templateFilters(q, req); err != nil {
+		return err
+	}
+	if v := q.Get("after"); v != "" {
+		if len(v) > 64 || !printableASCII(v) {
+			return invalid("after must be a cursor of paging.cursors.after")
 		}
+		req.After = v
 	}
 	if v := q.Get("limit"); v != "" {
 		l, err := strconv.Atoi(v)

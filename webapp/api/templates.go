@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,10 +94,9 @@ type templateList struct {
 	Meta      meta              `json:"meta"`
 }
 
-// listTemplates: GET /v1/configs/templates (admin or API key).
-func (s *Server) listTemplates(c echo.Context) error {
-	q := c.QueryParams()
-	req := &corev1.ListTemplatesRequest{Account: principalOf(c).account()}
+// templateFilters reads the list filters both template lists take (name,
+// status, category, language) into req and returns those given.
+func templateFilters(q url.Values, req *corev1.ListTemplatesRequest) (map[string]string, error) {
 	filters := map[string]string{}
 	for _, f := range []struct {
 		name string
@@ -114,9 +114,20 @@ func (s *Server) listTemplates(c echo.Context) error {
 			continue
 		}
 		if !f.ok(v) {
-			return invalid("%s must be %s", f.name, f.want)
+			return nil, invalid("%s must be %s", f.name, f.want)
 		}
 		*f.dst, filters[f.name] = v, v
+	}
+	return filters, nil
+}
+
+// listTemplates: GET /v1/configs/templates (admin or API key).
+func (s *Server) listTemplates(c echo.Context) error {
+	q := c.QueryParams()
+	req := &corev1.ListTemplatesRequest{Account: principalOf(c).account()}
+	filters, err := templateFilters(q, req)
+	if err != nil {
+		return err
 	}
 	limit, offset := MaxTemplatePage, 0
 	for name, dst := range map[string]*int{"limit": &limit, "offset": &offset} {
