@@ -164,6 +164,15 @@ func (c Code) StatusTitle() string {
 // Known reports whether the catalog has the code.
 func (c Code) Known() bool { _, ok := titles[c]; return ok }
 
+// Catalog returns every code of the catalog, in no order.
+func Catalog() []Code {
+	out := make([]Code, 0, len(titles))
+	for c := range titles {
+		out = append(out, c)
+	}
+	return out
+}
+
 // Error is one on-prem error: a code and what failed. It is what parsing
 // and checks return; each boundary renders it in its own envelope.
 type Error struct {

@@ -71,8 +71,9 @@ func (c Code) Title() string {
 	return titles[SomethingWrong]
 }
 
-// Subcode is Meta's error_subcode of an unknown object on GET /{id} and
-// POST /{id} ("Unsupported get request. Object with ID … does not exist").
+// SubcodeNoObject is Meta's error_subcode of an unknown object on GET /{id}
+// and POST /{id} ("Unsupported get request. Object with ID … does not
+// exist").
 const SubcodeNoObject = 33
 
 // mapping is one on-prem code's Graph code and the HTTP status of a
@@ -115,6 +116,7 @@ var fromOnPrem = map[errcode.Code]mapping{
 	errcode.BadUser:              {RecipientIsSender, http.StatusBadRequest},
 	errcode.WebhookNotConfigured: {InvalidParameter, http.StatusBadRequest},
 	errcode.Database:             {SomethingWrong, http.StatusInternalServerError},
+	errcode.PasswordChange:       {InvalidParameter, 0},
 	errcode.InvalidRequest:       {InvalidParameter, http.StatusBadRequest},
 	errcode.ReceiverIncapable:    {Undeliverable, 0},
 	errcode.IdentityAck:          {Undeliverable, 0},

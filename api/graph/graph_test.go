@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/openwaba/openwaba/api/errcode"
@@ -131,10 +130,16 @@ func TestFromOnPrem(t *testing.T) {
 			t.Errorf("FromOnPrem(%d, %d) = %d, %d; want %d, %d", tc.code, tc.status, g, st, tc.graph, tc.http)
 		}
 	}
-	// Every on-prem code of the catalog has a mapping.
-	for c := range fromOnPrem {
-		if g, _ := FromOnPrem(c, 400); g.Title() == "" {
-			t.Errorf("%d maps to %d without a title", c, g)
+	// Every code of the on-prem catalog has a row, to a Graph code with
+	// Meta's title.
+	for _, c := range errcode.Catalog() {
+		m, ok := fromOnPrem[c]
+		if !ok {
+			t.Errorf("on-prem code %d has no Graph mapping", c)
+			continue
+		}
+		if _, titled := titles[m.code]; !titled {
+			t.Errorf("%d maps to %d, which has no title", c, m.code)
 		}
 	}
 	e := NewError(TemplateMissing, 0, "template x (en) not found", "trace")
@@ -144,7 +149,7 @@ func TestFromOnPrem(t *testing.T) {
 		t.Errorf("envelope = %s\nwant       %s", b, want)
 	}
 	se := StatusErrorOf(errcode.ReEngagement, "")
-	if se.Code != ReEngagement || se.Data.Details == "" || http.StatusText(400) == "" {
+	if se.Code != ReEngagement || se.Title != "Re-engagement message" || se.Data.Details == "" {
 		t.Errorf("StatusErrorOf(470) = %+v", se)
 	}
 }
