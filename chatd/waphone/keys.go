@@ -68,6 +68,9 @@ type e2e interface {
 	preKeyUpload(n int) (*chatdv1.PreKeyUpload, error)
 	// registrationID is the device's Signal registration id.
 	registrationID() uint32
+	// close releases what the state holds open (the journal); a store
+	// after it writes a snapshot and reopens it.
+	close() error
 }
 
 var _ e2e = (*keyring)(nil)
@@ -362,6 +365,18 @@ func (k *keyring) sealDeferred(ctx context.Context, peer string, c *messagev1.Co
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return e2ee.Seal(ctx, k.st, peer, plain, nil)
+}
+
+// close implements e2e.
+func (k *keyring) close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.journal == nil {
+		return nil
+	}
+	err := k.journal.Close()
+	k.journal = nil
+	return err
 }
 
 // store implements e2e.

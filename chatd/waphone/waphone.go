@@ -416,6 +416,9 @@ func (p *Phone) Run(ctx context.Context) error {
 	cancel() // also when the session ended by itself
 	wg.Wait()
 	p.media.Close()
+	if cerr := p.keys.close(); cerr != nil {
+		p.log.Warn("closing the key journal failed", "err", cerr)
+	}
 	return err
 }
 
