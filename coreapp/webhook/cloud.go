@@ -35,9 +35,6 @@ type Number struct {
 	WABAID        int64
 }
 
-// cloudContact is a Cloud contacts[] entry.
-type cloudContact = Contact
-
 // cloudMessage is a Cloud messages[] entry: the on-prem object with Cloud's
 // error objects.
 type cloudMessage struct {
@@ -132,7 +129,7 @@ func CloudBody(n Number, kind string, payload []byte) (body []byte, skip bool, e
 			return nil, false, err
 		}
 		if e.Contact.WaID != "" {
-			if value.Contacts, err = json.Marshal([]cloudContact{e.Contact}); err != nil {
+			if value.Contacts, err = json.Marshal([]Contact{e.Contact}); err != nil {
 				return nil, false, err
 			}
 		}

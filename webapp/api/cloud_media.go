@@ -101,7 +101,10 @@ func (s *Server) cloudUpload(c echo.Context) error {
 	case id == "":
 		return missing("file is required")
 	case !productSeen:
-		_, _ = call(s, c, s.opts.CallTimeout, s.core.DeleteMedia, &corev1.DeleteMediaRequest{Account: cloudAccount(c, n), Id: id})
+		if _, err := call(s, c, s.opts.CallTimeout, s.core.DeleteMedia, &corev1.DeleteMediaRequest{Account: cloudAccount(c, n), Id: id}); err != nil {
+			// The media GC removes it after its retention.
+			s.log.Warn("deleting an upload refused after the fact failed", "request_id", requestID(c), "id", id, "err", err)
+		}
 		return missing("messaging_product is required")
 	}
 	return c.JSON(http.StatusOK, cloudUploaded{ID: id})
