@@ -25,7 +25,7 @@ run: build ## run chatd, coreapp and webapp in the foreground (SQLite in data/, 
 run-ha: build ## run chatd, 3 coreapps and 2 webapps (HA sandbox; pids in data/run/; Ctrl-C stops)
 	@BIN=$(BIN) ./scripts/run-ha.sh
 
-bench: build ## wabench against a fresh local stack on SQLite, then on MySQL/MariaDB, then bench-ha; ARGS="…" go to wabench
+bench: build ## wabench against a fresh local stack on SQLite, then on MySQL/MariaDB, then bench-ha; ARGS="…" go to wabench, PROFILE=1 writes profiles (docs/performance.md)
 	@BIN=$(BIN) WA_DB_ENGINE=SQLITE ./scripts/bench.sh $(ARGS)
 	@BIN=$(BIN) WA_DB_ENGINE=MYSQL ./scripts/bench.sh $(ARGS)
 	@$(MAKE) --no-print-directory bench-ha

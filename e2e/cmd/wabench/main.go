@@ -245,7 +245,7 @@ func (b *bench) run(ctx context.Context) (*Result, error) {
 	if err := phase("media", b.o.media, func() error { return b.mediaPhase(ctx, phones, res) }); err != nil {
 		return nil, err
 	}
-	res.PeakRSSMB = peakRSS(b.o.pids)
+	res.PeakRSSMB = peakRSS(m.procs)
 	res.Errors = b.errs.Load()
 	return res, nil
 }
@@ -628,30 +628,9 @@ func (b *bench) inboundPhase(ctx context.Context, phones []*phone, res *Result) 
 	}
 }
 
-// peakRSS reads VmHWM of the stack's processes.
-func peakRSS(spec string) map[string]int64 {
-	pids := map[string]int{}
-	if spec != "" {
-		for _, kv := range strings.Split(spec, ",") {
-			name, p, ok := strings.Cut(kv, "=")
-			if n, err := strconv.Atoi(p); ok && err == nil {
-				pids[name] = n
-			}
-		}
-	} else {
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			n, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-			name := strings.TrimSpace(string(comm))
-			if name == "chatd" || name == "coreapp" || name == "webapp" {
-				pids[name] = n
-			}
-		}
-	}
+// peakRSS reads VmHWM of the measured processes (the stack's, MariaDB's
+// and wabench's own).
+func peakRSS(pids procs) map[string]int64 {
 	out := map[string]int64{}
 	for name, pid := range pids {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

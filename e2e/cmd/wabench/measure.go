@@ -332,7 +332,8 @@ func (b *bench) fixedRate(ctx context.Context, phones []*phone, res *Result) err
 	lat := make([]time.Duration, n)
 	ids := make([]string, n)
 	start := time.Now()
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() { // the producer: offers each send at its intended time
 		defer close(jobs)
 		for i := range n {
 			at := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
@@ -345,8 +346,7 @@ func (b *bench) fixedRate(ctx context.Context, phones []*phone, res *Result) err
 			}
 			jobs <- job{i, at}
 		}
-	}()
-	var wg sync.WaitGroup
+	})
 	for range b.o.concurrency {
 		wg.Go(func() {
 			for j := range jobs {
