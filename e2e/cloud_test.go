@@ -383,21 +383,25 @@ func (d *sdkDriver) checkAllVerified() {
 	}
 }
 
+// sentAnswer is a send's answer as Graph gives it (whatsapp-api-js, raw
+// HTTP) or as Kapso hands it on (camelCase keys).
 type sentAnswer struct {
 	MessagingProduct string `json:"messagingProduct"`
 	Messaging        string `json:"messaging_product"`
 	Contacts         []struct {
-		Input string `json:"input"`
-		WaID  string `json:"waId"`
-		WaID2 string `json:"wa_id"`
+		Input     string `json:"input"`
+		WaIDCamel string `json:"waId"`
+		WaID      string `json:"wa_id"`
 	} `json:"contacts"`
 	Messages []struct{ ID string } `json:"messages"`
 }
 
-func (a sentAnswer) id(t *testing.T) string {
+// id checks the answer to a send to the number to and returns the message id.
+func (a sentAnswer) id(t *testing.T, to string) string {
 	t.Helper()
-	if len(a.Messages) != 1 || a.Messages[0].ID == "" || len(a.Contacts) != 1 || a.MessagingProduct+a.Messaging != "whatsapp" {
-		t.Fatalf("send answered %+v, want messaging_product, one contact and one message id", a)
+	if len(a.Messages) != 1 || a.Messages[0].ID == "" || len(a.Contacts) != 1 || a.MessagingProduct+a.Messaging != "whatsapp" ||
+		a.Contacts[0].Input == "" || a.Contacts[0].WaIDCamel+a.Contacts[0].WaID != to {
+		t.Fatalf("send answered %+v, want messaging_product, one contact {input, wa_id %s} and one message id", a, to)
 	}
 	return a.Messages[0].ID
 }
@@ -578,7 +582,8 @@ func TestCloudSDKs(t *testing.T) {
 				t.Helper()
 				var a sentAnswer
 				d.must(op, args, &a)
-				return a.id(t)
+				to, _ := args["to"].(string)
+				return a.id(t, to)
 			}
 			to := phone.Number()
 			var textID, imageID, buttonsID, reactionID, templateID string
@@ -718,7 +723,7 @@ func TestCloudSDKs(t *testing.T) {
 				if err := json.Unmarshal(raw, &a); err != nil || code != 200 {
 					t.Fatalf("POST /messages %s = %d %s", body, code, raw)
 				}
-				return a.id(t)
+				return a.id(t, to)
 			}
 			for _, c := range []struct{ typ, body string }{
 				{"location", `"type":"location","location":{"latitude":52.52,"longitude":13.405,"name":"Shop","address":"Main St 1"}`},
@@ -743,7 +748,9 @@ func TestCloudSDKs(t *testing.T) {
 
 			// An image from the customer, downloaded with the SDK.
 			photo := filepath.Join(t.TempDir(), "photo.png")
-			os.WriteFile(photo, redPixel, 0o600)
+			if err := os.WriteFile(photo, redPixel, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			pid, err := phone.SendMedia(t.Context(), bizWaID, photo, "image", "", "", "")
 			if err != nil {
 				t.Fatal(err)
@@ -773,7 +780,7 @@ func TestCloudSDKs(t *testing.T) {
 			if code != 200 {
 				t.Fatalf("POST /messages = %d %s", code, raw)
 			}
-			fid := flavour.id(t)
+			fid := flavour.id(t, to)
 			phone.WaitFor(30*time.Second, "the flavour's text", func(e waphone.Event) bool { return e.Event == "message" && e.ID == fid })
 			var form bytes.Buffer
 			mw := multipart.NewWriter(&form)
