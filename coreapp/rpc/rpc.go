@@ -352,7 +352,7 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 		// Cloud answers template errors at once: hydrate now, on the node
 		// that holds the number's connection (1018 elsewhere, the webapp
 		// tries the next node). The sender keeps the hydrated content.
-		_, iq, cache, err := s.templateIQ(ctx, req.Account, "send")
+		iq, cache, err := s.accountTemplateIQ(ctx, a.ID, "send")
 		if err != nil {
 			return nil, err
 		}

@@ -23,14 +23,20 @@ func (s *Server) templateIQ(ctx context.Context, ref *corev1.AccountRef, op stri
 	if err != nil {
 		return 0, nil, nil, s.translateOrPass(ctx, op, err)
 	}
-	iq, cache, err := s.slots.TemplateIQ(a.ID)
-	if errors.Is(err, slot.ErrNotConnected) {
-		if s.slots.OwnerElsewhere(ctx, a.ID) {
-			return 0, nil, nil, s.translate(ctx, op, slot.ErrNotOwner)
-		}
-		return 0, nil, nil, apiError(codes.Unavailable, errcode.Internal, "the number is not connected to the chat network now; try again")
-	}
+	iq, cache, err := s.accountTemplateIQ(ctx, a.ID, op)
 	return a.ID, iq, cache, err
+}
+
+// accountTemplateIQ is templateIQ for an account already resolved.
+func (s *Server) accountTemplateIQ(ctx context.Context, accountID int64, op string) (templates.IQ, *templates.Cache, error) {
+	iq, cache, err := s.slots.TemplateIQ(accountID)
+	if errors.Is(err, slot.ErrNotConnected) {
+		if s.slots.OwnerElsewhere(ctx, accountID) {
+			return nil, nil, s.translate(ctx, op, slot.ErrNotOwner)
+		}
+		return nil, nil, apiError(codes.Unavailable, errcode.Internal, "the number is not connected to the chat network now; try again")
+	}
+	return iq, cache, err
 }
 
 // templateError renders the network's answer to a template request.
