@@ -262,6 +262,9 @@ func (k *keyring) snapshotLocked() error {
 	if err == nil {
 		k.journal, k.size = j, 0
 	}
+	// Otherwise the state is stored all the same (the snapshot above), and
+	// without a journal the next store writes a snapshot again: slower, as
+	// safe; it tries the journal again then.
 	return k.savePreKeys()
 }
 

@@ -159,6 +159,7 @@ func (m *meter) snap(ctx context.Context) snapshot {
 	}
 	rows, err := m.db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ("+strings.Join(names, ",")+")")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "wabench: reading the database's counters:", err) // the phase then has none
 		return s
 	}
 	defer rows.Close()
@@ -187,7 +188,7 @@ func cost(phase string, n int, a, b snapshot) Cost {
 		}
 	}
 	c.CPUms["total"] = total
-	if len(b.db) > 0 {
+	if len(a.db) == len(dbCounters) && len(b.db) == len(dbCounters) { // both read in full
 		c.DB = map[string]float64{}
 		for k, v := range b.db {
 			c.DB[k] = (v - a.db[k]) / float64(n)

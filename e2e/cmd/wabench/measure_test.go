@@ -18,11 +18,23 @@ func TestMeasure(t *testing.T) {
 	if b <= a {
 		t.Errorf("CPU ticks did not grow: %d → %d", a, b)
 	}
-	c := cost("p", 100, snapshot{cpu: map[string]int64{"x": 10, "y": 0}, db: map[string]float64{"statements": 50}},
-		snapshot{cpu: map[string]int64{"x": 30, "y": 5}, db: map[string]float64{"statements": 250}})
+	full := func(statements float64) map[string]float64 {
+		m := map[string]float64{}
+		for _, k := range dbCounters {
+			m[k] = 0
+		}
+		m["statements"] = statements
+		return m
+	}
+	c := cost("p", 100, snapshot{cpu: map[string]int64{"x": 10, "y": 0}, db: full(50)},
+		snapshot{cpu: map[string]int64{"x": 30, "y": 5}, db: full(250)})
 	// 20 ticks = 200 ms over 100 messages: 2 ms each.
 	if c.CPUms["x"] != 2 || c.CPUms["y"] != 0.5 || c.CPUms["total"] != 2.5 || c.DB["statements"] != 2 {
 		t.Errorf("cost = %+v", c)
+	}
+	// A snapshot whose counters could not be read gives no database figures.
+	if c := cost("p", 100, snapshot{db: full(50)}, snapshot{db: map[string]float64{}}); c.DB != nil {
+		t.Errorf("cost from an unread snapshot = %+v", c.DB)
 	}
 	l := latencyOf([]time.Duration{5 * time.Millisecond, time.Millisecond, 3 * time.Millisecond, 100 * time.Millisecond})
 	if l.P50 != 3 || l.Max != 100 || l.P99 != 5 {
