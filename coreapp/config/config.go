@@ -56,6 +56,10 @@ type Config struct {
 	// addresses: an install inside a private network. The admin's URLs are
 	// never address-checked.
 	WebhookAllowPrivate bool
+	// WebhookDeadAfter (WA_WEBHOOK_DEAD_AFTER, default 168h as Cloud) is
+	// how long a webhook delivery is retried before it is dead (kept,
+	// listed, no longer attempted).
+	WebhookDeadAfter time.Duration
 	// MediaLinkTimeout (WA_MEDIA_LINK_TIMEOUT, default 60s) bounds fetching
 	// one media link.
 	MediaLinkTimeout time.Duration
@@ -70,7 +74,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chat_host", c.ChatHost), slog.Int("chat_port", c.ChatPort), slog.Int("chat_fallback_port", c.ChatFallbackPort),
 		slog.String("chat_root_key", c.ChatRootKey), slog.String("chat_root_key_file", c.ChatRootKeyFile),
 		slog.String("node_id", c.NodeID), slog.String("advertise", c.Advertise), slog.String("data_dir", c.DataDir), slog.String("media_dir", c.MediaDir),
-		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Bool("webhook_allow_private", c.WebhookAllowPrivate), slog.Duration("media_link_timeout", c.MediaLinkTimeout),
+		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Bool("webhook_allow_private", c.WebhookAllowPrivate), slog.Duration("webhook_dead_after", c.WebhookDeadAfter), slog.Duration("media_link_timeout", c.MediaLinkTimeout),
 		slog.Bool("keystore_secret_set", c.KeystoreSecret != ""))
 }
 
@@ -145,7 +149,7 @@ func Load(file string) (Config, error) {
 		"core_addr": "WA_CORE_ADDR", "core_port": "WA_CORE_PORT", "chat_host": "WA_CHAT_HOST", "chat_port": "WA_CHAT_PORT",
 		"chat_fallback_port": "WA_CHAT_FALLBACK_PORT", "node_id": "WA_NODE_ID", "data_dir": "WA_DATA_DIR",
 		"keystore_secret": "WA_KEYSTORE_SECRET", "media_dir": "WA_MEDIA_DIR", "core_advertise_addr": "WA_CORE_ADVERTISE_ADDR",
-		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "webhook_allow_private": "WA_WEBHOOK_ALLOW_PRIVATE", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
+		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "webhook_allow_private": "WA_WEBHOOK_ALLOW_PRIVATE", "webhook_dead_after": "WA_WEBHOOK_DEAD_AFTER", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
 		"chat_root_key": "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
 	} {
 		v.BindEnv(key, env)
@@ -159,6 +163,7 @@ func Load(file string) (Config, error) {
 	v.SetDefault("node_id", host)
 	v.SetDefault("data_dir", "data")
 	v.SetDefault("media_link_timeout", "60s")
+	v.SetDefault("webhook_dead_after", "168h")
 	c := Config{
 		DB: chatdconfig.DBFrom(v), CoreAddr: v.GetString("core_addr"), CorePort: v.GetInt("core_port"),
 		ChatHost: v.GetString("chat_host"), ChatPort: v.GetInt("chat_port"), ChatFallbackPort: v.GetInt("chat_fallback_port"),
@@ -167,6 +172,7 @@ func Load(file string) (Config, error) {
 		MediaDir:       v.GetString("media_dir"), MediaAllowPrivateLinks: v.GetBool("media_allow_private_links"),
 		WebhookAllowPrivate: v.GetBool("webhook_allow_private"),
 		MediaLinkTimeout:    v.GetDuration("media_link_timeout"),
+		WebhookDeadAfter:    v.GetDuration("webhook_dead_after"),
 		ChatRootKey:         v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
 	}
 	if c.MediaDir == "" {
@@ -218,6 +224,9 @@ func (c Config) validate() error {
 		if _, err := wire.ParseRootKey(c.ChatRootKey); err != nil {
 			return fmt.Errorf("WA_CHAT_ROOT_KEY: %w", err)
 		}
+	}
+	if c.WebhookDeadAfter < time.Second {
+		return fmt.Errorf("WA_WEBHOOK_DEAD_AFTER %s must be at least 1s", c.WebhookDeadAfter)
 	}
 	if c.MediaLinkTimeout < time.Second || c.MediaLinkTimeout > 10*time.Minute {
 		return fmt.Errorf("WA_MEDIA_LINK_TIMEOUT %s must be between 1s and 10m", c.MediaLinkTimeout)

@@ -3,17 +3,24 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/openwaba/openwaba/api/graph"
+	"github.com/openwaba/openwaba/api/webhooksign"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
@@ -24,17 +31,49 @@ import (
 const (
 	// MaxBatch is the most events in one POST.
 	MaxBatch = 50
-	// claimTTL is how long a claimed event is hidden from other claimers;
-	// longer than any delivery attempt.
+	// claimTTL is how long a claimed delivery is hidden from other
+	// claimers; longer than any delivery attempt.
 	claimTTL = 60 * time.Second
 	// requestTimeout bounds one POST.
 	requestTimeout = 10 * time.Second
 	// pollInterval is the backstop when nobody wakes the dispatcher.
 	pollInterval = time.Second
-	// noURLRetry is how often events wait for a webhook URL to be set.
+	// noURLRetry is how often deliveries wait for a webhook URL to be set.
 	noURLRetry = 5 * time.Second
-	// maxInFlight caps concurrent POSTs across accounts on one node.
-	maxInFlight = 128
+	// maxInFlight caps concurrent POSTs across endpoints on one node.
+	maxInFlight = 256
+	// claimLimit is the most events fanned out, and deliveries claimed, in
+	// one round.
+	claimLimit = 2048
+	// MaxAttemptsKept is how many attempts the log keeps per delivery.
+	MaxAttemptsKept = 20
+	// ResponseKept is how much of a receiver's answer the log keeps.
+	ResponseKept = 256
+	// pruneInterval is how often delivered and dead rows are pruned.
+	pruneInterval = time.Minute
+	// pruneBatch is the most rows one prune statement deletes.
+	pruneBatch = 1000
+)
+
+// never is the next_attempt_at of rows nobody is to pick up again.
+const never = math.MaxInt64
+
+// Delivery states, as stored and as the API names them (StateNames).
+const (
+	StatePending   = 0
+	StateDelivered = 1
+	StateFailing   = 2
+	StateDead      = 3
+)
+
+// StateNames names the states.
+var StateNames = []string{"pending", "delivered", "failing", "dead"}
+
+// Defaults of Options.
+const (
+	DefaultDeadAfter     = 7 * 24 * time.Hour
+	DefaultRetention     = 3 * 24 * time.Hour
+	DefaultDeadRetention = 30 * 24 * time.Hour
 )
 
 // Dispatcher delivers the outbox. It is safe for concurrent use; Run owns
@@ -48,16 +87,21 @@ type Dispatcher struct {
 	ks       *keystore.Keystore
 	wake     chan struct{}
 	started  int64
+	opts     Options
+	results  *db.Batcher[result]
 
 	mu       sync.Mutex // guards the fields below
-	sems     map[int64]chan struct{}
-	backoffs map[int64]accountBackoff
+	sems     map[endpointKey]chan struct{}
+	backoffs map[endpointKey]backoff
 	nextDue  time.Time // earliest retry this node scheduled
 }
 
-// accountBackoff holds an account's events back after a failed POST, so a
+// endpointKey names one endpoint of one number.
+type endpointKey struct{ account, endpoint int64 }
+
+// backoff holds an endpoint's deliveries back after a failed POST, so a
 // failing receiver is retried at the backoff pace, not at the event rate.
-type accountBackoff struct {
+type backoff struct {
 	until    time.Time
 	failures int
 	url      string // the URL that failed: a new URL starts afresh
@@ -69,9 +113,17 @@ type Options struct {
 	// and other non-public addresses (WA_WEBHOOK_ALLOW_PRIVATE: an install
 	// inside a private network).
 	AllowPrivate bool
-	// Keystore opens the app secrets of Cloud-format webhooks (required
-	// for them: without it their events wait).
+	// Keystore opens the app secrets of Cloud-format webhooks and the
+	// signing secrets (required for them: without it their deliveries
+	// wait).
 	Keystore *keystore.Keystore
+	// DeadAfter is how long a delivery is retried before it is dead
+	// (DefaultDeadAfter, as Cloud).
+	DeadAfter time.Duration
+	// Retention is how long delivered rows stay listed
+	// (DefaultRetention); DeadRetention the same for dead ones
+	// (DefaultDeadRetention).
+	Retention, DeadRetention time.Duration
 }
 
 // MaxRedirects is how many redirects a webhook POST follows.
@@ -85,30 +137,51 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	admin := egress.Policy{AllowPrivate: true, Timeout: requestTimeout, MaxRedirects: MaxRedirects, Proxy: http.ProxyFromEnvironment, KeepAlive: true}
 	tenant := admin
 	tenant.AllowPrivate = o.AllowPrivate
-	return &Dispatcher{
-		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
-		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore,
-		sems: map[int64]chan struct{}{}, backoffs: map[int64]accountBackoff{},
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = DefaultDeadAfter
 	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.DeadRetention <= 0 {
+		o.DeadRetention = DefaultDeadRetention
+	}
+	disp := &Dispatcher{
+		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
+		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore, opts: o,
+		sems: map[endpointKey]chan struct{}{}, backoffs: map[endpointKey]backoff{},
+	}
+	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
+	return disp
 }
 
-// URLChanged makes the account's waiting events due now: they waited for a
-// URL that failed, and a new one starts afresh (on every node: the backoff
-// each node keeps belongs to the URL). Events in flight may be posted again
-// (delivery is at least once).
+// URLChanged makes the first endpoint's waiting deliveries due now: they
+// waited for a URL that failed, and a new one starts afresh (on every node:
+// the backoff each node keeps belongs to the URL). Deliveries in flight may
+// be posted again (delivery is at least once).
 func (d *Dispatcher) URLChanged(ctx context.Context, accountID int64) error {
+	d.resetBackoff(accountID, DefaultEndpoint)
+	return d.releaseWaiting(ctx, accountID, DefaultEndpoint)
+}
+
+func (d *Dispatcher) resetBackoff(accountID, endpoint int64) {
+	d.mu.Lock()
+	delete(d.backoffs, endpointKey{accountID, endpoint})
+	d.mu.Unlock()
+}
+
+// releaseWaiting makes an endpoint's failing deliveries due now.
+func (d *Dispatcher) releaseWaiting(ctx context.Context, accountID, endpoint int64) error {
 	now := db.NowMillis()
-	if _, err := d.db.ExecContext(ctx, "UPDATE webhook_events SET next_attempt_at = ? WHERE account_id = ? AND attempts > 0 AND next_attempt_at > ?", now, accountID, now); err != nil {
+	if _, err := d.db.ExecContext(ctx, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE account_id = ? AND endpoint_id = ? AND state = ? AND next_attempt_at > ?",
+		now, accountID, endpoint, StateFailing, now); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	delete(d.backoffs, accountID)
-	d.mu.Unlock()
 	d.Wake()
 	return nil
 }
 
-// Wake makes the dispatcher look for due events now.
+// Wake makes the dispatcher look for due work now.
 func (d *Dispatcher) Wake() {
 	select {
 	case d.wake <- struct{}{}:
@@ -116,40 +189,57 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-type event struct {
-	id       int64
-	account  int64
-	kind     string
-	payload  []byte
-	attempts int
+// delivery is one claimed delivery with its event.
+type delivery struct {
+	id, event, account, endpoint int64
+	attempts                     int
+	batch                        int64
+	created                      int64 // the start of its dead age: the event's creation or the last replay
+	kind                         string
+	payload                      []byte
 }
 
-// Run delivers events until ctx ends; POSTs in flight are finished first.
+// Run delivers until ctx ends; POSTs in flight are finished and their
+// outcomes written first.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.dropVolatile(ctx); err != nil && ctx.Err() == nil {
 		d.log.Error("webhook: dropping non-persistent callbacks failed", "err", err)
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	resultsCtx, stopResults := context.WithCancel(context.WithoutCancel(ctx))
+	var owned sync.WaitGroup
+	owned.Go(func() { d.results.Run(resultsCtx) })
+	var posts sync.WaitGroup
+	defer func() {
+		posts.Wait()
+		stopResults() // flushes what the POSTs reported
+		owned.Wait()
+	}()
+	owned.Go(func() { d.pruneLoop(ctx) })
 	inflight := make(chan struct{}, maxInFlight)
 	for {
-		events, err := d.claim(ctx, maxInFlight*MaxBatch/4)
+		fresh, err := d.fanOut(ctx, claimLimit)
 		if err != nil && ctx.Err() == nil {
-			d.log.Error("webhook: claiming events failed", "err", err)
+			d.log.Error("webhook: fanning out events failed", "err", err)
 		}
-		for _, b := range batches(events) {
+		due, err := d.claim(ctx, claimLimit)
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("webhook: claiming deliveries failed", "err", err)
+		}
+		all := append(fresh, due...)
+		targets := map[endpointKey]*target{}
+		for _, b := range d.batches(ctx, targets, all) {
 			select {
 			case inflight <- struct{}{}:
 			case <-ctx.Done():
 				d.release(context.WithoutCancel(ctx), b) // let another node (or the next start) take them at once
 				continue
 			}
-			wg.Go(func() {
+			posts.Go(func() {
 				defer func() { <-inflight }()
 				d.deliver(ctx, b)
 			})
 		}
-		if len(events) > 0 && ctx.Err() == nil {
+		if len(all) > 0 && ctx.Err() == nil {
 			continue // there may be more due
 		}
 		select {
@@ -178,23 +268,13 @@ func (d *Dispatcher) untilNextDue() time.Duration {
 	return wait
 }
 
-// dropVolatile deletes events left from before this start for accounts with
-// callback_persist off: such callbacks do not survive a restart.
+// dropVolatile deletes what was pending from before this start for numbers
+// with callback_persist off: such callbacks do not survive a restart.
 func (d *Dispatcher) dropVolatile(ctx context.Context) error {
-	rows, err := d.db.QueryContext(ctx, "SELECT DISTINCT account_id FROM webhook_events")
+	accounts, err := d.accountsWithWork(ctx)
 	if err != nil {
 		return err
 	}
-	var accounts []int64
-	for rows.Next() {
-		var a int64
-		if err := rows.Scan(&a); err != nil {
-			rows.Close()
-			return err
-		}
-		accounts = append(accounts, a)
-	}
-	rows.Close()
 	for _, a := range accounts {
 		app, err := d.settings.Get(ctx, a)
 		if err != nil {
@@ -203,32 +283,199 @@ func (d *Dispatcher) dropVolatile(ctx context.Context) error {
 		if app.CallbackPersist {
 			continue
 		}
-		res, err := d.db.ExecContext(ctx, "DELETE FROM webhook_events WHERE account_id = ? AND created_at < ?", a, d.started)
+		var n int64
+		err = db.Tx(ctx, d.db, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, "DELETE FROM webhook_events WHERE account_id = ? AND created_at < ? AND next_attempt_at < ?", a, d.started, int64(never))
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			res, err = tx.ExecContext(ctx, "DELETE FROM webhook_deliveries WHERE account_id = ? AND created_at < ? AND state IN (?, ?)", a, d.started, StatePending, StateFailing)
+			if err != nil {
+				return err
+			}
+			m, _ := res.RowsAffected()
+			n += m
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		n, _ := res.RowsAffected()
 		d.log.Warn("webhook: callback_persist is off; dropped callbacks pending from before the restart", "account_id", a, "dropped", n)
 	}
 	return nil
 }
 
-// claim takes up to limit due events and hides them from other claimers for
-// claimTTL.
-func (d *Dispatcher) claim(ctx context.Context, limit int) ([]event, error) {
-	var out []event
+func (d *Dispatcher) accountsWithWork(ctx context.Context) ([]int64, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT DISTINCT account_id FROM webhook_events WHERE next_attempt_at < ? UNION SELECT DISTINCT account_id FROM webhook_deliveries WHERE state IN (?, ?)",
+		int64(never), StatePending, StateFailing)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var a int64
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// route is an endpoint an account's events fan out to.
+type route struct {
+	endpoint int64
+	events   []string
+}
+
+// routes loads the endpoints of accounts: the first endpoint when it has a
+// URL or is the account's only one (its events then wait for a URL, as
+// on-prem's do), and every other.
+func (d *Dispatcher) routes(ctx context.Context, tx *sql.Tx, accounts []int64) (map[int64][]route, error) {
+	args := make([]any, len(accounts))
+	for i, a := range accounts {
+		args[i] = a
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id, account_id, is_default, events FROM webhook_endpoints WHERE account_id IN (?"+strings.Repeat(",?", len(accounts)-1)+") ORDER BY id", args...)
+	if err != nil {
+		return nil, err
+	}
+	defaults := map[int64][]string{}
+	others := map[int64][]route{}
+	for rows.Next() {
+		var (
+			id, account int64
+			isDefault   bool
+			events      []byte
+			r           route
+		)
+		if err := rows.Scan(&id, &account, &isDefault, &events); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := json.Unmarshal(events, &r.events); err != nil && len(events) > 0 {
+			d.log.Error("webhook: an endpoint's events filter is not a JSON list; it takes everything", "endpoint_id", id, "err", err)
+		}
+		if isDefault {
+			defaults[account] = r.events
+			continue
+		}
+		r.endpoint = id
+		others[account] = append(others[account], r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]route, len(accounts))
+	for _, a := range accounts {
+		app, err := d.settings.Get(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if app.Webhooks.URL != "" || len(others[a]) == 0 {
+			out[a] = append(out[a], route{DefaultEndpoint, defaults[a]})
+		}
+		out[a] = append(out[a], others[a]...)
+	}
+	return out, nil
+}
+
+// fanOut takes up to limit new events, creates their deliveries (claimed by
+// this node already) and marks them fanned out, in one transaction.
+func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) {
+	var out []delivery
 	err := db.Tx(ctx, d.db, func(tx *sql.Tx) error {
 		out = out[:0]
 		now := db.NowMillis()
 		rows, err := tx.QueryContext(ctx,
-			"SELECT id, account_id, kind, payload, attempts FROM webhook_events WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+			"SELECT id, account_id, kind, topic, payload, created_at FROM webhook_events WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+			now, limit)
+		if err != nil {
+			return err
+		}
+		type ev struct {
+			delivery
+			topic string
+		}
+		var events []ev
+		var accounts []int64
+		for rows.Next() {
+			var e ev
+			if err := rows.Scan(&e.event, &e.account, &e.kind, &e.topic, &e.payload, &e.created); err != nil {
+				rows.Close()
+				return err
+			}
+			if e.topic == "" { // an event from before topics
+				e.topic, _ = topicOf(e.kind, e.payload)
+			}
+			events = append(events, e)
+			if !slices.Contains(accounts, e.account) {
+				accounts = append(accounts, e.account)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(events) == 0 {
+			return err
+		}
+		routes, err := d.routes(ctx, tx, accounts)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, len(events))
+		for i, e := range events {
+			ids[i] = e.event
+			for _, r := range routes[e.account] {
+				if Matches(r.events, e.topic) {
+					dl := e.delivery
+					dl.endpoint = r.endpoint
+					out = append(out, dl)
+				}
+			}
+		}
+		const perInsert = 500
+		for start := 0; start < len(out); start += perInsert {
+			part := out[start:min(start+perInsert, len(out))]
+			args := make([]any, 0, 7*len(part))
+			for _, dl := range part {
+				args = append(args, dl.event, dl.account, dl.endpoint, now+claimTTL.Milliseconds(), dl.created, now, dl.created)
+			}
+			res, err := tx.ExecContext(ctx, "INSERT INTO webhook_deliveries (event_id, account_id, endpoint_id, state, attempts, batch, next_attempt_at, created_at, updated_at, retry_since) VALUES "+
+				db.Rows("(?,?,?,0,0,0,?,?,?,?)", len(part)), args...)
+			if err != nil {
+				return err
+			}
+			first, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			for i := range part {
+				part[i].id = first + int64(i) // the rows of one INSERT get consecutive ids
+			}
+		}
+		return execIDs(ctx, tx, "UPDATE webhook_events SET next_attempt_at = ? WHERE id IN (%s)", ids, int64(never))
+	})
+	return out, err
+}
+
+// claim takes up to limit due deliveries, hides them from other claimers
+// for claimTTL and loads their events.
+func (d *Dispatcher) claim(ctx context.Context, limit int) ([]delivery, error) {
+	var out []delivery
+	err := db.Tx(ctx, d.db, func(tx *sql.Tx) error {
+		out = out[:0]
+		now := db.NowMillis()
+		rows, err := tx.QueryContext(ctx,
+			"SELECT id, event_id, account_id, endpoint_id, attempts, batch, retry_since FROM webhook_deliveries WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
 			now, limit)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var e event
-			if err := rows.Scan(&e.id, &e.account, &e.kind, &e.payload, &e.attempts); err != nil {
+			var e delivery
+			if err := rows.Scan(&e.id, &e.event, &e.account, &e.endpoint, &e.attempts, &e.batch, &e.created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -242,158 +489,275 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) ([]event, error) {
 		for i, e := range out {
 			ids[i] = e.id
 		}
-		return execIDs(ctx, tx, "UPDATE webhook_events SET next_attempt_at = ? WHERE id IN (%s)", ids, now+claimTTL.Milliseconds())
+		return execIDs(ctx, tx, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", ids, now+claimTTL.Milliseconds())
 	})
-	return out, err
-}
-
-type batch struct {
-	account int64
-	kind    string
-	events  []event
-}
-
-func batches(events []event) []batch {
-	var out []batch
-	idx := map[[2]any]int{}
-	for _, e := range events {
-		k := [2]any{e.account, e.kind}
-		i, ok := idx[k]
-		if !ok || len(out[i].events) >= MaxBatch {
-			out = append(out, batch{account: e.account, kind: e.kind})
-			i = len(out) - 1
-			idx[k] = i
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	events := make([]int64, 0, len(out))
+	for _, e := range out {
+		if !slices.Contains(events, e.event) {
+			events = append(events, e.event)
 		}
-		out[i].events = append(out[i].events, e)
+	}
+	type ev struct {
+		kind    string
+		payload []byte
+	}
+	loaded := make(map[int64]ev, len(events))
+	for start := 0; start < len(events); start += 1000 {
+		part := events[start:min(start+1000, len(events))]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		rows, err := d.db.QueryContext(ctx, "SELECT id, kind, payload FROM webhook_events WHERE id IN (?"+strings.Repeat(",?", len(part)-1)+")", args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			var e ev
+			if err := rows.Scan(&id, &e.kind, &e.payload); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			loaded[id] = e
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for i := range out {
+		e, ok := loaded[out[i].event]
+		if !ok { // pruned under it: nothing to send
+			e.kind = ""
+		}
+		out[i].kind, out[i].payload = e.kind, e.payload
+	}
+	return out, nil
+}
+
+// target is an endpoint as one round of the dispatcher delivers to it.
+type target struct {
+	ep   Endpoint
+	app  settings.Application
+	err  error // it could not be loaded
+	keys [][]byte
+	// hubSecret signs the Cloud envelope (X-Hub-Signature-256).
+	hubSecret string
+	number    Number
+}
+
+func (d *Dispatcher) target(ctx context.Context, cache map[endpointKey]*target, k endpointKey) *target {
+	if t, ok := cache[k]; ok {
+		return t
+	}
+	t := &target{}
+	cache[k] = t
+	if t.app, t.err = d.settings.Get(ctx, k.account); t.err != nil {
+		return t
+	}
+	if t.ep, t.err = d.Endpoint(ctx, k.account, k.endpoint); t.err != nil {
+		return t
+	}
+	var current string
+	if t.keys, current, t.err = d.signingKeys(t.ep, time.Now()); t.err != nil {
+		return t
+	}
+	if t.ep.Format == settings.FormatCloud {
+		t.hubSecret = current
+		if k.endpoint == DefaultEndpoint {
+			if d.ks == nil {
+				t.err = errors.New("no keystore to open the app secret")
+				return t
+			}
+			s, err := d.ks.Open(t.app.Webhooks.AppSecret, AppSecretContext)
+			if err != nil {
+				t.err = fmt.Errorf("opening the app secret: %w", err)
+				return t
+			}
+			t.hubSecret = string(s)
+		}
+		t.number, t.err = d.number(ctx, k.account)
+	}
+	return t
+}
+
+// batch is the deliveries of one POST.
+type batch struct {
+	key        endpointKey
+	kind       string
+	pinned     int64 // the batch a failed POST pinned them to (0: none)
+	deliveries []delivery
+	t          *target
+}
+
+// batches groups deliveries into POSTs: on-prem envelope, one kind per POST
+// and at most MaxBatch, deliveries whose POST failed together stay
+// together (their webhook-id stays the same); Cloud envelope, one per POST.
+func (d *Dispatcher) batches(ctx context.Context, targets map[endpointKey]*target, all []delivery) []batch {
+	var out []batch
+	type group struct {
+		key    endpointKey
+		kind   string
+		pinned int64
+	}
+	idx := map[group]int{}
+	for _, dl := range all {
+		k := endpointKey{dl.account, dl.endpoint}
+		t := d.target(ctx, targets, k)
+		if t.err == nil && t.ep.Format == settings.FormatCloud {
+			out = append(out, batch{key: k, kind: dl.kind, deliveries: []delivery{dl}, t: t})
+			continue
+		}
+		g := group{k, dl.kind, dl.batch}
+		i, ok := idx[g]
+		if !ok || len(out[i].deliveries) >= MaxBatch {
+			out = append(out, batch{key: k, kind: dl.kind, pinned: dl.batch, t: t})
+			i = len(out) - 1
+			idx[g] = i
+		}
+		out[i].deliveries = append(out[i].deliveries, dl)
 	}
 	return out
 }
 
 func (b batch) ids() []int64 {
-	ids := make([]int64, len(b.events))
-	for i, e := range b.events {
-		ids[i] = e.id
+	ids := make([]int64, len(b.deliveries))
+	for i, dl := range b.deliveries {
+		ids[i] = dl.id
 	}
 	return ids
 }
 
-func (d *Dispatcher) semaphore(account int64, size int) chan struct{} {
+// webhookID is the POST's idempotency key: the event's id when it carries
+// one event, else a digest of its deliveries (the same set on a retry: a
+// failed POST pins them together).
+func (b batch) webhookID() string {
+	if len(b.deliveries) == 1 {
+		return "evt_" + strconv.FormatInt(b.deliveries[0].event, 10)
+	}
+	h := sha256.New()
+	for _, dl := range b.deliveries {
+		h.Write(strconv.AppendInt(nil, dl.id, 10))
+		h.Write([]byte{','})
+	}
+	return "bat_" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func (d *Dispatcher) semaphore(k endpointKey, size int) chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := d.sems[account]
+	s := d.sems[k]
 	if s == nil || cap(s) != size {
 		s = make(chan struct{}, size)
-		d.sems[account] = s
+		d.sems[k] = s
 	}
 	return s
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, b batch) {
-	app, err := d.settings.Get(ctx, b.account)
-	if err != nil {
-		d.log.Error("webhook: loading settings failed", "account_id", b.account, "err", err)
-		d.reschedule(ctx, b, time.Now().Add(noURLRetry), false)
+	t := b.t
+	if t.err != nil {
+		if errors.Is(t.err, ErrNoEndpoint) { // deleted under us
+			d.record(b, nil, StateDead, never, 0)
+			return
+		}
+		d.log.Error("webhook: loading the endpoint failed", "account_id", b.key.account, "endpoint_id", b.key.endpoint, "err", t.err)
+		d.hold(b, time.Now().Add(noURLRetry))
 		return
 	}
-	if app.Webhooks.URL == "" {
-		d.reschedule(ctx, b, time.Now().Add(noURLRetry), false)
+	if t.ep.URL == "" {
+		d.hold(b, time.Now().Add(noURLRetry))
 		return
+	}
+	var live []delivery // deliveries whose event is still there
+	for _, dl := range b.deliveries {
+		if dl.kind != "" {
+			live = append(live, dl)
+		}
+	}
+	if len(live) < len(b.deliveries) {
+		gone := b
+		gone.deliveries = slices.DeleteFunc(slices.Clone(b.deliveries), func(dl delivery) bool { return dl.kind != "" })
+		d.record(gone, nil, StateDead, never, 0)
+		if b.deliveries = live; len(live) == 0 {
+			return
+		}
 	}
 	d.mu.Lock()
-	bo := d.backoffs[b.account]
-	if bo.url != app.Webhooks.URL {
-		bo = accountBackoff{}
-		delete(d.backoffs, b.account)
+	bo := d.backoffs[b.key]
+	if bo.url != t.ep.URL {
+		bo = backoff{}
+		delete(d.backoffs, b.key)
 	}
 	d.mu.Unlock()
 	if time.Now().Before(bo.until) {
-		d.reschedule(ctx, b, bo.until, false)
+		d.hold(b, bo.until)
 		return
 	}
-	sem := d.semaphore(b.account, max(app.Webhooks.MaxConcurrentRequests, 1))
+	body, skip, err := d.render(t, b)
+	if err != nil {
+		d.log.Error("webhook: rendering an event failed; it is dead", "account_id", b.key.account, "err", err)
+		d.record(b, &attemptLog{at: db.NowMillis(), url: t.ep.URL, err: "rendering: " + err.Error()}, StateDead, never, 0)
+		return
+	}
+	if skip { // nothing this envelope posts (service reports in the Cloud one)
+		d.record(b, nil, StateDelivered, never, 0)
+		return
+	}
+	sem := d.semaphore(b.key, max(t.app.Webhooks.MaxConcurrentRequests, 1))
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		d.release(context.WithoutCancel(ctx), b)
 		return
 	}
-	if app.Webhooks.Cloud() {
-		var done []int64
-		done, err = d.postCloud(ctx, app, b)
-		if len(done) > 0 && err != nil {
-			if err := execIDs(context.WithoutCancel(ctx), d.db, "DELETE FROM webhook_events WHERE id IN (%s)", done); err != nil {
-				d.log.Error("webhook: deleting delivered events failed (they will be sent again)", "err", err)
-			}
-			b = b.without(done)
-		}
-	} else {
-		err = d.post(ctx, app, b)
-	}
+	a := d.send(ctx, t, b.webhookID(), body)
 	<-sem
-	if err == nil {
+	if a.ok() {
 		d.mu.Lock()
-		delete(d.backoffs, b.account)
+		delete(d.backoffs, b.key)
 		d.mu.Unlock()
-		if err := execIDs(context.WithoutCancel(ctx), d.db, "DELETE FROM webhook_events WHERE id IN (%s)", b.ids()); err != nil {
-			d.log.Error("webhook: deleting delivered events failed (they will be sent again)", "err", err)
-		}
+		d.record(b, a, StateDelivered, never, 0)
+		return
+	}
+	if ctx.Err() != nil && a.status == 0 { // shutting down: not the receiver's fault
+		d.release(context.WithoutCancel(ctx), b)
 		return
 	}
 	d.mu.Lock()
-	bo = d.backoffs[b.account]
-	if bo.url != app.Webhooks.URL {
-		bo = accountBackoff{url: app.Webhooks.URL}
+	bo = d.backoffs[b.key]
+	if bo.url != t.ep.URL {
+		bo = backoff{url: t.ep.URL}
 	}
 	bo.failures++
-	delay := min(time.Duration(bo.failures*app.CallbackBackoffDelayMs)*time.Millisecond,
-		time.Duration(app.MaxCallbackBackoffDelayMs)*time.Millisecond)
+	delay := min(time.Duration(bo.failures*t.app.CallbackBackoffDelayMs)*time.Millisecond,
+		time.Duration(t.app.MaxCallbackBackoffDelayMs)*time.Millisecond)
 	bo.until = time.Now().Add(delay)
-	d.backoffs[b.account] = bo
+	d.backoffs[b.key] = bo
 	d.mu.Unlock()
-	d.log.Warn("webhook delivery failed", "account_id", b.account, "events", len(b.events), "failures", bo.failures, "retry_in", delay, "err", err)
-	d.reschedule(ctx, b, bo.until, true)
+	d.log.Warn("webhook delivery failed", "account_id", b.key.account, "endpoint_id", b.key.endpoint, "events", len(b.deliveries), "failures", bo.failures, "retry_in", delay, "err", a.describe())
+	pin := b.pinned
+	if pin == 0 && len(b.deliveries) > 1 {
+		pin = b.deliveries[0].id
+	}
+	d.fail(b, a, bo.until, pin)
 }
 
-func (d *Dispatcher) post(ctx context.Context, app settings.Application, b batch) error {
-	payloads := make([][]byte, len(b.events))
-	for i, e := range b.events {
-		payloads[i] = e.payload
+// render builds the POST body of a batch in its endpoint's envelope.
+func (d *Dispatcher) render(t *target, b batch) (body []byte, skip bool, err error) {
+	if t.ep.Format == settings.FormatCloud {
+		return CloudBody(t.number, b.kind, b.deliveries[0].payload)
 	}
-	body, err := body(b.kind, payloads)
-	if err != nil {
-		return err
+	payloads := make([][]byte, len(b.deliveries))
+	for i, dl := range b.deliveries {
+		payloads[i] = dl.payload
 	}
-	return d.send(ctx, app, body, "")
-}
-
-// postCloud posts the events one by one in the Cloud envelope and returns
-// the ids of those delivered (or skipped) before the first failure.
-func (d *Dispatcher) postCloud(ctx context.Context, app settings.Application, b batch) ([]int64, error) {
-	if d.ks == nil {
-		return nil, errors.New("no keystore to open the app secret")
-	}
-	secret, err := d.ks.Open(app.Webhooks.AppSecret, AppSecretContext)
-	if err != nil {
-		return nil, fmt.Errorf("opening the app secret: %w", err)
-	}
-	n, err := d.number(ctx, b.account)
-	if err != nil {
-		return nil, err
-	}
-	var done []int64
-	for _, e := range b.events {
-		body, skip, err := CloudBody(n, e.kind, e.payload)
-		if err != nil {
-			return done, err
-		}
-		if !skip {
-			if err := d.send(ctx, app, body, graph.Signature(string(secret), body)); err != nil {
-				return done, err
-			}
-		}
-		done = append(done, e.id)
-	}
-	return done, nil
+	body, err = renderOnPrem(b.kind, payloads)
+	return body, false, err
 }
 
 // number is the business number of an account, as Cloud names it.
@@ -403,61 +767,142 @@ func (d *Dispatcher) number(ctx context.Context, accountID int64) (Number, error
 	return n, err
 }
 
-func (b batch) without(ids []int64) batch {
-	gone := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		gone[id] = true
-	}
-	out := batch{account: b.account, kind: b.kind}
-	for _, e := range b.events {
-		if !gone[e.id] {
-			out.events = append(out.events, e)
-		}
-	}
-	return out
+// attemptLog is one POST as the log keeps it.
+type attemptLog struct {
+	at       int64
+	url      string
+	status   int
+	latency  time.Duration
+	response []byte
+	err      string
 }
 
-// send POSTs one body (signed when signature is set).
-func (d *Dispatcher) send(ctx context.Context, app settings.Application, body []byte, signature string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.Webhooks.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
+func (a *attemptLog) ok() bool { return a.err == "" && a.status >= 200 && a.status <= 299 }
+
+func (a *attemptLog) describe() string {
+	if a.err != "" {
+		return a.err
 	}
-	for k, v := range app.Webhooks.Headers {
+	return "receiver answered " + strconv.Itoa(a.status) + " " + http.StatusText(a.status)
+}
+
+// send POSTs one body with the endpoint's headers and signatures.
+func (d *Dispatcher) send(ctx context.Context, t *target, id string, body []byte) *attemptLog {
+	start := time.Now()
+	a := &attemptLog{at: start.UnixMilli(), url: t.ep.URL}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.ep.URL, bytes.NewReader(body))
+	if err != nil {
+		a.err = err.Error()
+		return a
+	}
+	for k, v := range t.ep.Headers {
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "openwaba-webhook/1")
-	if signature != "" {
-		req.Header.Set("X-Hub-Signature-256", signature)
+	req.Header.Set(webhooksign.HeaderID, id)
+	ts := start.Unix()
+	req.Header.Set(webhooksign.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	if len(t.keys) > 0 {
+		req.Header.Set(webhooksign.HeaderSignature, webhooksign.Header(t.keys, id, ts, body))
+	}
+	if t.hubSecret != "" {
+		req.Header.Set("X-Hub-Signature-256", graph.Signature(t.hubSecret, body))
 	}
 	c := d.client
-	if app.Webhooks.ByTenant {
+	if t.ep.ByTenant {
 		c = d.guarded
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return errors.New(egress.Describe(err))
+		a.latency, a.err = time.Since(start), egress.Describe(err)
+		return a
 	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, ResponseKept))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("receiver answered %s", resp.Status)
-	}
-	return nil
+	a.latency, a.status, a.response = time.Since(start), resp.StatusCode, head
+	return a
 }
 
-// reschedule sets the next attempt of the batch's events (counting a failed
-// attempt when failed).
-func (d *Dispatcher) reschedule(ctx context.Context, b batch, at time.Time, failed bool) {
-	q := "UPDATE webhook_events SET next_attempt_at = ? WHERE id IN (%s)"
-	if failed {
-		q = "UPDATE webhook_events SET next_attempt_at = ?, attempts = attempts + 1 WHERE id IN (%s)"
+// result is the outcome of one POST (or of a decision not to post) for its
+// deliveries, written by flush.
+type result struct {
+	ids     []int64
+	ns      []int // each delivery's attempt number, when attempt is set
+	attempt *attemptLog
+	state   int
+	next    int64
+	pin     int64
+	// counted: the outcome is an attempt (attempts + 1).
+	counted bool
+}
+
+// record writes a batch's outcome.
+func (d *Dispatcher) record(b batch, a *attemptLog, state int, next, pin int64) {
+	r := result{ids: b.ids(), attempt: a, state: state, next: next, pin: pin, counted: a != nil}
+	if a != nil {
+		r.ns = make([]int, len(b.deliveries))
+		for i, dl := range b.deliveries {
+			r.ns[i] = dl.attempts + 1
+		}
 	}
-	if err := execIDs(context.WithoutCancel(ctx), d.db, q, b.ids(), at.UnixMilli()); err != nil {
-		d.log.Error("webhook: rescheduling failed (events retry after the claim expires)", "err", err)
-		return
+	d.results.Go(r, func(err error) {
+		if err != nil {
+			d.log.Error("webhook: recording an outcome failed (the deliveries are retried when their claim expires)", "deliveries", len(r.ids), "err", err)
+		}
+	})
+}
+
+// fail records a failed attempt: the deliveries retry at next, or are dead
+// when their event is older than DeadAfter.
+func (d *Dispatcher) fail(b batch, a *attemptLog, next time.Time, pin int64) {
+	dead, live := d.splitDead(b)
+	if len(dead.deliveries) > 0 {
+		d.record(dead, a, StateDead, never, pin)
 	}
+	if len(live.deliveries) > 0 {
+		d.record(live, a, StateFailing, next.UnixMilli(), pin)
+		d.scheduled(next)
+	}
+}
+
+// hold puts deliveries off until at without counting an attempt (no URL
+// yet, the endpoint backing off); those past DeadAfter are dead.
+func (d *Dispatcher) hold(b batch, at time.Time) {
+	dead, live := d.splitDead(b)
+	if len(dead.deliveries) > 0 {
+		d.record(dead, nil, StateDead, never, 0)
+	}
+	if len(live.deliveries) > 0 {
+		state := StateFailing
+		if live.deliveries[0].attempts == 0 {
+			state = StatePending
+		}
+		d.results.Go(result{ids: live.ids(), state: state, next: at.UnixMilli(), pin: live.pinned}, func(err error) {
+			if err != nil {
+				d.log.Error("webhook: rescheduling failed (the deliveries are retried when their claim expires)", "err", err)
+			}
+		})
+		d.scheduled(at)
+	}
+}
+
+func (d *Dispatcher) splitDead(b batch) (dead, live batch) {
+	dead, live = b, b
+	dead.deliveries, live.deliveries = nil, nil
+	limit := time.Now().Add(-d.opts.DeadAfter).UnixMilli()
+	for _, dl := range b.deliveries {
+		if dl.created <= limit {
+			dead.deliveries = append(dead.deliveries, dl)
+		} else {
+			live.deliveries = append(live.deliveries, dl)
+		}
+	}
+	return dead, live
+}
+
+func (d *Dispatcher) scheduled(at time.Time) {
 	d.mu.Lock()
 	if d.nextDue.IsZero() || at.Before(d.nextDue) {
 		d.nextDue = at
@@ -466,9 +911,146 @@ func (d *Dispatcher) reschedule(ctx context.Context, b batch, at time.Time, fail
 	d.Wake() // re-evaluate the sleep
 }
 
-// release makes claimed events due again at once.
+// release makes claimed deliveries due again at once.
 func (d *Dispatcher) release(ctx context.Context, b batch) {
-	execIDs(ctx, d.db, "UPDATE webhook_events SET next_attempt_at = ? WHERE id IN (%s)", b.ids(), db.NowMillis())
+	if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", b.ids(), db.NowMillis()); err != nil {
+		d.log.Warn("webhook: releasing claimed deliveries failed (they are retried when their claim expires)", "err", err)
+	}
+}
+
+// flush writes outcomes: the delivered ones in one statement, the others
+// one statement each, every attempt in one insert.
+func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
+	now := db.NowMillis()
+	var delivered []int64
+	var args []any
+	rowsN := 0
+	for _, r := range rs {
+		if r.attempt != nil {
+			a := r.attempt
+			if a.response == nil {
+				a.response = []byte{} // the column is NOT NULL
+			}
+			for i, id := range r.ids {
+				args = append(args, id, r.ns[i], a.at, a.url, a.status, a.latency.Milliseconds(), a.response, truncate(a.err, 512))
+				rowsN++
+			}
+		}
+		if r.state == StateDelivered && r.counted && r.pin == 0 {
+			delivered = append(delivered, r.ids...)
+			continue
+		}
+		inc := 0
+		if r.counted {
+			inc = 1
+		}
+		if err := execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + ?, batch = ?, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
+			r.ids, r.state, inc, r.pin, r.next, now); err != nil {
+			return err
+		}
+		if r.attempt != nil && slices.Min(r.ns) > MaxAttemptsKept {
+			if err := execIDs(ctx, tx, "DELETE FROM webhook_attempts WHERE n <= ? AND delivery_id IN (%s)", r.ids, slices.Min(r.ns)-MaxAttemptsKept); err != nil {
+				return err
+			}
+		}
+	}
+	for start := 0; start < len(delivered); start += 1000 {
+		part := delivered[start:min(start+1000, len(delivered))]
+		if err := execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
+			part, StateDelivered, int64(never), now); err != nil {
+			return err
+		}
+	}
+	const perRow = 8
+	for start := 0; start < rowsN; start += 500 {
+		n := min(500, rowsN-start)
+		if _, err := tx.ExecContext(ctx, "INSERT INTO webhook_attempts (delivery_id, n, at, url, http_status, latency_ms, response, error) VALUES "+db.Rows("(?,?,?,?,?,?,?,?)", n),
+			args[start*perRow:(start+n)*perRow]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// pruneLoop deletes delivered rows after Retention and dead ones after
+// DeadRetention, with their attempts and then their events, in batches.
+func (d *Dispatcher) pruneLoop(ctx context.Context) {
+	for {
+		if err := d.Prune(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("webhook: pruning the delivery log failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pruneInterval):
+		}
+	}
+}
+
+// Prune runs one pruning pass.
+func (d *Dispatcher) Prune(ctx context.Context) error {
+	now := time.Now()
+	for _, p := range []struct {
+		state int
+		keep  time.Duration
+	}{{StateDelivered, d.opts.Retention}, {StateDead, d.opts.DeadRetention}} {
+		for {
+			ids, err := d.ids(ctx, "SELECT id FROM webhook_deliveries WHERE state = ? AND updated_at < ? LIMIT ?", p.state, now.Add(-p.keep).UnixMilli(), pruneBatch)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			err = db.Tx(ctx, d.db, func(tx *sql.Tx) error {
+				if err := execIDs(ctx, tx, "DELETE FROM webhook_attempts WHERE delivery_id IN (%s)", ids); err != nil {
+					return err
+				}
+				return execIDs(ctx, tx, "DELETE FROM webhook_deliveries WHERE id IN (%s)", ids)
+			})
+			if err != nil {
+				return err
+			}
+			if len(ids) < pruneBatch {
+				break
+			}
+		}
+	}
+	// Events fanned out whose deliveries are all gone.
+	for {
+		ids, err := d.ids(ctx, "SELECT e.id FROM webhook_events e WHERE e.next_attempt_at = ? AND e.created_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) LIMIT ?",
+			int64(never), now.Add(-min(d.opts.Retention, d.opts.DeadRetention)).UnixMilli(), pruneBatch)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if err := execIDs(ctx, d.db, "DELETE FROM webhook_events WHERE id IN (%s)", ids); err != nil {
+			return err
+		}
+		if len(ids) < pruneBatch {
+			return nil
+		}
+	}
+}
+
+func (d *Dispatcher) ids(ctx context.Context, q string, args ...any) ([]int64, error) {
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 type execer interface {
@@ -476,7 +1058,7 @@ type execer interface {
 }
 
 // execIDs runs q (with one %s for the id list) with first as its first
-// argument followed by the ids.
+// arguments followed by the ids.
 func execIDs(ctx context.Context, e execer, q string, ids []int64, first ...any) error {
 	if len(ids) == 0 {
 		return nil

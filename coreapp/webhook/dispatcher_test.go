@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/webhooksign"
+	"github.com/openwaba/openwaba/db/keystore"
 
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
@@ -105,14 +107,15 @@ func runDispatcher(t *testing.T, d *sql.DB, st *settings.Store) *Dispatcher {
 func pending(t *testing.T, d *sql.DB) int {
 	t.Helper()
 	var n int
-	if err := d.QueryRow("SELECT COUNT(*) FROM webhook_events").Scan(&n); err != nil {
+	if err := d.QueryRow("SELECT (SELECT COUNT(*) FROM webhook_events WHERE next_attempt_at < ?) + (SELECT COUNT(*) FROM webhook_deliveries WHERE state IN (?, ?))",
+		int64(never), StatePending, StateFailing).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-// waitEmpty waits for the outbox to empty: the dispatcher deletes events
-// after the receiver's answer reaches it.
+// waitEmpty waits for the outbox to empty: the dispatcher marks deliveries
+// delivered after the receiver's answer reaches it.
 func waitEmpty(t *testing.T, d *sql.DB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -239,7 +242,7 @@ func TestBodyMergesContacts(t *testing.T) {
 		b, _ := json.Marshal(messageEvent{c, InboundMessage{From: c.WaID, ID: id, Type: "text", Object: json.RawMessage(`{"body":"` + id + `"}`)}})
 		ps = append(ps, b)
 	}
-	got, err := body(KindMessage, ps)
+	got, err := renderOnPrem(KindMessage, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +266,7 @@ func TestBodyShapes(t *testing.T) {
 		b, _ := json.Marshal(st)
 		ps = append(ps, b)
 	}
-	got, err := body(KindStatus, ps)
+	got, err := renderOnPrem(KindStatus, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +280,7 @@ func TestBodyShapes(t *testing.T) {
 
 	ev := TemplateStatusEvent(1, "15550100", 1700000000, TemplateStatus{Event: "APPROVED", ID: 42, Name: "order_update", Language: "en_US", Reason: "NONE"})
 	b, _ := json.Marshal(ev.Payload)
-	got, err = body(KindTemplateStatus, [][]byte{b})
+	got, err = renderOnPrem(KindTemplateStatus, [][]byte{b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +310,7 @@ func TestDispatcherGuardsTenantURLs(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	attempts := 0
 	for attempts == 0 && time.Now().Before(deadline) {
-		if err := d.QueryRow("SELECT COALESCE(MAX(attempts), 0) FROM webhook_events").Scan(&attempts); err != nil {
+		if err := d.QueryRow("SELECT COALESCE(MAX(attempts), 0) FROM webhook_deliveries").Scan(&attempts); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -326,7 +329,7 @@ func TestDispatcherGuardsTenantURLs(t *testing.T) {
 	if n := pending(t, d); n != 3 {
 		t.Fatalf("%d events pending, want the 3 kept for later", n)
 	}
-	if _, err := d.Exec("UPDATE webhook_events SET next_attempt_at = 0"); err != nil {
+	if _, err := d.Exec("UPDATE webhook_deliveries SET next_attempt_at = 0"); err != nil {
 		t.Fatal(err)
 	}
 	// With WA_WEBHOOK_ALLOW_PRIVATE the same URL is reached.
@@ -354,7 +357,7 @@ func TestDispatcherNewURLStartsAfresh(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var attempts int
-		d.QueryRow("SELECT MAX(attempts) FROM webhook_events").Scan(&attempts)
+		d.QueryRow("SELECT MAX(attempts) FROM webhook_deliveries").Scan(&attempts)
 		if attempts > 0 {
 			break
 		}
@@ -376,4 +379,255 @@ func TestDispatcherNewURLStartsAfresh(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the new URL got the event after %s: the old URL's backoff held it", took)
 	}
+}
+
+// TestFanOutSignedAndIsolated: a number with its first endpoint failing and
+// a second, signed endpoint that filters statuses: the second gets every
+// event at once, signed with a secret whose rotation keeps the old one
+// valid, while the first keeps failing; once the first recovers it gets
+// every event too, and the log holds each attempt.
+func TestFanOutSignedAndIsolated(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	var mu sync.Mutex
+	broken := true
+	first, firstSrv := newReceiver(t, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return 500
+		}
+		return 200
+	})
+	var verr []error
+	var ids []string
+	secondSrv := httptest.NewServer(nil)
+	t.Cleanup(secondSrv.Close)
+	ks, err := keystore.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{Keystore: ks})
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+firstSrv.URL+`"},"callback_backoff_delay_ms":200,"max_callback_backoff_delay_ms":200}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	old := webhooksign.NewSecret()
+	ep, err := disp.CreateEndpoint(t.Context(), 1, NewEndpoint{URL: secondSrv.URL, Format: settings.FormatOnPrem, Events: []string{TopicStatuses}, Secret: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := disp.RotateSecret(t.Context(), 1, ep.ID, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &receiver{handle: func() int { return 200 }, signal: make(chan struct{}, 1)}
+	secondSrv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		h := req.Header
+		second.mu.Lock()
+		for _, s := range []string{old, next} {
+			if err := webhooksign.Verify(s, h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature"), body, time.Now()); err != nil {
+				verr = append(verr, err)
+			}
+		}
+		ids = append(ids, h.Get("webhook-id"))
+		var m map[string][]json.RawMessage
+		json.Unmarshal(body, &m)
+		second.bodies = append(second.bodies, m)
+		second.mu.Unlock()
+		select {
+		case second.signal <- struct{}{}:
+		default:
+		}
+	})
+	enqueueStatuses(t, d, 1, 30)
+	// A message event: the second endpoint's filter leaves it out.
+	if err := db.Tx(t.Context(), d, func(tx *sql.Tx) error {
+		return Enqueue(tx, MessageEvent(1, Contact{WaID: "15551234567"}, InboundMessage{From: "15551234567", ID: "in.1", Type: "text"}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); disp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	start := time.Now()
+	second.waitStatuses(t, 30)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the healthy endpoint got its events after %s: the failing one held it back", took)
+	}
+	second.mu.Lock()
+	if len(verr) > 0 {
+		t.Errorf("a receiver holding one of the two secrets refused %d POSTs: %v", len(verr), verr[0])
+	}
+	for _, b := range second.bodies {
+		if len(b["messages"]) > 0 {
+			t.Error("the statuses-only endpoint got a message")
+		}
+	}
+	if len(ids) == 0 || ids[0] == "" {
+		t.Error("no webhook-id header")
+	}
+	second.mu.Unlock()
+
+	// The first endpoint fails at least twice, then recovers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var attempts int
+		d.QueryRow("SELECT COALESCE(MAX(attempts), 0) FROM webhook_deliveries WHERE endpoint_id = 0").Scan(&attempts)
+		if attempts >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failing endpoint was not retried")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	first.waitStatuses(t, 30)
+	waitEmpty(t, d)
+	first.mu.Lock()
+	messages := 0
+	for _, b := range first.bodies {
+		messages += len(b["messages"])
+	}
+	first.mu.Unlock()
+	if messages != 1 {
+		t.Errorf("the first endpoint got %d messages, want 1", messages)
+	}
+	// Every attempt is in the log: the failed ones (500) and the last (200).
+	var failed, ok int
+	d.QueryRow("SELECT COUNT(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = 0 AND a.http_status = 500").Scan(&failed)
+	d.QueryRow("SELECT COUNT(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = 0 AND a.http_status = 200").Scan(&ok)
+	if failed < 31 || ok != 31 {
+		t.Errorf("the log has %d failed and %d good attempts of the first endpoint, want at least 31 (one each) and exactly 31", failed, ok)
+	}
+}
+
+// TestDeadAfterTheAgeLimit: a delivery failing longer than DeadAfter is
+// dead, no longer attempted, and still listed.
+func TestDeadAfterTheAgeLimit(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	_, srv := newReceiver(t, func() int { return 503 })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"},"callback_backoff_delay_ms":100,"max_callback_backoff_delay_ms":100}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	enqueueStatuses(t, d, 1, 3)
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{DeadAfter: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); disp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var dead int
+		d.QueryRow("SELECT COUNT(*) FROM webhook_deliveries WHERE state = ?", StateDead).Scan(&dead)
+		if dead == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 deliveries are dead after the age limit", dead)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var attempts int
+	d.QueryRow("SELECT MAX(attempts) FROM webhook_deliveries").Scan(&attempts)
+	time.Sleep(400 * time.Millisecond)
+	var later int
+	d.QueryRow("SELECT MAX(attempts) FROM webhook_deliveries").Scan(&later)
+	if later != attempts {
+		t.Errorf("dead deliveries were attempted again (%d attempts, then %d)", attempts, later)
+	}
+}
+
+// TestBatchWebhookIDIsStable: the webhook-id of a POST of several events
+// depends only on its deliveries; one event's is its event's id.
+func TestBatchWebhookIDIsStable(t *testing.T) {
+	a := batch{deliveries: []delivery{{id: 1, event: 10}, {id: 2, event: 11}}}
+	b := batch{deliveries: []delivery{{id: 1, event: 10}, {id: 2, event: 11}}}
+	c := batch{deliveries: []delivery{{id: 1, event: 10}}}
+	if a.webhookID() != b.webhookID() {
+		t.Error("the same deliveries got two ids")
+	}
+	if a.webhookID() == c.webhookID() || c.webhookID() != "evt_10" {
+		t.Errorf("ids %s and %s: a subset must not share the batch's id, and one event's id is evt_<event>", a.webhookID(), c.webhookID())
+	}
+}
+
+// TestLogListsAndReplays: the dead deliveries are listed with their
+// attempts, filtered by state, topic and message id and paged; a replay of
+// one and of a range sends them again, with the same event, to a receiver
+// that now answers.
+func TestLogListsAndReplays(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	var mu sync.Mutex
+	code := 503
+	rcv, srv := newReceiver(t, func() int { mu.Lock(); defer mu.Unlock(); return code })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"},"callback_backoff_delay_ms":100,"max_callback_backoff_delay_ms":100}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	enqueueStatuses(t, d, 1, 5)
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{DeadAfter: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); disp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, dead, err := disp.Counts(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dead == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 deliveries dead", dead)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	page, more, err := disp.Deliveries(t.Context(), 1, Filter{States: []int{StateDead}, Topic: TopicStatuses, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 3 || !more {
+		t.Fatalf("first page: %d deliveries, more %v; want 3 and more", len(page), more)
+	}
+	for _, dl := range page {
+		if dl.State != "dead" || len(dl.Log) == 0 || dl.Log[0].HTTPStatus != 503 || dl.Log[0].URL != srv.URL {
+			t.Errorf("delivery %d: state %s, log %+v; want dead with its 503 attempts", dl.ID, dl.State, dl.Log)
+		}
+	}
+	rest, more, err := disp.Deliveries(t.Context(), 1, Filter{States: []int{StateDead}, Before: page[2].ID})
+	if err != nil || len(rest) != 2 || more {
+		t.Fatalf("second page: %d, more %v, %v; want the other 2", len(rest), more, err)
+	}
+	byRef, _, err := disp.Deliveries(t.Context(), 1, Filter{Ref: "wamid.3"})
+	if err != nil || len(byRef) != 1 || byRef[0].Ref != "wamid.3" {
+		t.Fatalf("by message id: %+v, %v", byRef, err)
+	}
+	if none, _, _ := disp.Deliveries(t.Context(), 1, Filter{Topic: TopicMessages}); len(none) != 0 {
+		t.Errorf("the messages topic lists %d status deliveries", len(none))
+	}
+	mu.Lock()
+	code = 200
+	mu.Unlock()
+	if err := disp.Replay(t.Context(), 1, byRef[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	rcv.waitStatuses(t, 1)
+	if err := disp.Replay(t.Context(), 1, 999999); err != ErrNoDelivery {
+		t.Errorf("replaying an unknown id: %v, want ErrNoDelivery", err)
+	}
+	n, err := disp.ReplayMatching(t.Context(), 1, Filter{States: []int{StateDead}})
+	if err != nil || n != 4 {
+		t.Fatalf("bulk replay: %d, %v; want the 4 still dead", n, err)
+	}
+	rcv.waitStatuses(t, 5)
+	waitEmpty(t, d)
 }

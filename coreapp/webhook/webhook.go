@@ -1,16 +1,22 @@
-// Package webhook is the webhook outbox: events are inserted in the same
-// transaction as the state change they report (Enqueue), and a Dispatcher on
-// every node claims due events (SELECT … FOR UPDATE SKIP LOCKED), POSTs them
-// in the on-prem payload shape to the account's webhooks.url, deletes them on
-// a 2xx answer, and otherwise reschedules them with linear backoff
-// (callback_backoff_delay_ms per failed attempt, capped at
-// max_callback_backoff_delay_ms). Delivery is at least once; every event
-// carries a stable id (message id, or message id and status) so receivers can
-// deduplicate.
+// Package webhook is the webhook outbox, in three levels: the event
+// (webhook_events, inserted in the same transaction as the state change it
+// reports: Enqueue; immutable), its delivery to each of the number's
+// endpoints (webhook_deliveries: state and next attempt) and the log of a
+// delivery's last attempts (webhook_attempts). docs/webhooks.md is the
+// user's reference.
 //
-// Events of one kind for one account are batched into one POST (at most
-// MaxBatch): several statuses in "statuses", several messages in
-// "messages" with their "contacts".
+// A Dispatcher on every node fans new events out to the endpoints whose
+// events filter takes them (the deliveries it creates are claimed by it
+// already), claims due deliveries (SELECT … FOR UPDATE SKIP LOCKED), POSTs
+// them in the endpoint's envelope (on-prem: events of one kind batched into
+// one POST, at most MaxBatch; Cloud: one event per POST), and records the
+// outcome in shared transactions. A failed POST is retried with on-prem's
+// linear backoff (callback_backoff_delay_ms per failed attempt, capped at
+// max_callback_backoff_delay_ms), kept per endpoint, so a broken receiver
+// never holds back another; a delivery failing for longer than DeadAfter is
+// dead: kept, listed and replayable. Delivery is at least once: every POST
+// carries a webhook-id stable across retries, and every event a stable id
+// of its own (message id, or message id and status).
 package webhook
 
 import (
@@ -268,29 +274,32 @@ func IdentityChangedEvent(accountID int64, customer, id, fingerprint string, t i
 // StatusEvent is a status event.
 func StatusEvent(accountID int64, s Status) Event { return Event{accountID, KindStatus, s} }
 
-// Enqueue inserts events in tx with one statement.
+// Enqueue inserts events in tx with one statement. The dispatcher fans
+// each out to the number's endpoints (a delivery per endpoint whose
+// filter takes it) and delivers it.
 func Enqueue(tx *sql.Tx, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	now := db.NowMillis()
-	args := make([]any, 0, 5*len(events))
+	args := make([]any, 0, 7*len(events))
 	for _, e := range events {
 		b, err := json.Marshal(e.Payload)
 		if err != nil {
 			return err
 		}
-		args = append(args, e.AccountID, e.Kind, b, now, now)
+		topic, ref := topicOf(e.Kind, b)
+		args = append(args, e.AccountID, e.Kind, topic, ref, b, now, now)
 	}
-	if _, err := tx.Exec("INSERT INTO webhook_events (account_id, kind, payload, created_at, next_attempt_at, attempts) VALUES "+
-		db.Rows("(?,?,?,?,?,0)", len(events)), args...); err != nil {
+	if _, err := tx.Exec("INSERT INTO webhook_events (account_id, kind, topic, ref, payload, created_at, next_attempt_at, attempts) VALUES "+
+		db.Rows("(?,?,?,?,?,?,?,0)", len(events)), args...); err != nil {
 		return fmt.Errorf("enqueue webhooks: %w", err)
 	}
 	return nil
 }
 
-// body builds one POST body from events of one kind.
-func body(kind string, payloads [][]byte) ([]byte, error) {
+// renderOnPrem builds one on-prem POST body from events of one kind.
+func renderOnPrem(kind string, payloads [][]byte) ([]byte, error) {
 	switch kind {
 	case KindStatus:
 		statuses := make([]json.RawMessage, len(payloads))

@@ -142,7 +142,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 
 	committer := db.NewCommitter(d, log, db.CommitterOptions{})
 	settingsStore := settings.NewStore(d)
-	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Keystore: ks})
+	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Keystore: ks, DeadAfter: cfg.WebhookDeadAfter})
 	// A webhook URL a tenant sets is checked when it is set (and at every
 	// connection by the dispatcher).
 	settingsStore.CheckTenantURL = egress.Policy{AllowPrivate: cfg.WebhookAllowPrivate}.CheckURL
