@@ -683,7 +683,15 @@ func (s *Server) GetHealth(ctx context.Context, req *corev1.GetHealthRequest) (*
 	if err != nil {
 		return nil, s.translate(ctx, "health", err)
 	}
-	return &corev1.GetHealthResponse{GatewayStatus: status, Nodes: nodes}, nil
+	out := &corev1.GetHealthResponse{GatewayStatus: status, Nodes: nodes}
+	if s.webhooks != nil {
+		failing, dead, err := s.webhooks.Counts(ctx, a.ID)
+		if err != nil {
+			return nil, s.translate(ctx, "health", err)
+		}
+		out.Webhooks = &corev1.WebhookCounts{Failing: int64(failing), Dead: int64(dead)}
+	}
+	return out, nil
 }
 
 // SetShards implements core.v1.Core.

@@ -103,6 +103,11 @@ func TestHealthShapes(t *testing.T) {
 				`"host2:def456":{"gateway_status":"disconnected","role":"secondary_master"},` +
 				`"host3:0a0b0c":{"gateway_status":"connected","role":"coreapp"}},` + metaJSON + `}`,
 		},
+		{
+			name:  "webhook counts beside health",
+			reply: &corev1.GetHealthResponse{GatewayStatus: "connected", Webhooks: &corev1.WebhookCounts{Failing: 3, Dead: 1}},
+			want:  `{"health":{"gateway_status":"connected"},"webhooks":{"failing":3,"dead":1},` + metaJSON + `}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,17 @@ var authzMatrix = map[string]string{
 	"POST /v1/configs/webhook":     "UUFPPPUU",
 	"GET /v1/configs/phone_number": "UUPPPPUU",
 
+	"GET /v1/webhooks/endpoints":               "UUFPPPUU",
+	"POST /v1/webhooks/endpoints":              "UUFPPPUU",
+	"GET /v1/webhooks/endpoints/:id":           "UUFPPPUU",
+	"PATCH /v1/webhooks/endpoints/:id":         "UUFPPPUU",
+	"DELETE /v1/webhooks/endpoints/:id":        "UUFPPPUU",
+	"POST /v1/webhooks/endpoints/:id/secret":   "UUFPPPUU",
+	"DELETE /v1/webhooks/endpoints/:id/secret": "UUFPPPUU",
+	"GET /v1/webhooks/deliveries":              "UUFPPPUU",
+	"POST /v1/webhooks/deliveries/replay":      "UUFPPPUU",
+	"POST /v1/webhooks/deliveries/:id/replay":  "UUFPPPUU",
+
 	"POST /v1/configs/templates":         "UUFPPPUU",
 	"GET /v1/configs/templates":          "UUFPPPUU",
 	"DELETE /v1/configs/templates/:name": "UUFPPPUU",

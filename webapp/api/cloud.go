@@ -298,7 +298,7 @@ func phoneNumberObject(a *corev1.Account) cloudPhoneNumber {
 }
 
 type cursors struct {
-	Before string `json:"before"`
+	Before string `json:"before,omitempty"`
 	After  string `json:"after"`
 }
 

@@ -186,6 +186,18 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodGet, "/v1/configs/webhook", adminOrKey, s.getWebhook},
 		{http.MethodPost, "/v1/configs/webhook", adminOrKey, s.setWebhook},
 		{http.MethodGet, "/v1/configs/phone_number", anyPrincipal, s.phoneNumber},
+
+		{http.MethodGet, "/v1/webhooks/endpoints", adminOrKey, s.listWebhookEndpoints},
+		{http.MethodPost, "/v1/webhooks/endpoints", adminOrKey, s.createWebhookEndpoint},
+		{http.MethodGet, "/v1/webhooks/endpoints/:id", adminOrKey, s.getWebhookEndpoint},
+		{http.MethodPatch, "/v1/webhooks/endpoints/:id", adminOrKey, s.patchWebhookEndpoint},
+		{http.MethodDelete, "/v1/webhooks/endpoints/:id", adminOrKey, s.deleteWebhookEndpoint},
+		{http.MethodPost, "/v1/webhooks/endpoints/:id/secret", adminOrKey, s.rotateWebhookSecret},
+		{http.MethodDelete, "/v1/webhooks/endpoints/:id/secret", adminOrKey, s.removeWebhookSecret},
+		{http.MethodGet, "/v1/webhooks/deliveries", adminOrKey, s.listWebhookDeliveries},
+		{http.MethodPost, "/v1/webhooks/deliveries/replay", adminOrKey, s.replayWebhookDeliveries},
+		{http.MethodPost, "/v1/webhooks/deliveries/:id/replay", adminOrKey, s.replayWebhookDelivery},
+
 		{http.MethodPost, "/v1/configs/templates", adminOrKey, s.createTemplate},
 		{http.MethodGet, "/v1/configs/templates", adminOrKey, s.listTemplates},
 		{http.MethodDelete, "/v1/configs/templates/:name", adminOrKey, s.deleteTemplate},

@@ -113,24 +113,12 @@ func parseWebhook(o object) (*corev1.WebhookConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > MaxWebhookURL {
-		return nil, invalid("url must be an absolute http or https URL of at most %d characters", MaxWebhookURL)
-	}
-	headers, _, err := field[map[string]string](o, "headers")
-	if err != nil {
+	if err := webhookURL(raw); err != nil {
 		return nil, err
 	}
-	if len(headers) > MaxWebhookHeaders {
-		return nil, invalid("headers has %d entries, more than %d", len(headers), MaxWebhookHeaders)
-	}
-	for k, v := range headers {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, invalid("headers: %q is not a valid HTTP header name", k)
-		}
-		if len(v) > MaxWebhookHeaderValue || !httpguts.ValidHeaderFieldValue(v) {
-			return nil, invalid("headers: the value of %s must be at most %d characters without control characters", k, MaxWebhookHeaderValue)
-		}
+	headers, _, err := webhookHeaders(o)
+	if err != nil {
+		return nil, err
 	}
 	cfg := &corev1.WebhookConfig{Url: raw, Headers: headers}
 	for _, f := range []struct {
@@ -159,6 +147,37 @@ func parseWebhook(o object) (*corev1.WebhookConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// webhookHeaders reads and checks the extra headers of a webhook endpoint
+// ("headers": {name: value}); present reports whether the body has them.
+func webhookHeaders(o object) (headers map[string]string, present bool, err error) {
+	headers, present, err = field[map[string]string](o, "headers")
+	if err != nil {
+		return nil, false, err
+	}
+	if len(headers) > MaxWebhookHeaders {
+		return nil, false, invalid("headers has %d entries, more than %d", len(headers), MaxWebhookHeaders)
+	}
+	for k, v := range headers {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, false, invalid("headers: %q is not a valid HTTP header name", k)
+		}
+		if len(v) > MaxWebhookHeaderValue || !httpguts.ValidHeaderFieldValue(v) {
+			return nil, false, invalid("headers: the value of %s must be at most %d characters without control characters", k, MaxWebhookHeaderValue)
+		}
+	}
+	return headers, present, nil
+}
+
+// webhookURL checks an endpoint URL as the webapp can (coreapp applies the
+// https and tenant rules).
+func webhookURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > MaxWebhookURL {
+		return invalid("url must be an absolute http or https URL of at most %d characters", MaxWebhookURL)
+	}
+	return nil
 }
 
 // setWebhook: POST /v1/configs/webhook (admin or API key).
@@ -207,8 +226,23 @@ func (s *Server) phoneNumber(c echo.Context) error {
 }
 
 type healthResponse struct {
-	Health gatewayStatus `json:"health"`
-	Meta   meta          `json:"meta"`
+	Health   gatewayStatus  `json:"health"`
+	Webhooks *webhookHealth `json:"webhooks,omitempty"`
+	Meta     meta           `json:"meta"`
+}
+
+// webhookHealth counts the number's deliveries that need attention: beside
+// "health", so on-prem clients reading it are not disturbed.
+type webhookHealth struct {
+	Failing int64 `json:"failing"`
+	Dead    int64 `json:"dead"`
+}
+
+func toWebhookHealth(w *corev1.WebhookCounts) *webhookHealth {
+	if w == nil {
+		return nil
+	}
+	return &webhookHealth{Failing: w.GetFailing(), Dead: w.GetDead()}
 }
 
 type gatewayStatus struct {
@@ -217,8 +251,9 @@ type gatewayStatus struct {
 
 // nodesHealthResponse is the multi-node shape: health keyed by node.
 type nodesHealthResponse struct {
-	Health map[string]nodeHealth `json:"health"`
-	Meta   meta                  `json:"meta"`
+	Health   map[string]nodeHealth `json:"health"`
+	Webhooks *webhookHealth        `json:"webhooks,omitempty"`
+	Meta     meta                  `json:"meta"`
 }
 
 type nodeHealth struct {
@@ -236,11 +271,11 @@ func (s *Server) health(c echo.Context) error {
 		return err
 	}
 	if nodes := resp.GetNodes(); len(nodes) > 1 {
-		out := nodesHealthResponse{Health: make(map[string]nodeHealth, len(nodes)), Meta: s.meta}
+		out := nodesHealthResponse{Health: make(map[string]nodeHealth, len(nodes)), Webhooks: toWebhookHealth(resp.GetWebhooks()), Meta: s.meta}
 		for _, n := range nodes {
 			out.Health[n.GetNode()] = nodeHealth{GatewayStatus: n.GetGatewayStatus(), Role: n.GetRole()}
 		}
 		return c.JSON(http.StatusOK, out)
 	}
-	return c.JSON(http.StatusOK, healthResponse{Health: gatewayStatus{GatewayStatus: resp.GetGatewayStatus()}, Meta: s.meta})
+	return c.JSON(http.StatusOK, healthResponse{Health: gatewayStatus{GatewayStatus: resp.GetGatewayStatus()}, Webhooks: toWebhookHealth(resp.GetWebhooks()), Meta: s.meta})
 }

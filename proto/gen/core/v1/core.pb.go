@@ -2717,6 +2717,1127 @@ func (x *WebhookConfig) GetAppSecret() string {
 	return ""
 }
 
+// WebhookEndpoint is one receiver of a number's events.
+type WebhookEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 is the first endpoint (webhooks.url).
+	Id      int64             `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Url     string            `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Headers map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// "onprem" or "cloud".
+	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	// The topics the endpoint gets (empty: every one).
+	Events []string `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
+	// Set when its POSTs are signed (webhook-signature).
+	Signed bool `protobuf:"varint,6,opt,name=signed,proto3" json:"signed,omitempty"`
+	// The signing secret, only in the answer of a call that set it.
+	Secret string `protobuf:"bytes,7,opt,name=secret,proto3" json:"secret,omitempty"`
+	// When the rotated-out secret stops being valid (Unix ms, 0: none).
+	PreviousSecretExpiresAt int64 `protobuf:"varint,8,opt,name=previous_secret_expires_at,json=previousSecretExpiresAt,proto3" json:"previous_secret_expires_at,omitempty"`
+	CreatedAt               int64 `protobuf:"varint,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // Unix ms
+	UpdatedAt               int64 `protobuf:"varint,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *WebhookEndpoint) Reset() {
+	*x = WebhookEndpoint{}
+	mi := &file_core_v1_core_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpoint) ProtoMessage() {}
+
+func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
+func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WebhookEndpoint) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WebhookEndpoint) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
+}
+
+func (x *WebhookEndpoint) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetPreviousSecretExpiresAt() int64 {
+	if x != nil {
+		return x.PreviousSecretExpiresAt
+	}
+	return 0
+}
+
+func (x *WebhookEndpoint) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *WebhookEndpoint) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+type WebhookEndpoints struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints     []*WebhookEndpoint     `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEndpoints) Reset() {
+	*x = WebhookEndpoints{}
+	mi := &file_core_v1_core_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpoints) ProtoMessage() {}
+
+func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
+func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+type ListWebhookEndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookEndpointsRequest) Reset() {
+	*x = ListWebhookEndpointsRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookEndpointsRequest) ProtoMessage() {}
+
+func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type WebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Id            int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEndpointRequest) Reset() {
+	*x = WebhookEndpointRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpointRequest) ProtoMessage() {}
+
+func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *WebhookEndpointRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// CreateWebhookEndpointRequest: url, format and events are required to be
+// valid (coreapp checks them); secret is "" (unsigned), a whsec_ secret, or
+// generate asks for a fresh one.
+type CreateWebhookEndpointRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Account        *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Url            string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Headers        map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Format         string                 `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	Events         []string               `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
+	Secret         string                 `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	GenerateSecret bool                   `protobuf:"varint,7,opt,name=generate_secret,json=generateSecret,proto3" json:"generate_secret,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateWebhookEndpointRequest) Reset() {
+	*x = CreateWebhookEndpointRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *CreateWebhookEndpointRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookEndpointRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *CreateWebhookEndpointRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *CreateWebhookEndpointRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *CreateWebhookEndpointRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *CreateWebhookEndpointRequest) GetGenerateSecret() bool {
+	if x != nil {
+		return x.GenerateSecret
+	}
+	return false
+}
+
+// UpdateWebhookEndpointRequest changes the fields whose set_ flag is on.
+type UpdateWebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Id            int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Url           *string                `protobuf:"bytes,3,opt,name=url,proto3,oneof" json:"url,omitempty"`
+	SetHeaders    bool                   `protobuf:"varint,4,opt,name=set_headers,json=setHeaders,proto3" json:"set_headers,omitempty"`
+	Headers       map[string]string      `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Format        *string                `protobuf:"bytes,6,opt,name=format,proto3,oneof" json:"format,omitempty"`
+	SetEvents     bool                   `protobuf:"varint,7,opt,name=set_events,json=setEvents,proto3" json:"set_events,omitempty"`
+	Events        []string               `protobuf:"bytes,8,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookEndpointRequest) Reset() {
+	*x = UpdateWebhookEndpointRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *UpdateWebhookEndpointRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdateWebhookEndpointRequest) GetUrl() string {
+	if x != nil && x.Url != nil {
+		return *x.Url
+	}
+	return ""
+}
+
+func (x *UpdateWebhookEndpointRequest) GetSetHeaders() bool {
+	if x != nil {
+		return x.SetHeaders
+	}
+	return false
+}
+
+func (x *UpdateWebhookEndpointRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *UpdateWebhookEndpointRequest) GetFormat() string {
+	if x != nil && x.Format != nil {
+		return *x.Format
+	}
+	return ""
+}
+
+func (x *UpdateWebhookEndpointRequest) GetSetEvents() bool {
+	if x != nil {
+		return x.SetEvents
+	}
+	return false
+}
+
+func (x *UpdateWebhookEndpointRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type DeleteWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookEndpointResponse) Reset() {
+	*x = DeleteWebhookEndpointResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+}
+
+// RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
+// how long the replaced secret stays valid (0: not at all).
+type RotateWebhookSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Id            int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Secret        string                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	GraceSeconds  int64                  `protobuf:"varint,4,opt,name=grace_seconds,json=graceSeconds,proto3" json:"grace_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretRequest) Reset() {
+	*x = RotateWebhookSecretRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *RotateWebhookSecretRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RotateWebhookSecretRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RotateWebhookSecretRequest) GetGraceSeconds() int64 {
+	if x != nil {
+		return x.GraceSeconds
+	}
+	return 0
+}
+
+// WebhookDeliveryFilter selects deliveries; empty fields select every one.
+type WebhookDeliveryFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "pending", "delivered", "failing", "dead".
+	States []string `protobuf:"bytes,1,rep,name=states,proto3" json:"states,omitempty"`
+	// A topic or its group ("statuses").
+	Topic         string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Since         int64  `protobuf:"varint,3,opt,name=since,proto3" json:"since,omitempty"` // Unix ms, the event's creation, included
+	Until         int64  `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"` // Unix ms, excluded
+	MessageId     string `protobuf:"bytes,5,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	HasEndpoint   bool   `protobuf:"varint,6,opt,name=has_endpoint,json=hasEndpoint,proto3" json:"has_endpoint,omitempty"`
+	EndpointId    int64  `protobuf:"varint,7,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDeliveryFilter) Reset() {
+	*x = WebhookDeliveryFilter{}
+	mi := &file_core_v1_core_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDeliveryFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDeliveryFilter) ProtoMessage() {}
+
+func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
+func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *WebhookDeliveryFilter) GetStates() []string {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *WebhookDeliveryFilter) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *WebhookDeliveryFilter) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *WebhookDeliveryFilter) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *WebhookDeliveryFilter) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *WebhookDeliveryFilter) GetHasEndpoint() bool {
+	if x != nil {
+		return x.HasEndpoint
+	}
+	return false
+}
+
+func (x *WebhookDeliveryFilter) GetEndpointId() int64 {
+	if x != nil {
+		return x.EndpointId
+	}
+	return 0
+}
+
+type ListWebhookDeliveriesRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Account *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Filter  *WebhookDeliveryFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Only deliveries older than this id (the previous page's cursor).
+	Before        int64  `protobuf:"varint,3,opt,name=before,proto3" json:"before,omitempty"`
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesRequest) GetFilter() *WebhookDeliveryFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesRequest) GetBefore() int64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type WebhookAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	N     int32                  `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	At    int64                  `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"` // Unix ms
+	Url   string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// 0: no answer (error says why).
+	HttpStatus    int32  `protobuf:"varint,4,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	LatencyMs     int64  `protobuf:"varint,5,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	Response      string `protobuf:"bytes,6,opt,name=response,proto3" json:"response,omitempty"`
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookAttempt) Reset() {
+	*x = WebhookAttempt{}
+	mi := &file_core_v1_core_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookAttempt) ProtoMessage() {}
+
+func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
+func (*WebhookAttempt) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *WebhookAttempt) GetN() int32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *WebhookAttempt) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+func (x *WebhookAttempt) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookAttempt) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *WebhookAttempt) GetLatencyMs() int64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *WebhookAttempt) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
+func (x *WebhookAttempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type WebhookDelivery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	EventId       int64                  `protobuf:"varint,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EndpointId    int64                  `protobuf:"varint,3,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Topic         string                 `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
+	MessageId     string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	Attempts      int32                  `protobuf:"varint,8,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	CreatedAt     int64                  `protobuf:"varint,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // Unix ms
+	UpdatedAt     int64                  `protobuf:"varint,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	NextAttemptAt int64                  `protobuf:"varint,11,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"` // 0: none planned
+	EventJson     []byte                 `protobuf:"bytes,12,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"`
+	Log           []*WebhookAttempt      `protobuf:"bytes,13,rep,name=log,proto3" json:"log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_core_v1_core_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *WebhookDelivery) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetEventId() int64 {
+	if x != nil {
+		return x.EventId
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetEndpointId() int64 {
+	if x != nil {
+		return x.EndpointId
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetNextAttemptAt() int64 {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetEventJson() []byte {
+	if x != nil {
+		return x.EventJson
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetLog() []*WebhookAttempt {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
+type WebhookDeliveries struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Set when another page follows: pass it as before.
+	NextBefore    int64 `protobuf:"varint,2,opt,name=next_before,json=nextBefore,proto3" json:"next_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDeliveries) Reset() {
+	*x = WebhookDeliveries{}
+	mi := &file_core_v1_core_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDeliveries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDeliveries) ProtoMessage() {}
+
+func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
+func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *WebhookDeliveries) GetNextBefore() int64 {
+	if x != nil {
+		return x.NextBefore
+	}
+	return 0
+}
+
+// ReplayWebhookDeliveriesRequest replays delivery id, or, with id 0, every
+// delivery filter selects.
+type ReplayWebhookDeliveriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Id            int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Filter        *WebhookDeliveryFilter `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayWebhookDeliveriesRequest) Reset() {
+	*x = ReplayWebhookDeliveriesRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ReplayWebhookDeliveriesRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReplayWebhookDeliveriesRequest) GetFilter() *WebhookDeliveryFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type ReplayWebhookDeliveriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replayed      int64                  `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayWebhookDeliveriesResponse) Reset() {
+	*x = ReplayWebhookDeliveriesResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
 type GetHealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -2726,7 +3847,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3859,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3872,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -2767,14 +3888,17 @@ type GetHealthResponse struct {
 	GatewayStatus string `protobuf:"bytes,1,opt,name=gateway_status,json=gatewayStatus,proto3" json:"gateway_status,omitempty"`
 	// Every live coreapp node. With more than one, GET /v1/health answers the
 	// multi-node shape keyed by node.
-	Nodes         []*NodeHealth `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Nodes []*NodeHealth `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number's webhook deliveries that are failing (retried) and dead
+	// (given up after the age limit); absent while no number is registered.
+	Webhooks      *WebhookCounts `protobuf:"bytes,3,opt,name=webhooks,proto3" json:"webhooks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3910,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3923,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -2814,6 +3938,65 @@ func (x *GetHealthResponse) GetNodes() []*NodeHealth {
 		return x.Nodes
 	}
 	return nil
+}
+
+func (x *GetHealthResponse) GetWebhooks() *WebhookCounts {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+type WebhookCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Failing       int64                  `protobuf:"varint,1,opt,name=failing,proto3" json:"failing,omitempty"`
+	Dead          int64                  `protobuf:"varint,2,opt,name=dead,proto3" json:"dead,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookCounts) Reset() {
+	*x = WebhookCounts{}
+	mi := &file_core_v1_core_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookCounts) ProtoMessage() {}
+
+func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
+func (*WebhookCounts) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *WebhookCounts) GetFailing() int64 {
+	if x != nil {
+		return x.Failing
+	}
+	return 0
+}
+
+func (x *WebhookCounts) GetDead() int64 {
+	if x != nil {
+		return x.Dead
+	}
+	return 0
 }
 
 type NodeHealth struct {
@@ -2832,7 +4015,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +4027,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +4040,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -2899,7 +4082,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +4094,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +4107,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -2971,7 +4154,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2983,7 +4166,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2996,7 +4179,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -3019,7 +4202,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +4214,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +4227,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -3083,7 +4266,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +4278,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +4291,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -3286,12 +4469,130 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"app_secret\x18\x05 \x01(\tR\tappSecret\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x03\n" +
+	"\x0fWebhookEndpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12?\n" +
+	"\aheaders\x18\x03 \x03(\v2%.core.v1.WebhookEndpoint.HeadersEntryR\aheaders\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n" +
+	"\x06events\x18\x05 \x03(\tR\x06events\x12\x16\n" +
+	"\x06signed\x18\x06 \x01(\bR\x06signed\x12\x16\n" +
+	"\x06secret\x18\a \x01(\tR\x06secret\x12;\n" +
+	"\x1aprevious_secret_expires_at\x18\b \x01(\x03R\x17previousSecretExpiresAt\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\t \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\x03R\tupdatedAt\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"J\n" +
+	"\x10WebhookEndpoints\x126\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x18.core.v1.WebhookEndpointR\tendpoints\"L\n" +
+	"\x1bListWebhookEndpointsRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"W\n" +
+	"\x16WebhookEndpointRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\"\xda\x02\n" +
+	"\x1cCreateWebhookEndpointRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12L\n" +
+	"\aheaders\x18\x03 \x03(\v22.core.v1.CreateWebhookEndpointRequest.HeadersEntryR\aheaders\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n" +
+	"\x06events\x18\x05 \x03(\tR\x06events\x12\x16\n" +
+	"\x06secret\x18\x06 \x01(\tR\x06secret\x12'\n" +
+	"\x0fgenerate_secret\x18\a \x01(\bR\x0egenerateSecret\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x03\n" +
+	"\x1cUpdateWebhookEndpointRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\x12\x15\n" +
+	"\x03url\x18\x03 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x1f\n" +
+	"\vset_headers\x18\x04 \x01(\bR\n" +
+	"setHeaders\x12L\n" +
+	"\aheaders\x18\x05 \x03(\v22.core.v1.UpdateWebhookEndpointRequest.HeadersEntryR\aheaders\x12\x1b\n" +
+	"\x06format\x18\x06 \x01(\tH\x01R\x06format\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"set_events\x18\a \x01(\bR\tsetEvents\x12\x16\n" +
+	"\x06events\x18\b \x03(\tR\x06events\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
+	"\x04_urlB\t\n" +
+	"\a_format\"\x1f\n" +
+	"\x1dDeleteWebhookEndpointResponse\"\x98\x01\n" +
+	"\x1aRotateWebhookSecretRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\x12#\n" +
+	"\rgrace_seconds\x18\x04 \x01(\x03R\fgraceSeconds\"\xd4\x01\n" +
+	"\x15WebhookDeliveryFilter\x12\x16\n" +
+	"\x06states\x18\x01 \x03(\tR\x06states\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\x03R\x05since\x12\x14\n" +
+	"\x05until\x18\x04 \x01(\x03R\x05until\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x05 \x01(\tR\tmessageId\x12!\n" +
+	"\fhas_endpoint\x18\x06 \x01(\bR\vhasEndpoint\x12\x1f\n" +
+	"\vendpoint_id\x18\a \x01(\x03R\n" +
+	"endpointId\"\xb3\x01\n" +
+	"\x1cListWebhookDeliveriesRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x126\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1e.core.v1.WebhookDeliveryFilterR\x06filter\x12\x16\n" +
+	"\x06before\x18\x03 \x01(\x03R\x06before\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xb2\x01\n" +
+	"\x0eWebhookAttempt\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x05R\x01n\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x1f\n" +
+	"\vhttp_status\x18\x04 \x01(\x05R\n" +
+	"httpStatus\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x05 \x01(\x03R\tlatencyMs\x12\x1a\n" +
+	"\bresponse\x18\x06 \x01(\tR\bresponse\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\x88\x03\n" +
+	"\x0fWebhookDelivery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\x03R\aeventId\x12\x1f\n" +
+	"\vendpoint_id\x18\x03 \x01(\x03R\n" +
+	"endpointId\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05topic\x18\x05 \x01(\tR\x05topic\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x1a\n" +
+	"\battempts\x18\b \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\t \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\x03R\tupdatedAt\x12&\n" +
+	"\x0fnext_attempt_at\x18\v \x01(\x03R\rnextAttemptAt\x12\x1d\n" +
+	"\n" +
+	"event_json\x18\f \x01(\fR\teventJson\x12)\n" +
+	"\x03log\x18\r \x03(\v2\x17.core.v1.WebhookAttemptR\x03log\"n\n" +
+	"\x11WebhookDeliveries\x128\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x18.core.v1.WebhookDeliveryR\n" +
+	"deliveries\x12\x1f\n" +
+	"\vnext_before\x18\x02 \x01(\x03R\n" +
+	"nextBefore\"\x97\x01\n" +
+	"\x1eReplayWebhookDeliveriesRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\x126\n" +
+	"\x06filter\x18\x03 \x01(\v2\x1e.core.v1.WebhookDeliveryFilterR\x06filter\"=\n" +
+	"\x1fReplayWebhookDeliveriesResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x03R\breplayed\"A\n" +
 	"\x10GetHealthRequest\x12-\n" +
-	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"e\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"\x99\x01\n" +
 	"\x11GetHealthResponse\x12%\n" +
 	"\x0egateway_status\x18\x01 \x01(\tR\rgatewayStatus\x12)\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x13.core.v1.NodeHealthR\x05nodes\"[\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.core.v1.NodeHealthR\x05nodes\x122\n" +
+	"\bwebhooks\x18\x03 \x01(\v2\x16.core.v1.WebhookCountsR\bwebhooks\"=\n" +
+	"\rWebhookCounts\x12\x18\n" +
+	"\afailing\x18\x01 \x01(\x03R\afailing\x12\x12\n" +
+	"\x04dead\x18\x02 \x01(\x03R\x04dead\"[\n" +
 	"\n" +
 	"NodeHealth\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12%\n" +
@@ -3317,7 +4618,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xdd\x0f\n" +
+	"\x0eCALLER_MONITOR\x10\x042\x8f\x16\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -3330,7 +4631,16 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x0eUpdateSettings\x12\x1e.core.v1.UpdateSettingsRequest\x1a\x11.core.v1.Settings\x12A\n" +
 	"\rResetSettings\x12\x1d.core.v1.ResetSettingsRequest\x1a\x11.core.v1.Settings\x12L\n" +
 	"\x10GetWebhookConfig\x12 .core.v1.GetWebhookConfigRequest\x1a\x16.core.v1.WebhookConfig\x12L\n" +
-	"\x10SetWebhookConfig\x12 .core.v1.SetWebhookConfigRequest\x1a\x16.core.v1.WebhookConfig\x12B\n" +
+	"\x10SetWebhookConfig\x12 .core.v1.SetWebhookConfigRequest\x1a\x16.core.v1.WebhookConfig\x12W\n" +
+	"\x14ListWebhookEndpoints\x12$.core.v1.ListWebhookEndpointsRequest\x1a\x19.core.v1.WebhookEndpoints\x12X\n" +
+	"\x15CreateWebhookEndpoint\x12%.core.v1.CreateWebhookEndpointRequest\x1a\x18.core.v1.WebhookEndpoint\x12O\n" +
+	"\x12GetWebhookEndpoint\x12\x1f.core.v1.WebhookEndpointRequest\x1a\x18.core.v1.WebhookEndpoint\x12X\n" +
+	"\x15UpdateWebhookEndpoint\x12%.core.v1.UpdateWebhookEndpointRequest\x1a\x18.core.v1.WebhookEndpoint\x12`\n" +
+	"\x15DeleteWebhookEndpoint\x12\x1f.core.v1.WebhookEndpointRequest\x1a&.core.v1.DeleteWebhookEndpointResponse\x12T\n" +
+	"\x13RotateWebhookSecret\x12#.core.v1.RotateWebhookSecretRequest\x1a\x18.core.v1.WebhookEndpoint\x12P\n" +
+	"\x13RemoveWebhookSecret\x12\x1f.core.v1.WebhookEndpointRequest\x1a\x18.core.v1.WebhookEndpoint\x12Z\n" +
+	"\x15ListWebhookDeliveries\x12%.core.v1.ListWebhookDeliveriesRequest\x1a\x1a.core.v1.WebhookDeliveries\x12l\n" +
+	"\x17ReplayWebhookDeliveries\x12'.core.v1.ReplayWebhookDeliveriesRequest\x1a(.core.v1.ReplayWebhookDeliveriesResponse\x12B\n" +
 	"\tGetHealth\x12\x19.core.v1.GetHealthRequest\x1a\x1a.core.v1.GetHealthResponse\x128\n" +
 	"\tSetShards\x12\x19.core.v1.SetShardsRequest\x1a\x10.core.v1.Account\x123\n" +
 	"\x04Wake\x12\x14.core.v1.WakeRequest\x1a\x15.core.v1.WakeResponse\x12J\n" +
@@ -3362,63 +4672,82 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_core_v1_core_proto_goTypes = []any{
-	(Caller)(0),                          // 0: core.v1.Caller
-	(*GetBusinessProfileRequest)(nil),    // 1: core.v1.GetBusinessProfileRequest
-	(*UpdateBusinessProfileRequest)(nil), // 2: core.v1.UpdateBusinessProfileRequest
-	(*BusinessProfile)(nil),              // 3: core.v1.BusinessProfile
-	(*CreateTemplateRequest)(nil),        // 4: core.v1.CreateTemplateRequest
-	(*ListTemplatesRequest)(nil),         // 5: core.v1.ListTemplatesRequest
-	(*EditTemplateRequest)(nil),          // 6: core.v1.EditTemplateRequest
-	(*DeleteTemplateRequest)(nil),        // 7: core.v1.DeleteTemplateRequest
-	(*TemplateRecords)(nil),              // 8: core.v1.TemplateRecords
-	(*UploadMediaRequest)(nil),           // 9: core.v1.UploadMediaRequest
-	(*UploadMediaHeader)(nil),            // 10: core.v1.UploadMediaHeader
-	(*UploadMediaResponse)(nil),          // 11: core.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),         // 12: core.v1.DownloadMediaRequest
-	(*DownloadMediaResponse)(nil),        // 13: core.v1.DownloadMediaResponse
-	(*DownloadMediaHeader)(nil),          // 14: core.v1.DownloadMediaHeader
-	(*DeleteMediaRequest)(nil),           // 15: core.v1.DeleteMediaRequest
-	(*DeleteMediaResponse)(nil),          // 16: core.v1.DeleteMediaResponse
-	(*CollectMediaRequest)(nil),          // 17: core.v1.CollectMediaRequest
-	(*CollectMediaResponse)(nil),         // 18: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),                // 19: core.v1.MediaProvider
-	(*MediaProviders)(nil),               // 20: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),     // 21: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),     // 22: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),   // 23: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                        // 24: core.v1.Error
-	(*AccountRef)(nil),                   // 25: core.v1.AccountRef
-	(*Account)(nil),                      // 26: core.v1.Account
-	(*RegisterAccountRequest)(nil),       // 27: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),      // 28: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),         // 29: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),        // 30: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),            // 31: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),           // 32: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),          // 33: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),              // 34: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),             // 35: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),         // 36: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                // 37: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),        // 38: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),           // 39: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),        // 40: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),         // 41: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                     // 42: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),      // 43: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),      // 44: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                // 45: core.v1.WebhookConfig
-	(*GetHealthRequest)(nil),             // 46: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),            // 47: core.v1.GetHealthResponse
-	(*NodeHealth)(nil),                   // 48: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),             // 49: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                  // 50: core.v1.WakeRequest
-	(*WakeSlot)(nil),                     // 51: core.v1.WakeSlot
-	(*WakeResponse)(nil),                 // 52: core.v1.WakeResponse
-	nil,                                  // 53: core.v1.WebhookConfig.HeadersEntry
-	(*v1.Content)(nil),                   // 54: message.v1.Content
+	(Caller)(0),                             // 0: core.v1.Caller
+	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
+	(*UpdateBusinessProfileRequest)(nil),    // 2: core.v1.UpdateBusinessProfileRequest
+	(*BusinessProfile)(nil),                 // 3: core.v1.BusinessProfile
+	(*CreateTemplateRequest)(nil),           // 4: core.v1.CreateTemplateRequest
+	(*ListTemplatesRequest)(nil),            // 5: core.v1.ListTemplatesRequest
+	(*EditTemplateRequest)(nil),             // 6: core.v1.EditTemplateRequest
+	(*DeleteTemplateRequest)(nil),           // 7: core.v1.DeleteTemplateRequest
+	(*TemplateRecords)(nil),                 // 8: core.v1.TemplateRecords
+	(*UploadMediaRequest)(nil),              // 9: core.v1.UploadMediaRequest
+	(*UploadMediaHeader)(nil),               // 10: core.v1.UploadMediaHeader
+	(*UploadMediaResponse)(nil),             // 11: core.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),            // 12: core.v1.DownloadMediaRequest
+	(*DownloadMediaResponse)(nil),           // 13: core.v1.DownloadMediaResponse
+	(*DownloadMediaHeader)(nil),             // 14: core.v1.DownloadMediaHeader
+	(*DeleteMediaRequest)(nil),              // 15: core.v1.DeleteMediaRequest
+	(*DeleteMediaResponse)(nil),             // 16: core.v1.DeleteMediaResponse
+	(*CollectMediaRequest)(nil),             // 17: core.v1.CollectMediaRequest
+	(*CollectMediaResponse)(nil),            // 18: core.v1.CollectMediaResponse
+	(*MediaProvider)(nil),                   // 19: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 20: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 21: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 22: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 23: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 24: core.v1.Error
+	(*AccountRef)(nil),                      // 25: core.v1.AccountRef
+	(*Account)(nil),                         // 26: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 27: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 28: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 29: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 30: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 31: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 32: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 33: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 34: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 35: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 36: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 37: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 38: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 39: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 40: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 41: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 42: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 43: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 44: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 45: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 46: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 47: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 48: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 49: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 50: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 51: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 52: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 53: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 54: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 55: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 56: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 57: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 58: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 59: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 60: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 61: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 62: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 63: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 64: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 65: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 66: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 67: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 68: core.v1.WakeResponse
+	nil,                                     // 69: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 70: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 71: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 72: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 73: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
 	25, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
@@ -3443,7 +4772,7 @@ var file_core_v1_core_proto_depIdxs = []int32{
 	26, // 19: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
 	25, // 20: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
 	25, // 21: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	54, // 22: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	73, // 22: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
 	25, // 23: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
 	25, // 24: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
 	37, // 25: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
@@ -3453,70 +4782,104 @@ var file_core_v1_core_proto_depIdxs = []int32{
 	25, // 29: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
 	25, // 30: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
 	45, // 31: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	53, // 32: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	25, // 33: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	48, // 34: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	25, // 35: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	51, // 36: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	27, // 37: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	29, // 38: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	31, // 39: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	32, // 40: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	34, // 41: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	36, // 42: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	39, // 43: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	40, // 44: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	41, // 45: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	43, // 46: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	44, // 47: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	46, // 48: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	49, // 49: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	50, // 50: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,  // 51: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12, // 52: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15, // 53: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17, // 54: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	21, // 55: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	22, // 56: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	23, // 57: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 58: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 59: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 60: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 61: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,  // 62: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,  // 63: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	28, // 64: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	30, // 65: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	26, // 66: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	33, // 67: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	35, // 68: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	38, // 69: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	42, // 70: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	42, // 71: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	42, // 72: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	45, // 73: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	45, // 74: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	47, // 75: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	26, // 76: core.v1.Core.SetShards:output_type -> core.v1.Account
-	52, // 77: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11, // 78: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13, // 79: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16, // 80: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18, // 81: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20, // 82: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	20, // 83: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	20, // 84: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 85: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 86: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,  // 87: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 88: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,  // 89: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 90: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	64, // [64:91] is the sub-list for method output_type
-	37, // [37:64] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	69, // 32: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	70, // 33: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	46, // 34: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	25, // 35: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	25, // 36: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	25, // 37: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	71, // 38: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	25, // 39: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	72, // 40: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	25, // 41: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	25, // 42: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	54, // 43: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	56, // 44: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	57, // 45: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	25, // 46: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	54, // 47: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	25, // 48: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	64, // 49: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	63, // 50: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	25, // 51: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	67, // 52: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	27, // 53: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	29, // 54: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	31, // 55: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	32, // 56: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	34, // 57: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	36, // 58: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	39, // 59: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	40, // 60: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	41, // 61: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	43, // 62: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	44, // 63: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	48, // 64: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	50, // 65: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	49, // 66: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	51, // 67: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	49, // 68: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	53, // 69: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	49, // 70: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	55, // 71: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	59, // 72: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	61, // 73: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	65, // 74: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	66, // 75: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,  // 76: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12, // 77: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15, // 78: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17, // 79: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	21, // 80: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	22, // 81: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	23, // 82: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 83: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 84: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 85: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 86: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,  // 87: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,  // 88: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	28, // 89: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	30, // 90: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	26, // 91: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	33, // 92: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	35, // 93: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	38, // 94: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	42, // 95: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	42, // 96: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	42, // 97: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	45, // 98: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	45, // 99: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	47, // 100: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	46, // 101: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	46, // 102: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	46, // 103: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	52, // 104: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	46, // 105: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	46, // 106: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	58, // 107: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	60, // 108: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	62, // 109: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	26, // 110: core.v1.Core.SetShards:output_type -> core.v1.Account
+	68, // 111: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11, // 112: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13, // 113: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16, // 114: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18, // 115: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20, // 116: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	20, // 117: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	20, // 118: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 119: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 120: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,  // 121: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 122: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,  // 123: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 124: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	89, // [89:125] is the sub-list for method output_type
+	53, // [53:89] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -3532,13 +4895,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
+	file_core_v1_core_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

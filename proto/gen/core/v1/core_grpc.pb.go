@@ -26,33 +26,42 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Core_RegisterAccount_FullMethodName       = "/core.v1.Core/RegisterAccount"
-	Core_VerifyAccount_FullMethodName         = "/core.v1.Core/VerifyAccount"
-	Core_GetAccount_FullMethodName            = "/core.v1.Core/GetAccount"
-	Core_SendMessage_FullMethodName           = "/core.v1.Core/SendMessage"
-	Core_MarkRead_FullMethodName              = "/core.v1.Core/MarkRead"
-	Core_CheckContacts_FullMethodName         = "/core.v1.Core/CheckContacts"
-	Core_GetSettings_FullMethodName           = "/core.v1.Core/GetSettings"
-	Core_UpdateSettings_FullMethodName        = "/core.v1.Core/UpdateSettings"
-	Core_ResetSettings_FullMethodName         = "/core.v1.Core/ResetSettings"
-	Core_GetWebhookConfig_FullMethodName      = "/core.v1.Core/GetWebhookConfig"
-	Core_SetWebhookConfig_FullMethodName      = "/core.v1.Core/SetWebhookConfig"
-	Core_GetHealth_FullMethodName             = "/core.v1.Core/GetHealth"
-	Core_SetShards_FullMethodName             = "/core.v1.Core/SetShards"
-	Core_Wake_FullMethodName                  = "/core.v1.Core/Wake"
-	Core_UploadMedia_FullMethodName           = "/core.v1.Core/UploadMedia"
-	Core_DownloadMedia_FullMethodName         = "/core.v1.Core/DownloadMedia"
-	Core_DeleteMedia_FullMethodName           = "/core.v1.Core/DeleteMedia"
-	Core_CollectMedia_FullMethodName          = "/core.v1.Core/CollectMedia"
-	Core_GetMediaProviders_FullMethodName     = "/core.v1.Core/GetMediaProviders"
-	Core_SetMediaProviders_FullMethodName     = "/core.v1.Core/SetMediaProviders"
-	Core_DeleteMediaProvider_FullMethodName   = "/core.v1.Core/DeleteMediaProvider"
-	Core_GetBusinessProfile_FullMethodName    = "/core.v1.Core/GetBusinessProfile"
-	Core_UpdateBusinessProfile_FullMethodName = "/core.v1.Core/UpdateBusinessProfile"
-	Core_CreateTemplate_FullMethodName        = "/core.v1.Core/CreateTemplate"
-	Core_ListTemplates_FullMethodName         = "/core.v1.Core/ListTemplates"
-	Core_DeleteTemplate_FullMethodName        = "/core.v1.Core/DeleteTemplate"
-	Core_EditTemplate_FullMethodName          = "/core.v1.Core/EditTemplate"
+	Core_RegisterAccount_FullMethodName         = "/core.v1.Core/RegisterAccount"
+	Core_VerifyAccount_FullMethodName           = "/core.v1.Core/VerifyAccount"
+	Core_GetAccount_FullMethodName              = "/core.v1.Core/GetAccount"
+	Core_SendMessage_FullMethodName             = "/core.v1.Core/SendMessage"
+	Core_MarkRead_FullMethodName                = "/core.v1.Core/MarkRead"
+	Core_CheckContacts_FullMethodName           = "/core.v1.Core/CheckContacts"
+	Core_GetSettings_FullMethodName             = "/core.v1.Core/GetSettings"
+	Core_UpdateSettings_FullMethodName          = "/core.v1.Core/UpdateSettings"
+	Core_ResetSettings_FullMethodName           = "/core.v1.Core/ResetSettings"
+	Core_GetWebhookConfig_FullMethodName        = "/core.v1.Core/GetWebhookConfig"
+	Core_SetWebhookConfig_FullMethodName        = "/core.v1.Core/SetWebhookConfig"
+	Core_ListWebhookEndpoints_FullMethodName    = "/core.v1.Core/ListWebhookEndpoints"
+	Core_CreateWebhookEndpoint_FullMethodName   = "/core.v1.Core/CreateWebhookEndpoint"
+	Core_GetWebhookEndpoint_FullMethodName      = "/core.v1.Core/GetWebhookEndpoint"
+	Core_UpdateWebhookEndpoint_FullMethodName   = "/core.v1.Core/UpdateWebhookEndpoint"
+	Core_DeleteWebhookEndpoint_FullMethodName   = "/core.v1.Core/DeleteWebhookEndpoint"
+	Core_RotateWebhookSecret_FullMethodName     = "/core.v1.Core/RotateWebhookSecret"
+	Core_RemoveWebhookSecret_FullMethodName     = "/core.v1.Core/RemoveWebhookSecret"
+	Core_ListWebhookDeliveries_FullMethodName   = "/core.v1.Core/ListWebhookDeliveries"
+	Core_ReplayWebhookDeliveries_FullMethodName = "/core.v1.Core/ReplayWebhookDeliveries"
+	Core_GetHealth_FullMethodName               = "/core.v1.Core/GetHealth"
+	Core_SetShards_FullMethodName               = "/core.v1.Core/SetShards"
+	Core_Wake_FullMethodName                    = "/core.v1.Core/Wake"
+	Core_UploadMedia_FullMethodName             = "/core.v1.Core/UploadMedia"
+	Core_DownloadMedia_FullMethodName           = "/core.v1.Core/DownloadMedia"
+	Core_DeleteMedia_FullMethodName             = "/core.v1.Core/DeleteMedia"
+	Core_CollectMedia_FullMethodName            = "/core.v1.Core/CollectMedia"
+	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
+	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
+	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
+	Core_GetBusinessProfile_FullMethodName      = "/core.v1.Core/GetBusinessProfile"
+	Core_UpdateBusinessProfile_FullMethodName   = "/core.v1.Core/UpdateBusinessProfile"
+	Core_CreateTemplate_FullMethodName          = "/core.v1.Core/CreateTemplate"
+	Core_ListTemplates_FullMethodName           = "/core.v1.Core/ListTemplates"
+	Core_DeleteTemplate_FullMethodName          = "/core.v1.Core/DeleteTemplate"
+	Core_EditTemplate_FullMethodName            = "/core.v1.Core/EditTemplate"
 )
 
 // CoreClient is the client API for Core service.
@@ -79,6 +88,25 @@ type CoreClient interface {
 	// 360dialog-style webhook configuration (url and extra headers).
 	GetWebhookConfig(ctx context.Context, in *GetWebhookConfigRequest, opts ...grpc.CallOption) (*WebhookConfig, error)
 	SetWebhookConfig(ctx context.Context, in *SetWebhookConfigRequest, opts ...grpc.CallOption) (*WebhookConfig, error)
+	// Webhook endpoints of a number (/v1/webhooks/endpoints): endpoint 0 is
+	// the first one, webhooks.url; up to 10 more each have their own URL,
+	// headers, format, events filter and signing secret.
+	ListWebhookEndpoints(ctx context.Context, in *ListWebhookEndpointsRequest, opts ...grpc.CallOption) (*WebhookEndpoints, error)
+	CreateWebhookEndpoint(ctx context.Context, in *CreateWebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error)
+	GetWebhookEndpoint(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error)
+	UpdateWebhookEndpoint(ctx context.Context, in *UpdateWebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error)
+	DeleteWebhookEndpoint(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*DeleteWebhookEndpointResponse, error)
+	// RotateWebhookSecret gives an endpoint a new signing secret; the one it
+	// replaces stays valid for the grace period.
+	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error)
+	// RemoveWebhookSecret stops signing an endpoint's POSTs.
+	RemoveWebhookSecret(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error)
+	// The delivery log (/v1/webhooks/deliveries): every event's delivery to
+	// every endpoint with its attempts, newest first.
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*WebhookDeliveries, error)
+	// ReplayWebhookDeliveries sends one delivery (id) or every delivery a
+	// filter selects again, with the same event and webhook-id.
+	ReplayWebhookDeliveries(ctx context.Context, in *ReplayWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ReplayWebhookDeliveriesResponse, error)
 	// GetHealth reports the gateway status of the account's connection, and
 	// every live node of the deployment with its role.
 	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
@@ -234,6 +262,96 @@ func (c *coreClient) SetWebhookConfig(ctx context.Context, in *SetWebhookConfigR
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(WebhookConfig)
 	err := c.cc.Invoke(ctx, Core_SetWebhookConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) ListWebhookEndpoints(ctx context.Context, in *ListWebhookEndpointsRequest, opts ...grpc.CallOption) (*WebhookEndpoints, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoints)
+	err := c.cc.Invoke(ctx, Core_ListWebhookEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) CreateWebhookEndpoint(ctx context.Context, in *CreateWebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoint)
+	err := c.cc.Invoke(ctx, Core_CreateWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) GetWebhookEndpoint(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoint)
+	err := c.cc.Invoke(ctx, Core_GetWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) UpdateWebhookEndpoint(ctx context.Context, in *UpdateWebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoint)
+	err := c.cc.Invoke(ctx, Core_UpdateWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) DeleteWebhookEndpoint(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*DeleteWebhookEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookEndpointResponse)
+	err := c.cc.Invoke(ctx, Core_DeleteWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoint)
+	err := c.cc.Invoke(ctx, Core_RotateWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) RemoveWebhookSecret(ctx context.Context, in *WebhookEndpointRequest, opts ...grpc.CallOption) (*WebhookEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookEndpoint)
+	err := c.cc.Invoke(ctx, Core_RemoveWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*WebhookDeliveries, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WebhookDeliveries)
+	err := c.cc.Invoke(ctx, Core_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) ReplayWebhookDeliveries(ctx context.Context, in *ReplayWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ReplayWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, Core_ReplayWebhookDeliveries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,6 +554,25 @@ type CoreServer interface {
 	// 360dialog-style webhook configuration (url and extra headers).
 	GetWebhookConfig(context.Context, *GetWebhookConfigRequest) (*WebhookConfig, error)
 	SetWebhookConfig(context.Context, *SetWebhookConfigRequest) (*WebhookConfig, error)
+	// Webhook endpoints of a number (/v1/webhooks/endpoints): endpoint 0 is
+	// the first one, webhooks.url; up to 10 more each have their own URL,
+	// headers, format, events filter and signing secret.
+	ListWebhookEndpoints(context.Context, *ListWebhookEndpointsRequest) (*WebhookEndpoints, error)
+	CreateWebhookEndpoint(context.Context, *CreateWebhookEndpointRequest) (*WebhookEndpoint, error)
+	GetWebhookEndpoint(context.Context, *WebhookEndpointRequest) (*WebhookEndpoint, error)
+	UpdateWebhookEndpoint(context.Context, *UpdateWebhookEndpointRequest) (*WebhookEndpoint, error)
+	DeleteWebhookEndpoint(context.Context, *WebhookEndpointRequest) (*DeleteWebhookEndpointResponse, error)
+	// RotateWebhookSecret gives an endpoint a new signing secret; the one it
+	// replaces stays valid for the grace period.
+	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*WebhookEndpoint, error)
+	// RemoveWebhookSecret stops signing an endpoint's POSTs.
+	RemoveWebhookSecret(context.Context, *WebhookEndpointRequest) (*WebhookEndpoint, error)
+	// The delivery log (/v1/webhooks/deliveries): every event's delivery to
+	// every endpoint with its attempts, newest first.
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*WebhookDeliveries, error)
+	// ReplayWebhookDeliveries sends one delivery (id) or every delivery a
+	// filter selects again, with the same event and webhook-id.
+	ReplayWebhookDeliveries(context.Context, *ReplayWebhookDeliveriesRequest) (*ReplayWebhookDeliveriesResponse, error)
 	// GetHealth reports the gateway status of the account's connection, and
 	// every live node of the deployment with its role.
 	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)
@@ -519,6 +656,33 @@ func (UnimplementedCoreServer) GetWebhookConfig(context.Context, *GetWebhookConf
 }
 func (UnimplementedCoreServer) SetWebhookConfig(context.Context, *SetWebhookConfigRequest) (*WebhookConfig, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetWebhookConfig not implemented")
+}
+func (UnimplementedCoreServer) ListWebhookEndpoints(context.Context, *ListWebhookEndpointsRequest) (*WebhookEndpoints, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookEndpoints not implemented")
+}
+func (UnimplementedCoreServer) CreateWebhookEndpoint(context.Context, *CreateWebhookEndpointRequest) (*WebhookEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhookEndpoint not implemented")
+}
+func (UnimplementedCoreServer) GetWebhookEndpoint(context.Context, *WebhookEndpointRequest) (*WebhookEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhookEndpoint not implemented")
+}
+func (UnimplementedCoreServer) UpdateWebhookEndpoint(context.Context, *UpdateWebhookEndpointRequest) (*WebhookEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhookEndpoint not implemented")
+}
+func (UnimplementedCoreServer) DeleteWebhookEndpoint(context.Context, *WebhookEndpointRequest) (*DeleteWebhookEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhookEndpoint not implemented")
+}
+func (UnimplementedCoreServer) RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*WebhookEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWebhookSecret not implemented")
+}
+func (UnimplementedCoreServer) RemoveWebhookSecret(context.Context, *WebhookEndpointRequest) (*WebhookEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveWebhookSecret not implemented")
+}
+func (UnimplementedCoreServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*WebhookDeliveries, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedCoreServer) ReplayWebhookDeliveries(context.Context, *ReplayWebhookDeliveriesRequest) (*ReplayWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayWebhookDeliveries not implemented")
 }
 func (UnimplementedCoreServer) GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetHealth not implemented")
@@ -783,6 +947,168 @@ func _Core_SetWebhookConfig_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoreServer).SetWebhookConfig(ctx, req.(*SetWebhookConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_ListWebhookEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).ListWebhookEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_ListWebhookEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).ListWebhookEndpoints(ctx, req.(*ListWebhookEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_CreateWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).CreateWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_CreateWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).CreateWebhookEndpoint(ctx, req.(*CreateWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_GetWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).GetWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_GetWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).GetWebhookEndpoint(ctx, req.(*WebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_UpdateWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).UpdateWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_UpdateWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).UpdateWebhookEndpoint(ctx, req.(*UpdateWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_DeleteWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).DeleteWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_DeleteWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).DeleteWebhookEndpoint(ctx, req.(*WebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_RotateWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).RotateWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_RotateWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).RotateWebhookSecret(ctx, req.(*RotateWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_RemoveWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).RemoveWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_RemoveWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).RemoveWebhookSecret(ctx, req.(*WebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_ReplayWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).ReplayWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_ReplayWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).ReplayWebhookDeliveries(ctx, req.(*ReplayWebhookDeliveriesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1107,6 +1433,42 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetWebhookConfig",
 			Handler:    _Core_SetWebhookConfig_Handler,
+		},
+		{
+			MethodName: "ListWebhookEndpoints",
+			Handler:    _Core_ListWebhookEndpoints_Handler,
+		},
+		{
+			MethodName: "CreateWebhookEndpoint",
+			Handler:    _Core_CreateWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "GetWebhookEndpoint",
+			Handler:    _Core_GetWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "UpdateWebhookEndpoint",
+			Handler:    _Core_UpdateWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "DeleteWebhookEndpoint",
+			Handler:    _Core_DeleteWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "RotateWebhookSecret",
+			Handler:    _Core_RotateWebhookSecret_Handler,
+		},
+		{
+			MethodName: "RemoveWebhookSecret",
+			Handler:    _Core_RemoveWebhookSecret_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _Core_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "ReplayWebhookDeliveries",
+			Handler:    _Core_ReplayWebhookDeliveries_Handler,
 		},
 		{
 			MethodName: "GetHealth",
