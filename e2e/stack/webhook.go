@@ -21,8 +21,17 @@ type Webhook struct {
 	mu       sync.Mutex // guards the fields below
 	payloads []Payload
 	headers  []http.Header
+	posts    []Post
 	signal   chan struct{}
 	attempts int
+}
+
+// Post is one POST the receiver got, accepted or failed on purpose.
+type Post struct {
+	At       time.Time
+	Header   http.Header
+	Body     []byte
+	Accepted bool
 }
 
 // Payload is one webhook body, decoded.
@@ -175,10 +184,12 @@ func NewWebhook(t testing.TB) *Webhook {
 
 func (w *Webhook) serve(rw http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
+	failing := err != nil || w.failing.Load()
 	w.mu.Lock()
 	w.attempts++
+	w.posts = append(w.posts, Post{At: time.Now(), Header: r.Header.Clone(), Body: body, Accepted: !failing})
 	w.mu.Unlock()
-	if err != nil || w.failing.Load() {
+	if failing {
 		http.Error(rw, "failing on purpose", http.StatusServiceUnavailable)
 		return
 	}
@@ -207,6 +218,13 @@ func (w *Webhook) Attempts() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.attempts
+}
+
+// Posts returns every POST so far, failed ones included, in arrival order.
+func (w *Webhook) Posts() []Post {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Post(nil), w.posts...)
 }
 
 // Payloads returns the accepted payloads so far.
