@@ -91,7 +91,7 @@ type Dispatcher struct {
 	results  *db.Batcher[result]
 
 	mu       sync.Mutex // guards the fields below
-	sems     map[endpointKey]chan struct{}
+	lanes    map[endpointKey]*lane
 	backoffs map[endpointKey]backoff
 	nextDue  time.Time // earliest retry this node scheduled
 }
@@ -149,7 +149,7 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	disp := &Dispatcher{
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
 		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore, opts: o,
-		sems: map[endpointKey]chan struct{}{}, backoffs: map[endpointKey]backoff{},
+		lanes: map[endpointKey]*lane{}, backoffs: map[endpointKey]backoff{},
 	}
 	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
 	return disp
@@ -208,14 +208,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	resultsCtx, stopResults := context.WithCancel(context.WithoutCancel(ctx))
 	var owned sync.WaitGroup
 	owned.Go(func() { d.results.Run(resultsCtx) })
-	var posts sync.WaitGroup
+	var senders sync.WaitGroup
 	defer func() {
-		posts.Wait()
+		senders.Wait()
+		d.drainLanes(context.WithoutCancel(ctx))
 		stopResults() // flushes what the POSTs reported
 		owned.Wait()
 	}()
 	owned.Go(func() { d.pruneLoop(ctx) })
 	inflight := make(chan struct{}, maxInFlight)
+	lastExtend := time.Now()
 	for {
 		fresh, err := d.fanOut(ctx, claimLimit)
 		if err != nil && ctx.Err() == nil {
@@ -226,27 +228,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.log.Error("webhook: claiming deliveries failed", "err", err)
 		}
 		all := append(fresh, due...)
-		targets := map[endpointKey]*target{}
-		for _, b := range d.batches(ctx, targets, all) {
-			select {
-			case inflight <- struct{}{}:
-			case <-ctx.Done():
-				d.release(context.WithoutCancel(ctx), b) // let another node (or the next start) take them at once
-				continue
-			}
-			posts.Go(func() {
-				defer func() { <-inflight }()
-				d.deliver(ctx, b)
-			})
+		over := d.enqueue(ctx, map[endpointKey]*target{}, all, inflight, &senders)
+		if len(over) > 0 {
+			d.deferBack(over)
 		}
-		if len(all) > 0 && ctx.Err() == nil {
+		if time.Since(lastExtend) >= extendEvery {
+			d.extendClaims(ctx)
+			lastExtend = time.Now()
+		}
+		if len(all) > len(over) && ctx.Err() == nil {
 			continue // there may be more due
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
-		case <-time.After(d.untilNextDue()):
+		case <-time.After(min(d.untilNextDue(), extendEvery)):
 		}
 	}
 }
@@ -594,36 +591,6 @@ type batch struct {
 	t          *target
 }
 
-// batches groups deliveries into POSTs: on-prem envelope, one kind per POST
-// and at most MaxBatch, deliveries whose POST failed together stay
-// together (their webhook-id stays the same); Cloud envelope, one per POST.
-func (d *Dispatcher) batches(ctx context.Context, targets map[endpointKey]*target, all []delivery) []batch {
-	var out []batch
-	type group struct {
-		key    endpointKey
-		kind   string
-		pinned int64
-	}
-	idx := map[group]int{}
-	for _, dl := range all {
-		k := endpointKey{dl.account, dl.endpoint}
-		t := d.target(ctx, targets, k)
-		if t.err == nil && t.ep.Format == settings.FormatCloud {
-			out = append(out, batch{key: k, kind: dl.kind, deliveries: []delivery{dl}, t: t})
-			continue
-		}
-		g := group{k, dl.kind, dl.batch}
-		i, ok := idx[g]
-		if !ok || len(out[i].deliveries) >= MaxBatch {
-			out = append(out, batch{key: k, kind: dl.kind, pinned: dl.batch, t: t})
-			i = len(out) - 1
-			idx[g] = i
-		}
-		out[i].deliveries = append(out[i].deliveries, dl)
-	}
-	return out
-}
-
 func (b batch) ids() []int64 {
 	ids := make([]int64, len(b.deliveries))
 	for i, dl := range b.deliveries {
@@ -645,17 +612,6 @@ func (b batch) webhookID() string {
 		h.Write([]byte{','})
 	}
 	return "bat_" + hex.EncodeToString(h.Sum(nil)[:12])
-}
-
-func (d *Dispatcher) semaphore(k endpointKey, size int) chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.sems[k]
-	if s == nil || cap(s) != size {
-		s = make(chan struct{}, size)
-		d.sems[k] = s
-	}
-	return s
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, b batch) {
@@ -708,15 +664,7 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 		d.record(b, nil, StateDelivered, never, 0)
 		return
 	}
-	sem := d.semaphore(b.key, max(t.app.Webhooks.MaxConcurrentRequests, 1))
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		d.release(context.WithoutCancel(ctx), b)
-		return
-	}
 	a := d.send(ctx, t, b.webhookID(), body)
-	<-sem
 	if a.ok() {
 		d.mu.Lock()
 		delete(d.backoffs, b.key)

@@ -631,3 +631,61 @@ func TestLogListsAndReplays(t *testing.T) {
 	rcv.waitStatuses(t, 5)
 	waitEmpty(t, d)
 }
+
+// TestSlowEndpointHoldsOnlyItsLane: a receiver that hangs with a backlog
+// of more POSTs than the node sends at once (maxInFlight) holds only its
+// own max_concurrent_requests senders; another endpoint of the number gets
+// every event meanwhile.
+func TestSlowEndpointHoldsOnlyItsLane(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	release := make(chan struct{})
+	slow, slowSrv := newReceiver(t, func() int { <-release; return 200 })
+	fast, fastSrv := newReceiver(t, func() int { return 200 })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+slowSrv.URL+`"}}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	disp := runDispatcher(t, d, st)
+	if _, err := disp.CreateEndpoint(t.Context(), 1, NewEndpoint{URL: fastSrv.URL, Format: settings.FormatOnPrem}); err != nil {
+		t.Fatal(err)
+	}
+	n := (maxInFlight + 44) * MaxBatch
+	enqueueStatuses(t, d, 1, n)
+	fast.waitStatuses(t, n)
+	slow.mu.Lock()
+	if slow.maxSeen > 6 {
+		t.Errorf("the hung receiver had %d POSTs in flight, more than max_concurrent_requests", slow.maxSeen)
+	}
+	slow.mu.Unlock()
+	close(release)
+	slow.waitStatuses(t, n)
+}
+
+// TestBatchesFillBehindASlowReceiver: events that trickle in while the
+// receiver is busy wait in the endpoint's lane and leave in full POSTs.
+func TestBatchesFillBehindASlowReceiver(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	rcv, srv := newReceiver(t, func() int { time.Sleep(200 * time.Millisecond); return 200 })
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`"}}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	disp := runDispatcher(t, d, st)
+	// 1,000 events in rounds of 5 over 2 s or more: one POST per round
+	// would be 200 POSTs; 6 senders of 5 POSTs a second take about 17
+	// events each.
+	const rounds, each = 200, 5
+	for range rounds {
+		enqueueStatuses(t, d, 1, each)
+		disp.Wake()
+		time.Sleep(10 * time.Millisecond)
+	}
+	rcv.waitStatuses(t, rounds*each)
+	rcv.mu.Lock()
+	posts := len(rcv.bodies)
+	rcv.mu.Unlock()
+	t.Logf("%d events in %d POSTs", rounds*each, posts)
+	if posts > rounds/2 {
+		t.Errorf("%d events took %d POSTs: they did not wait to fill batches of up to %d", rounds*each, posts, MaxBatch)
+	}
+}

@@ -291,9 +291,14 @@ func Enqueue(tx *sql.Tx, events ...Event) error {
 		topic, ref := topicOf(e.Kind, b)
 		args = append(args, e.AccountID, e.Kind, topic, ref, b, now, now)
 	}
-	if _, err := tx.Exec("INSERT INTO webhook_events (account_id, kind, topic, ref, payload, created_at, next_attempt_at, attempts) VALUES "+
-		db.Rows("(?,?,?,?,?,?,?,0)", len(events)), args...); err != nil {
-		return fmt.Errorf("enqueue webhooks: %w", err)
+	// At most 1,000 rows a statement: SQLite caps the variables of one.
+	const perInsert, perRow = 1000, 7
+	for start := 0; start < len(events); start += perInsert {
+		n := min(perInsert, len(events)-start)
+		if _, err := tx.Exec("INSERT INTO webhook_events (account_id, kind, topic, ref, payload, created_at, next_attempt_at, attempts) VALUES "+
+			db.Rows("(?,?,?,?,?,?,?,0)", n), args[start*perRow:(start+n)*perRow]...); err != nil {
+			return fmt.Errorf("enqueue webhooks: %w", err)
+		}
 	}
 	return nil
 }
