@@ -8,6 +8,9 @@
 //     and the rate at which the phones receive them;
 //   - inbound: the phones send -inbound messages, and it measures the rate at
 //     which they reach the webhook;
+//   - webhook-fast and webhook-slow (webhooks.go): a backlog drained to a
+//     fast receiver (POSTs/s), and events/s to a receiver that takes
+//     -webhook-slow-delay per POST;
 //   - media: uploads -media distinct images of -media-size bytes through
 //     POST /v1/media, sends each to a phone by id, and measures the upload
 //     rate and the rate at which the phones receive, download, verify and
@@ -82,6 +85,8 @@ type options struct {
 	mysqlDSN                         string
 	rate                             int
 	baseline                         bool
+	hookEvents, slowEvents           int
+	slowDelay                        time.Duration
 }
 
 // Result is the JSON report.
@@ -121,7 +126,8 @@ type Result struct {
 		AcceptedPS float64 `json:"accepted_per_s"`
 		Latency    Latency `json:"latency_ms"`
 	} `json:"fixed_rate,omitempty"`
-	Costs []Cost `json:"work_per_message"`
+	Webhooks *WebhookResult `json:"webhooks,omitempty"`
+	Costs    []Cost         `json:"work_per_message"`
 }
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
@@ -147,6 +153,9 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "", "MySQL DSN to read the server's status counters from (empty: no database counters)")
 	fs.IntVar(&o.rate, "rate", 0, "also offer -messages sends at this fixed rate (per second) and measure latency from each send's intended time")
+	fs.IntVar(&o.hookEvents, "webhook-events", 10000, "backlog drained to a fast Cloud-envelope webhook endpoint after it recovers (0: skip)")
+	fs.IntVar(&o.slowEvents, "webhook-slow-events", 5000, "inbound messages to a webhook endpoint whose receiver takes -webhook-slow-delay per POST (0: skip)")
+	fs.DurationVar(&o.slowDelay, "webhook-slow-delay", 200*time.Millisecond, "how long the slow receiver takes per POST")
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the same client against a do-nothing HTTPS JSON endpoint")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -240,6 +249,12 @@ func (b *bench) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	if err := phase("inbound", b.o.inbound, func() error { return b.inboundPhase(ctx, phones, res) }); err != nil {
+		return nil, err
+	}
+	if err := phase("webhook-fast", b.o.hookEvents, func() error { return b.webhookFast(ctx, phones, res) }); err != nil {
+		return nil, err
+	}
+	if err := phase("webhook-slow", b.o.slowEvents, func() error { return b.webhookSlow(ctx, phones, res) }); err != nil {
 		return nil, err
 	}
 	if err := phase("media", b.o.media, func() error { return b.mediaPhase(ctx, phones, res) }); err != nil {
@@ -579,31 +594,14 @@ func (b *bench) inboundPhase(ctx context.Context, phones []*phone, res *Result) 
 	// Every phone sends its share from its own goroutine, as real
 	// customers would: a single sending loop would measure the simulated
 	// phones' own cost (each send updates the phone's key file).
-	ids := make([][]string, len(phones))
 	start := time.Now()
-	var wg sync.WaitGroup
-	var sendErr atomic.Value
-	for pi, p := range phones {
-		wg.Go(func() {
-			for i := pi; i < b.o.inbound; i += len(phones) {
-				id, err := p.SendText(ctx, b.waID, "inbound benchmark "+strconv.Itoa(i), "", "")
-				if err != nil {
-					sendErr.Store(err)
-					return
-				}
-				ids[pi] = append(ids[pi], id)
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := sendErr.Load().(error); err != nil {
+	ids, err := b.sendInbound(ctx, phones, b.o.inbound, "inbound benchmark")
+	if err != nil {
 		return err
 	}
 	sent := map[string]bool{}
-	for _, l := range ids {
-		for _, id := range l {
-			sent[id] = true
-		}
+	for _, id := range ids {
+		sent[id] = true
 	}
 	for {
 		b.hookMu.Lock()
@@ -665,6 +663,15 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "%-36s %7.1f/%.1f/%.1f/%.1f\n", "  latency p50/p95/p99/max (ms)", f.Latency.P50, f.Latency.P95, f.Latency.P99, f.Latency.Max)
 	}
 	fmt.Fprintf(w, "%-36s %12.0f\n", "inbound to webhook (msg/s)", r.InboundPS)
+	if h := r.Webhooks; h != nil {
+		if h.Fast.Events > 0 {
+			fmt.Fprintf(w, "%-36s %12.0f\n", "webhook backlog, fast receiver (POST/s)", h.Fast.PostPS)
+		}
+		if h.Slow.Events > 0 {
+			fmt.Fprintf(w, "%-36s %12.0f\n", fmt.Sprintf("webhook %d ms receiver (events/s)", h.Slow.DelayMS), h.Slow.EventPS)
+			fmt.Fprintf(w, "%-36s %12.1f\n", "  events per POST", float64(h.Slow.Events)/float64(max(h.Slow.Posts, 1)))
+		}
+	}
 	if r.Media.Files > 0 {
 		kb := r.Media.FileBytes / 1000
 		fmt.Fprintf(w, "%-36s %12.1f\n", fmt.Sprintf("media upload %d KB files (MB/s)", kb), r.Media.UploadMBPS)

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The webhook phases (issue 15): how fast one node delivers to a fast
+// receiver, and how many events reach a receiver that takes 200 ms per
+// POST.
+//
+//   - webhook-fast: a second endpoint in the Cloud envelope (one event per
+//     POST, signed) fails while the phones send -webhook-events messages,
+//     then recovers; measured is the rate its backlog is drained at: POSTs
+//     per second from the moment it answers 200 to its last event.
+//   - webhook-slow: an endpoint in the on-prem envelope whose receiver
+//     sleeps -webhook-slow-delay per POST gets -webhook-slow-events
+//     messages as the phones send them; measured is events per second to it.
+//
+// Both run with webhooks.max_concurrent_requests at on-prem's largest
+// value, 24.
+
+// WebhookResult is the webhook phases' part of the report.
+type WebhookResult struct {
+	Concurrency int `json:"max_concurrent_requests"`
+	Fast        struct {
+		Events int     `json:"events"`
+		Posts  int64   `json:"posts"`
+		PostPS float64 `json:"posts_per_s"`
+	} `json:"fast"`
+	Slow struct {
+		Events  int     `json:"events"`
+		DelayMS int64   `json:"receiver_delay_ms"`
+		Posts   int64   `json:"posts"`
+		EventPS float64 `json:"events_per_s"`
+	} `json:"slow"`
+}
+
+// receiver is a webhook receiver of one phase.
+type receiver struct {
+	srv     *http.Server
+	url     string
+	failing atomic.Bool
+	posts   atomic.Int64
+	delay   time.Duration
+	cloud   bool
+
+	mu   sync.Mutex
+	ids  map[string]bool
+	last time.Time
+	sig  chan struct{}
+}
+
+func startReceiver(addr string, cloud bool, delay time.Duration) (*receiver, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{url: "http://" + ln.Addr().String(), cloud: cloud, delay: delay, ids: map[string]bool{}, sig: make(chan struct{}, 1)}
+	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(r.serve)}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
+func (r *receiver) close() { r.srv.Close() }
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, 8<<20))
+	if err != nil || r.failing.Load() {
+		http.Error(w, "failing on purpose", http.StatusServiceUnavailable)
+		return
+	}
+	time.Sleep(r.delay)
+	var ids []string
+	if r.cloud {
+		var env struct {
+			Entry []struct {
+				Changes []struct {
+					Value struct {
+						Messages []struct{ ID string } `json:"messages"`
+					} `json:"value"`
+				} `json:"changes"`
+			} `json:"entry"`
+		}
+		err = json.Unmarshal(body, &env)
+		for _, e := range env.Entry {
+			for _, c := range e.Changes {
+				for _, m := range c.Value.Messages {
+					ids = append(ids, m.ID)
+				}
+			}
+		}
+	} else {
+		var p struct {
+			Messages []struct{ ID string } `json:"messages"`
+		}
+		err = json.Unmarshal(body, &p)
+		for _, m := range p.Messages {
+			ids = append(ids, m.ID)
+		}
+	}
+	if err != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	r.posts.Add(1)
+	r.mu.Lock()
+	for _, id := range ids {
+		r.ids[id] = true
+	}
+	r.last = time.Now()
+	r.mu.Unlock()
+	select {
+	case r.sig <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until the receiver has every id, and returns when the last
+// arrived.
+func (r *receiver) wait(ctx context.Context, ids []string, what string) (time.Time, error) {
+	for {
+		r.mu.Lock()
+		got := 0
+		for _, id := range ids {
+			if r.ids[id] {
+				got++
+			}
+		}
+		last := r.last
+		r.mu.Unlock()
+		if got == len(ids) {
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%s: %d of %d events arrived", what, got, len(ids))
+		case <-r.sig:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sendInbound has every phone send its share of n texts from its own
+// goroutine, and returns their ids.
+func (b *bench) sendInbound(ctx context.Context, phones []*phone, n int, prefix string) ([]string, error) {
+	ids := make([][]string, len(phones))
+	var wg sync.WaitGroup
+	var sendErr atomic.Value
+	for pi, p := range phones {
+		wg.Go(func() {
+			for i := pi; i < n; i += len(phones) {
+				id, err := p.SendText(ctx, b.waID, prefix+" "+strconv.Itoa(i), "", "")
+				if err != nil {
+					sendErr.Store(err)
+					return
+				}
+				ids[pi] = append(ids[pi], id)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := sendErr.Load().(error); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range ids {
+		out = append(out, l...)
+	}
+	return out, nil
+}
+
+// webhookConcurrency is webhooks.max_concurrent_requests in the webhook
+// phases: on-prem's largest value.
+const webhookConcurrency = 24
+
+func (b *bench) createEndpoint(ctx context.Context, body map[string]any) (string, error) {
+	out, err := b.call(ctx, "POST", "/v1/webhooks/endpoints", body, 201)
+	if err != nil {
+		return "", err
+	}
+	eps, _ := out["endpoints"].([]any)
+	if len(eps) != 1 {
+		return "", fmt.Errorf("POST /v1/webhooks/endpoints answered %v", out)
+	}
+	id, _ := eps[0].(map[string]any)["id"].(string)
+	return id, nil
+}
+
+func (b *bench) webhookSettings(ctx context.Context) error {
+	_, err := b.call(ctx, "PATCH", "/v1/settings/application", map[string]any{
+		"webhooks":                  map[string]any{"max_concurrent_requests": webhookConcurrency},
+		"callback_backoff_delay_ms": 100, "max_callback_backoff_delay_ms": 100,
+	}, 200)
+	return err
+}
+
+// webhookFast drains a backlog to a fast Cloud-envelope receiver.
+func (b *bench) webhookFast(ctx context.Context, phones []*phone, res *Result) error {
+	n := b.o.hookEvents
+	if n == 0 {
+		return nil
+	}
+	if err := b.webhookSettings(ctx); err != nil {
+		return err
+	}
+	r, err := startReceiver("127.0.0.1:0", true, 0)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	r.failing.Store(true)
+	id, err := b.createEndpoint(ctx, map[string]any{"url": r.url, "format": "cloud", "events": []string{"messages"}})
+	if err != nil {
+		return err
+	}
+	defer b.call(context.WithoutCancel(ctx), "DELETE", "/v1/webhooks/endpoints/"+id, nil, 200)
+	ids, err := b.sendInbound(ctx, phones, n, "webhook backlog")
+	if err != nil {
+		return err
+	}
+	// Every event is in the outbox once the first endpoint has it (the
+	// deliveries of both are made in one transaction).
+	if err := b.waitHookIn(ctx, ids, "webhook-fast: the first endpoint"); err != nil {
+		return err
+	}
+	before := r.posts.Load()
+	start := time.Now()
+	r.failing.Store(false)
+	last, err := r.wait(ctx, ids, "webhook-fast")
+	if err != nil {
+		return err
+	}
+	w := res.webhooks()
+	w.Fast.Events, w.Fast.Posts = len(ids), r.posts.Load()-before
+	w.Fast.PostPS = float64(w.Fast.Posts) / last.Sub(start).Seconds()
+	return nil
+}
+
+// webhookSlow measures events per second to a receiver that takes
+// -webhook-slow-delay per POST, as the phones send.
+func (b *bench) webhookSlow(ctx context.Context, phones []*phone, res *Result) error {
+	n := b.o.slowEvents
+	if n == 0 {
+		return nil
+	}
+	if err := b.webhookSettings(ctx); err != nil {
+		return err
+	}
+	r, err := startReceiver("127.0.0.1:0", false, b.o.slowDelay)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	id, err := b.createEndpoint(ctx, map[string]any{"url": r.url, "events": []string{"messages"}})
+	if err != nil {
+		return err
+	}
+	defer b.call(context.WithoutCancel(ctx), "DELETE", "/v1/webhooks/endpoints/"+id, nil, 200)
+	start := time.Now()
+	ids, err := b.sendInbound(ctx, phones, n, "slow receiver")
+	if err != nil {
+		return err
+	}
+	last, err := r.wait(ctx, ids, "webhook-slow")
+	if err != nil {
+		return err
+	}
+	w := res.webhooks()
+	w.Slow.Events, w.Slow.DelayMS, w.Slow.Posts = len(ids), b.o.slowDelay.Milliseconds(), r.posts.Load()
+	w.Slow.EventPS = float64(len(ids)) / last.Sub(start).Seconds()
+	return nil
+}
+
+func (res *Result) webhooks() *WebhookResult {
+	if res.Webhooks == nil {
+		res.Webhooks = &WebhookResult{Concurrency: webhookConcurrency}
+	}
+	return res.Webhooks
+}
+
+// waitHookIn waits until wabench's first receiver has every inbound id.
+func (b *bench) waitHookIn(ctx context.Context, ids []string, what string) error {
+	for {
+		b.hookMu.Lock()
+		got := 0
+		for _, id := range ids {
+			if b.hookIn[id] {
+				got++
+			}
+		}
+		b.hookMu.Unlock()
+		if got == len(ids) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %d of %d messages arrived", what, got, len(ids))
+		case <-b.hookSig:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
