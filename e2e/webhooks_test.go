@@ -271,7 +271,7 @@ func TestWebhookEndpointsAndLog(t *testing.T) {
 	hookB.SetFailing(false)
 	s.RestartCoreapp()
 	s.WaitHealth(tok, "connected", 30*time.Second)
-	// A claim held by the killed node expires after 60 s.
+	// A claim held by the killed node expires after 30 s.
 	hookB.Wait(90*time.Second, "every message at B", func(ps []stack.Payload) bool {
 		got := stack.InboundIDs(ps)
 		return !slices.ContainsFunc(ids, func(id string) bool { return got[id] == 0 })

@@ -32,8 +32,11 @@ const (
 	// MaxBatch is the most events in one POST.
 	MaxBatch = 50
 	// claimTTL is how long a claimed delivery is hidden from other
-	// claimers; longer than any delivery attempt.
-	claimTTL = 60 * time.Second
+	// claimers; longer than any delivery attempt. The claims of deliveries
+	// waiting in a lane are renewed (extendEvery), so this is also how long
+	// what a crashed node held waits before another node (or its restart)
+	// takes it.
+	claimTTL = 30 * time.Second
 	// requestTimeout bounds one POST.
 	requestTimeout = 10 * time.Second
 	// pollInterval is the backstop when nobody wakes the dispatcher.
@@ -688,8 +691,11 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 	d.backoffs[b.key] = bo
 	d.mu.Unlock()
 	d.log.Warn("webhook delivery failed", "account_id", b.key.account, "endpoint_id", b.key.endpoint, "events", len(b.deliveries), "failures", bo.failures, "retry_in", delay, "err", a.describe())
+	// Pinned, a failed POST's deliveries go together again, and alone: its
+	// retry has the same webhook-id (a single one too, or it could join
+	// others in a later POST).
 	pin := b.pinned
-	if pin == 0 && len(b.deliveries) > 1 {
+	if pin == 0 {
 		pin = b.deliveries[0].id
 	}
 	d.fail(b, a, bo.until, pin)
@@ -873,6 +879,14 @@ func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
 	var delivered []int64
 	var args []any
 	rowsN := 0
+	// The other outcomes, one statement per distinct change (the holds of
+	// a backing-off endpoint share one).
+	type change struct {
+		state, inc int
+		pin, next  int64
+	}
+	changes := map[change][]int64{}
+	var order []change
 	for _, r := range rs {
 		if r.attempt != nil {
 			a := r.attempt
@@ -892,12 +906,22 @@ func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
 		if r.counted {
 			inc = 1
 		}
-		if err := execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + ?, batch = ?, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
-			r.ids, r.state, inc, r.pin, r.next, now); err != nil {
-			return err
+		k := change{r.state, inc, r.pin, r.next}
+		if _, ok := changes[k]; !ok {
+			order = append(order, k)
 		}
+		changes[k] = append(changes[k], r.ids...)
 		if r.attempt != nil && slices.Min(r.ns) > MaxAttemptsKept {
 			if err := execIDs(ctx, tx, "DELETE FROM webhook_attempts WHERE n <= ? AND delivery_id IN (%s)", r.ids, slices.Min(r.ns)-MaxAttemptsKept); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range order {
+		ids := changes[k]
+		for start := 0; start < len(ids); start += 1000 {
+			if err := execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + ?, batch = ?, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
+				ids[start:min(start+1000, len(ids))], k.state, k.inc, k.pin, k.next, now); err != nil {
 				return err
 			}
 		}

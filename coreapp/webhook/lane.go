@@ -125,6 +125,16 @@ func (l *lane) take() (b batch, ok bool) {
 // empty; at most max_concurrent_requests senders run per lane.
 func (d *Dispatcher) sender(ctx context.Context, l *lane, inflight chan struct{}) {
 	for {
+		// While the endpoint backs off its queue waits here, claimed (the
+		// claims are renewed), instead of going back to the table at every
+		// retry.
+		if wait := d.backingOff(l); wait > 0 && ctx.Err() == nil {
+			select {
+			case <-time.After(min(wait, time.Second)): // a new URL ends the backoff early
+			case <-ctx.Done():
+			}
+			continue
+		}
 		d.mu.Lock()
 		b, ok := l.take()
 		if !ok || ctx.Err() != nil {
@@ -148,6 +158,17 @@ func (d *Dispatcher) sender(ctx context.Context, l *lane, inflight chan struct{}
 		d.deliver(ctx, b)
 		<-inflight
 	}
+}
+
+// backingOff is how long a lane's endpoint still backs off (0: not).
+func (d *Dispatcher) backingOff(l *lane) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	bo, ok := d.backoffs[l.key]
+	if !ok || l.t == nil || l.t.err != nil || bo.url != l.t.ep.URL {
+		return 0
+	}
+	return time.Until(bo.until)
 }
 
 // drainLanes releases what is still queued when the dispatcher stops.
@@ -195,27 +216,37 @@ func (d *Dispatcher) extendClaims(ctx context.Context) {
 }
 
 // deferBack returns deliveries whose lane was full to the table, due again
-// after laneDefer; no attempt is counted.
+// after laneDefer, or when their endpoint's backoff ends if that is later;
+// no attempt is counted.
 func (d *Dispatcher) deferBack(over []delivery) {
-	at := time.Now().Add(laneDefer)
 	type key struct {
+		ep    endpointKey
 		state int
 		pin   int64
 	}
 	groups := map[key][]int64{}
 	for _, dl := range over {
-		k := key{StatePending, dl.batch}
+		k := key{endpointKey{dl.account, dl.endpoint}, StatePending, dl.batch}
 		if dl.attempts > 0 {
 			k.state = StateFailing
 		}
 		groups[k] = append(groups[k], dl.id)
 	}
 	for k, ids := range groups {
+		at := time.Now().Add(laneDefer)
+		d.mu.Lock()
+		l := d.lanes[k.ep]
+		d.mu.Unlock()
+		if l != nil {
+			if wait := d.backingOff(l); wait > laneDefer {
+				at = time.Now().Add(wait)
+			}
+		}
 		d.results.Go(result{ids: ids, state: k.state, next: at.UnixMilli(), pin: k.pin}, func(err error) {
 			if err != nil {
 				d.log.Error("webhook: deferring deliveries of a full lane failed (they are retried when their claim expires)", "err", err)
 			}
 		})
+		d.scheduled(at)
 	}
-	d.scheduled(at)
 }
