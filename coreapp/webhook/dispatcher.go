@@ -609,9 +609,11 @@ func (b batch) webhookID() string {
 	if len(b.deliveries) == 1 {
 		return "evt_" + strconv.FormatInt(b.deliveries[0].event, 10)
 	}
+	ids := b.ids()
+	slices.Sort(ids) // a retry may list them in another order
 	h := sha256.New()
-	for _, dl := range b.deliveries {
-		h.Write(strconv.AppendInt(nil, dl.id, 10))
+	for _, id := range ids {
+		h.Write(strconv.AppendInt(nil, id, 10))
 		h.Write([]byte{','})
 	}
 	return "bat_" + hex.EncodeToString(h.Sum(nil)[:12])
