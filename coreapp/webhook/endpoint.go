@@ -132,8 +132,12 @@ func scanEndpoint(sc interface{ Scan(...any) error }) (Endpoint, bool, error) {
 	if err := sc.Scan(&e.ID, &e.AccountID, &isDefault, &e.URL, &headers, &e.Format, &events, &e.ByTenant, &e.secret, &e.prevSecret, &prevUntil, &c, &up); err != nil {
 		return e, false, err
 	}
-	json.Unmarshal(headers, &e.Headers)
-	json.Unmarshal(events, &e.Events)
+	if err := json.Unmarshal(headers, &e.Headers); err != nil && len(headers) > 0 {
+		return e, false, fmt.Errorf("webhook endpoint %d: stored headers are not a JSON object: %w", e.ID, err)
+	}
+	if err := json.Unmarshal(events, &e.Events); err != nil && len(events) > 0 {
+		return e, false, fmt.Errorf("webhook endpoint %d: stored events filter is not a JSON list: %w", e.ID, err)
+	}
 	e.Signed = len(e.secret) > 0
 	if prevUntil > 0 && len(e.prevSecret) > 0 {
 		e.PreviousUntil = time.UnixMilli(prevUntil)
