@@ -9,8 +9,8 @@
 //   - inbound: the phones send -inbound messages, and it measures the rate at
 //     which they reach the webhook;
 //   - webhook-fast and webhook-slow (webhooks.go): a backlog drained to a
-//     fast receiver (POSTs/s), and events/s to a receiver that takes
-//     -webhook-slow-delay per POST;
+//     fast receiver once it recovers (POSTs/s), and one to a receiver that
+//     takes -webhook-slow-delay per POST (events/s);
 //   - media: uploads -media distinct images of -media-size bytes through
 //     POST /v1/media, sends each to a phone by id, and measures the upload
 //     rate and the rate at which the phones receive, download, verify and
@@ -154,7 +154,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "", "MySQL DSN to read the server's status counters from (empty: no database counters)")
 	fs.IntVar(&o.rate, "rate", 0, "also offer -messages sends at this fixed rate (per second) and measure latency from each send's intended time")
 	fs.IntVar(&o.hookEvents, "webhook-events", 10000, "backlog drained to a fast Cloud-envelope webhook endpoint after it recovers (0: skip)")
-	fs.IntVar(&o.slowEvents, "webhook-slow-events", 5000, "inbound messages to a webhook endpoint whose receiver takes -webhook-slow-delay per POST (0: skip)")
+	fs.IntVar(&o.slowEvents, "webhook-slow-events", 10000, "backlog drained to an on-prem-envelope webhook endpoint whose receiver takes -webhook-slow-delay per POST (0: skip)")
 	fs.DurationVar(&o.slowDelay, "webhook-slow-delay", 200*time.Millisecond, "how long the slow receiver takes per POST")
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the same client against a do-nothing HTTPS JSON endpoint")
 	if err := fs.Parse(args); err != nil {
