@@ -105,7 +105,8 @@ func cpuTicks(pid int) (int64, bool) {
 var dbCounters = map[string]string{
 	"Questions":             "statements",
 	"Handler_commit":        "commits",
-	"Innodb_os_log_fsyncs":  "redo_fsyncs",
+	"Innodb_os_log_fsyncs":  "redo_fsyncs", // MySQL and MariaDB before 10.8
+	"Innodb_data_fsyncs":    "fsyncs",      // every fsync of InnoDB (MariaDB 10.8 and later have no redo-only count)
 	"Innodb_os_log_written": "redo_bytes",
 	"Innodb_data_written":   "data_bytes",
 }
@@ -188,10 +189,12 @@ func cost(phase string, n int, a, b snapshot) Cost {
 		}
 	}
 	c.CPUms["total"] = total
-	if len(a.db) == len(dbCounters) && len(b.db) == len(dbCounters) { // both read in full
+	if len(a.db) > 0 && len(b.db) > 0 { // the counters the server has, read before and after
 		c.DB = map[string]float64{}
 		for k, v := range b.db {
-			c.DB[k] = (v - a.db[k]) / float64(n)
+			if v0, ok := a.db[k]; ok {
+				c.DB[k] = (v - v0) / float64(n)
+			}
 		}
 	}
 	return c
@@ -218,7 +221,11 @@ func printCosts(w io.Writer, cs []Cost) {
 			}
 		}
 		if c.DB != nil {
-			fmt.Fprintf(w, " %10.2f %8.2f %8.2f %10.0f %10.0f", c.DB["statements"], c.DB["commits"], c.DB["redo_fsyncs"], c.DB["redo_bytes"], c.DB["data_bytes"])
+			fsyncs, ok := c.DB["redo_fsyncs"]
+			if !ok {
+				fsyncs = c.DB["fsyncs"]
+			}
+			fmt.Fprintf(w, " %10.2f %8.2f %8.2f %10.0f %10.0f", c.DB["statements"], c.DB["commits"], fsyncs, c.DB["redo_bytes"], c.DB["data_bytes"])
 		}
 		fmt.Fprintln(w)
 	}

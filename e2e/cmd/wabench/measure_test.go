@@ -36,6 +36,15 @@ func TestMeasure(t *testing.T) {
 	if c := cost("p", 100, snapshot{db: full(50)}, snapshot{db: map[string]float64{}}); c.DB != nil {
 		t.Errorf("cost from an unread snapshot = %+v", c.DB)
 	}
+	// A server without one of the counters (MariaDB 10.8+ has no
+	// Innodb_os_log_fsyncs) still reports the others.
+	partial := full(50)
+	delete(partial, "redo_fsyncs")
+	after := full(150)
+	delete(after, "redo_fsyncs")
+	if c := cost("p", 100, snapshot{db: partial}, snapshot{db: after}); c.DB["statements"] != 1 {
+		t.Errorf("cost without one counter = %+v", c.DB)
+	}
 	l := latencyOf([]time.Duration{5 * time.Millisecond, time.Millisecond, 3 * time.Millisecond, 100 * time.Millisecond})
 	if l.P50 != 3 || l.Max != 100 || l.P99 != 5 {
 		t.Errorf("latency = %+v", l)
