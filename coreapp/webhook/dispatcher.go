@@ -669,6 +669,23 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 		d.record(b, nil, StateDelivered, never, 0)
 		return
 	}
+	if t.ep.Format != settings.FormatCloud && b.pinned == 0 {
+		// The POST's events are pinned together before it is sent: whatever
+		// happens to it (an outcome lost in a crash too), it is retried with
+		// the same events under the same webhook-id. A Cloud POST carries
+		// one event and its id is the event's.
+		pin := slices.Min(b.ids())
+		state := StatePending
+		if b.deliveries[0].attempts > 0 {
+			state = StateFailing
+		}
+		if err := d.results.Do(ctx, result{ids: b.ids(), state: state, next: db.NowMillis() + claimTTL.Milliseconds(), pin: pin}); err != nil {
+			d.log.Warn("webhook: pinning a POST's events failed; it is sent later", "err", err)
+			d.release(context.WithoutCancel(ctx), b)
+			return
+		}
+		b.pinned = pin
+	}
 	a := d.send(ctx, t, b.webhookID(), body)
 	if a.ok() {
 		d.mu.Lock()
@@ -693,13 +710,7 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 	d.backoffs[b.key] = bo
 	d.mu.Unlock()
 	d.log.Warn("webhook delivery failed", "account_id", b.key.account, "endpoint_id", b.key.endpoint, "events", len(b.deliveries), "failures", bo.failures, "retry_in", delay, "err", a.describe())
-	// Pinned, a failed POST's deliveries go together again, and alone: its
-	// retry has the same webhook-id (a single one too, or it could join
-	// others in a later POST).
-	pin := b.pinned
-	if pin == 0 {
-		pin = b.deliveries[0].id
-	}
+	pin := b.pinned // the on-prem envelope's, pinned before the POST; 0 in the Cloud one
 	d.fail(b, a, bo.until, pin)
 }
 
