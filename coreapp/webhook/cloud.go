@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -124,7 +125,7 @@ func CloudBody(n Number, kind string, payload []byte) (body []byte, skip bool, e
 	var v any = &value
 	switch kind {
 	case KindMessage:
-		var e messageEvent
+		var e storedMessageEvent
 		if err := json.Unmarshal(payload, &e); err != nil {
 			return nil, false, err
 		}
@@ -133,9 +134,18 @@ func CloudBody(n Number, kind string, payload []byte) (body []byte, skip bool, e
 				return nil, false, err
 			}
 		}
-		m := cloudMessage{InboundMessage: e.Message}
-		if len(e.Message.Errors) > 0 {
-			m.errs = errorsOf(e.Message.Errors)
+		if !bytes.Contains(e.Message, []byte(`"errors"`)) {
+			// Without errors the Cloud message is the on-prem one.
+			value.Messages = append(append([]byte{'['}, e.Message...), ']')
+			break
+		}
+		var in InboundMessage
+		if err := json.Unmarshal(e.Message, &in); err != nil {
+			return nil, false, err
+		}
+		m := cloudMessage{InboundMessage: in}
+		if len(in.Errors) > 0 {
+			m.errs = errorsOf(in.Errors)
 		}
 		if value.Messages, err = json.Marshal([]cloudMessage{m}); err != nil {
 			return nil, false, err

@@ -250,6 +250,14 @@ type messageEvent struct {
 	Message InboundMessage `json:"message"`
 }
 
+// storedMessageEvent reads a stored messageEvent without decoding the
+// message: its bytes are what InboundMessage.MarshalJSON wrote, so they go
+// into a POST as they are.
+type storedMessageEvent struct {
+	Contact Contact         `json:"contact"`
+	Message json.RawMessage `json:"message"`
+}
+
 // Event is one outbox row to insert.
 type Event struct {
 	AccountID int64
@@ -346,12 +354,12 @@ func renderOnPrem(kind string, payloads [][]byte) ([]byte, error) {
 		return json.Marshal(out)
 	case KindMessage:
 		var out struct {
-			Contacts []Contact        `json:"contacts,omitempty"`
-			Messages []InboundMessage `json:"messages"`
+			Contacts []Contact         `json:"contacts,omitempty"`
+			Messages []json.RawMessage `json:"messages"`
 		}
 		seen := map[string]bool{}
 		for _, p := range payloads {
-			var e messageEvent
+			var e storedMessageEvent
 			if err := json.Unmarshal(p, &e); err != nil {
 				return nil, err
 			}
