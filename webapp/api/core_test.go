@@ -253,3 +253,24 @@ func TestCoreCalls(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailingSlash: every route answers with a trailing slash too, as
+// on-prem's do (Meta's request collection posts media messages to
+// /v1/messages/).
+func TestTrailingSlash(t *testing.T) {
+	rec := &recorder{}
+	f := newFixtureWith(t, unreachableCore(t, rec.intercept))
+	for _, tt := range []struct{ method, path, body, want string }{
+		{"POST", "/v1/messages/", `{"to":"16315551234","text":{"body":"hi"}}`, "/core.v1.Core/SendMessage"},
+		{"GET", "/v1/settings/application/", "", "/core.v1.Core/GetSettings"},
+		{"GET", "/v1/webhooks/endpoints/", "", "/core.v1.Core/ListWebhookEndpoints"},
+		{"GET", "/v1/health/", "", "/core.v1.Core/GetHealth"},
+	} {
+		rec.answer(func(string) error { return nil }, func(string) proto.Message { return nil })
+		r := f.doJSON(t, tt.method, tt.path, tt.body, bearer(f.admin))
+		calls := rec.taken()
+		if r.status == 404 || len(calls) == 0 || calls[0].method != tt.want {
+			t.Errorf("%s %s = %d %s, calls %+v: want it routed to %s", tt.method, tt.path, r.status, r.body, calls, tt.want)
+		}
+	}
+}

@@ -141,6 +141,10 @@ func (s *Server) newEcho() *echo.Echo {
 	e.HidePort = true
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.handleError
+	// Every route also answers with a trailing slash, as on-prem's do
+	// (Meta's own request collection posts media messages to /v1/messages/):
+	// the path is rewritten before routing, not redirected.
+	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(
 		s.headerLimit,
 		s.securityHeaders,
