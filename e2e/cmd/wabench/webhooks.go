@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,7 +55,6 @@ type receiver struct {
 	failing atomic.Bool
 	posts   atomic.Int64
 	delay   time.Duration
-	cloud   bool
 
 	mu   sync.Mutex
 	ids  map[string]bool
@@ -63,12 +63,12 @@ type receiver struct {
 	last time.Time
 }
 
-func startReceiver(addr string, cloud bool, delay time.Duration) (*receiver, error) {
+func startReceiver(addr string, delay time.Duration) (*receiver, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	r := &receiver{url: "http://" + ln.Addr().String(), cloud: cloud, delay: delay, ids: map[string]bool{}}
+	r := &receiver{url: "http://" + ln.Addr().String(), delay: delay, ids: map[string]bool{}}
 	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(r.serve)}
 	go r.srv.Serve(ln)
 	return r, nil
@@ -83,38 +83,11 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	time.Sleep(r.delay)
-	var ids []string
-	if r.cloud {
-		var env struct {
-			Entry []struct {
-				Changes []struct {
-					Value struct {
-						Messages []struct{ ID string } `json:"messages"`
-					} `json:"value"`
-				} `json:"changes"`
-			} `json:"entry"`
-		}
-		err = json.Unmarshal(body, &env)
-		for _, e := range env.Entry {
-			for _, c := range e.Changes {
-				for _, m := range c.Value.Messages {
-					ids = append(ids, m.ID)
-				}
-			}
-		}
-	} else {
-		var p struct {
-			Messages []struct{ ID string } `json:"messages"`
-		}
-		err = json.Unmarshal(body, &p)
-		for _, m := range p.Messages {
-			ids = append(ids, m.ID)
-		}
-	}
-	if err != nil {
+	if !json.Valid(body) {
 		http.Error(w, "bad json", http.StatusBadRequest)
 		return
 	}
+	ids := idsIn(body)
 	r.posts.Add(1)
 	r.mu.Lock()
 	for _, id := range ids {
@@ -139,6 +112,28 @@ func (r *receiver) expect(ids []string) {
 		if r.ids[id] {
 			r.got++
 		}
+	}
+}
+
+// idsIn returns every "id" string value of a webhook body (message ids,
+// and others such as the entry's, which expect does not name): a scan, not
+// a decode, so the receiver costs the machine it shares with the stack as
+// little as a receiver can.
+func idsIn(body []byte) []string {
+	var ids []string
+	key := []byte(`"id":"`)
+	for {
+		i := bytes.Index(body, key)
+		if i < 0 {
+			return ids
+		}
+		body = body[i+len(key):]
+		j := bytes.IndexByte(body, '"')
+		if j < 0 {
+			return ids
+		}
+		ids = append(ids, string(body[:j]))
+		body = body[j:]
 	}
 }
 
@@ -223,7 +218,7 @@ func (b *bench) drain(ctx context.Context, phones []*phone, n int, cloud bool, d
 	if err := b.webhookSettings(ctx); err != nil {
 		return 0, 0, 0, err
 	}
-	r, err := startReceiver("127.0.0.1:0", cloud, delay)
+	r, err := startReceiver("127.0.0.1:0", delay)
 	if err != nil {
 		return 0, 0, 0, err
 	}
