@@ -169,6 +169,15 @@ func (s *Server) UpdateWebhookEndpoint(ctx context.Context, req *corev1.UpdateWe
 	if err := validEndpoint(p.URL, p.Format, req.GetEvents()); err != nil {
 		return nil, err
 	}
+	if p.Format != nil && *p.Format == settings.FormatCloud && req.GetId() != webhook.DefaultEndpoint {
+		cur, err := s.webhooks.Endpoint(ctx, id, req.GetId())
+		if err != nil {
+			return nil, s.webhookError(ctx, "update webhook endpoint", err)
+		}
+		if !cur.Signed {
+			return nil, apiError(codes.InvalidArgument, errcode.Invalid, "a cloud-format endpoint is always signed (X-Hub-Signature-256): give it a secret first (POST /v1/webhooks/endpoints/{id}/secret)")
+		}
+	}
 	e, err := s.webhooks.UpdateEndpoint(ctx, id, req.GetId(), p)
 	if err != nil {
 		return nil, s.webhookError(ctx, "update webhook endpoint", err)
@@ -194,10 +203,10 @@ func (s *Server) RotateWebhookSecret(ctx context.Context, req *corev1.RotateWebh
 	if err != nil {
 		return nil, err
 	}
-	grace := time.Duration(req.GetGraceSeconds()) * time.Second
-	if req.GetGraceSeconds() < 0 || grace > webhook.MaxGrace {
+	if g := req.GetGraceSeconds(); g < 0 || g > int64(webhook.MaxGrace/time.Second) {
 		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "grace_seconds must be between 0 and 604800 (7 days)")
 	}
+	grace := time.Duration(req.GetGraceSeconds()) * time.Second
 	secret, err := s.webhooks.RotateSecret(ctx, id, req.GetId(), req.GetSecret(), grace)
 	if err != nil {
 		return nil, s.webhookError(ctx, "rotate webhook secret", err)
@@ -240,7 +249,12 @@ func deliveryFilter(f *corev1.WebhookDeliveryFilter) (webhook.Filter, error) {
 		if i < 0 {
 			return out, apiError(codes.InvalidArgument, errcode.Invalid, "status must be pending, delivered, failing or dead")
 		}
-		out.States = append(out.States, i)
+		if !slices.Contains(out.States, i) {
+			out.States = append(out.States, i)
+		}
+	}
+	if f.GetSince() < 0 || f.GetUntil() < 0 || f.GetEndpointId() < 0 {
+		return out, apiError(codes.InvalidArgument, errcode.Invalid, "since, until and endpoint_id must not be negative")
 	}
 	if t := f.GetTopic(); t != "" {
 		if err := webhook.ValidTopics([]string{t}); err != nil {

@@ -93,10 +93,13 @@ type Dispatcher struct {
 	opts     Options
 	results  *db.Batcher[result]
 
-	mu       sync.Mutex // guards the fields below
-	lanes    map[endpointKey]*lane
-	backoffs map[endpointKey]backoff
-	nextDue  time.Time // earliest retry this node scheduled
+	mu    sync.Mutex // guards the fields below
+	lanes map[endpointKey]*lane
+	held  map[int64]bool // deliveries queued or being sent on this node
+	// queuedTotal is how many deliveries all lanes hold.
+	queuedTotal int
+	backoffs    map[endpointKey]backoff
+	nextDue     time.Time // earliest retry this node scheduled
 }
 
 // endpointKey names one endpoint of one number.
@@ -152,7 +155,7 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	disp := &Dispatcher{
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
 		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore, opts: o,
-		lanes: map[endpointKey]*lane{}, backoffs: map[endpointKey]backoff{},
+		lanes: map[endpointKey]*lane{}, held: map[int64]bool{}, backoffs: map[endpointKey]backoff{},
 	}
 	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
 	return disp
@@ -200,6 +203,7 @@ type delivery struct {
 	created                      int64 // the start of its dead age: the event's creation or the last replay
 	kind                         string
 	payload                      []byte
+	claim                        int64 // the next_attempt_at this node's claim wrote (0: unknown)
 }
 
 // Run delivers until ctx ends; POSTs in flight are finished and their
@@ -226,9 +230,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("webhook: fanning out events failed", "err", err)
 		}
-		due, err := d.claim(ctx, claimLimit)
-		if err != nil && ctx.Err() == nil {
-			d.log.Error("webhook: claiming deliveries failed", "err", err)
+		var due []delivery
+		if full, none := d.fullLanes(); !none {
+			if due, err = d.claim(ctx, claimLimit, full); err != nil && ctx.Err() == nil {
+				d.log.Error("webhook: claiming deliveries failed", "err", err)
+			}
 		}
 		all := append(fresh, due...)
 		over := d.enqueue(ctx, map[endpointKey]*target{}, all, inflight, &senders)
@@ -439,8 +445,10 @@ func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) 
 		for start := 0; start < len(out); start += perInsert {
 			part := out[start:min(start+perInsert, len(out))]
 			args := make([]any, 0, 7*len(part))
-			for _, dl := range part {
-				args = append(args, dl.event, dl.account, dl.endpoint, now+claimTTL.Milliseconds(), dl.created, now, dl.created)
+			for i := range part {
+				part[i].claim = now + claimTTL.Milliseconds()
+				dl := part[i]
+				args = append(args, dl.event, dl.account, dl.endpoint, dl.claim, dl.created, now, dl.created)
 			}
 			res, err := tx.ExecContext(ctx, "INSERT INTO webhook_deliveries (event_id, account_id, endpoint_id, state, attempts, batch, next_attempt_at, created_at, updated_at, retry_since) VALUES "+
 				db.Rows("(?,?,?,0,0,0,?,?,?,?)", len(part)), args...)
@@ -457,19 +465,28 @@ func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) 
 		}
 		return execIDs(ctx, tx, "UPDATE webhook_events SET next_attempt_at = ? WHERE id IN (%s)", ids, int64(never))
 	})
-	return out, err
+	if err != nil {
+		return nil, err // rolled back: none of out exists
+	}
+	return out, nil
 }
 
 // claim takes up to limit due deliveries, hides them from other claimers
-// for claimTTL and loads their events.
-func (d *Dispatcher) claim(ctx context.Context, limit int) ([]delivery, error) {
+// for claimTTL and loads their events. Deliveries of the endpoints in full
+// are left out (their lanes on this node have no room). A pinned group is
+// not split at the limit: one that reaches it is left for the next round.
+func (d *Dispatcher) claim(ctx context.Context, limit int, full []endpointKey) ([]delivery, error) {
 	var out []delivery
 	err := db.Tx(ctx, d.db, func(tx *sql.Tx) error {
 		out = out[:0]
 		now := db.NowMillis()
-		rows, err := tx.QueryContext(ctx,
-			"SELECT id, event_id, account_id, endpoint_id, attempts, batch, retry_since FROM webhook_deliveries WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
-			now, limit)
+		q := "SELECT id, event_id, account_id, endpoint_id, attempts, batch, retry_since FROM webhook_deliveries WHERE next_attempt_at <= ?"
+		args := []any{now}
+		for _, k := range full {
+			q += " AND NOT (account_id = ? AND endpoint_id = ?)"
+			args = append(args, k.account, k.endpoint)
+		}
+		rows, err := tx.QueryContext(ctx, q+" ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED", append(args, limit)...)
 		if err != nil {
 			return err
 		}
@@ -485,11 +502,24 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) ([]delivery, error) {
 		if err := rows.Err(); err != nil || len(out) == 0 {
 			return err
 		}
-		ids := make([]int64, len(out))
-		for i, e := range out {
-			ids[i] = e.id
+		if len(out) == limit { // the limit may cut a pinned group: leave the groups near it whole for the next round
+			cut := map[int64]bool{}
+			for _, e := range out[max(len(out)-MaxBatch, 0):] {
+				if e.batch != 0 {
+					cut[e.batch] = true
+				}
+			}
+			out = slices.DeleteFunc(out, func(e delivery) bool { return cut[e.batch] })
+			if len(out) == 0 {
+				return nil
+			}
 		}
-		return execIDs(ctx, tx, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", ids, now+claimTTL.Milliseconds())
+		ids := make([]int64, len(out))
+		exp := now + claimTTL.Milliseconds()
+		for i := range out {
+			ids[i], out[i].claim = out[i].id, exp
+		}
+		return execIDs(ctx, tx, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", ids, exp)
 	})
 	if err != nil || len(out) == 0 {
 		return nil, err
@@ -675,11 +705,7 @@ func (d *Dispatcher) deliver(ctx context.Context, b batch) {
 		// the same events under the same webhook-id. A Cloud POST carries
 		// one event and its id is the event's.
 		pin := slices.Min(b.ids())
-		state := StatePending
-		if b.deliveries[0].attempts > 0 {
-			state = StateFailing
-		}
-		if err := d.results.Do(ctx, result{ids: b.ids(), state: state, next: db.NowMillis() + claimTTL.Milliseconds(), pin: pin}); err != nil {
+		if err := d.results.Do(ctx, result{ids: b.ids(), keep: true, next: db.NowMillis() + claimTTL.Milliseconds(), pin: pin}); err != nil {
 			d.log.Warn("webhook: pinning a POST's events failed; it is sent later", "err", err)
 			d.release(context.WithoutCancel(ctx), b)
 			return
@@ -803,6 +829,9 @@ type result struct {
 	pin     int64
 	// counted: the outcome is an attempt (attempts + 1).
 	counted bool
+	// keep: only batch (when pin is set) and next_attempt_at change (a
+	// pin before a POST, a deferral); state and attempts stay.
+	keep bool
 }
 
 // record writes a batch's outcome.
@@ -870,17 +899,27 @@ func (d *Dispatcher) splitDead(b batch) (dead, live batch) {
 }
 
 func (d *Dispatcher) scheduled(at time.Time) {
+	d.remember(at)
+	d.Wake() // re-evaluate the sleep
+}
+
+// remember notes a retry time for the loop's next sleep, without waking it.
+func (d *Dispatcher) remember(at time.Time) {
 	d.mu.Lock()
 	if d.nextDue.IsZero() || at.Before(d.nextDue) {
 		d.nextDue = at
 	}
 	d.mu.Unlock()
-	d.Wake() // re-evaluate the sleep
 }
 
 // release makes claimed deliveries due again at once.
-func (d *Dispatcher) release(ctx context.Context, b batch) {
-	if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", b.ids(), db.NowMillis()); err != nil {
+func (d *Dispatcher) release(ctx context.Context, b batch) { d.releaseIDs(ctx, b.ids()) }
+
+func (d *Dispatcher) releaseIDs(ctx context.Context, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", ids, db.NowMillis()); err != nil {
 		d.log.Warn("webhook: releasing claimed deliveries failed (they are retried when their claim expires)", "err", err)
 	}
 }
@@ -897,6 +936,7 @@ func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
 	type change struct {
 		state, inc int
 		pin, next  int64
+		keep       bool
 	}
 	changes := map[change][]int64{}
 	var order []change
@@ -919,7 +959,7 @@ func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
 		if r.counted {
 			inc = 1
 		}
-		k := change{r.state, inc, r.pin, r.next}
+		k := change{r.state, inc, r.pin, r.next, r.keep}
 		if _, ok := changes[k]; !ok {
 			order = append(order, k)
 		}
@@ -933,8 +973,18 @@ func (d *Dispatcher) flush(ctx context.Context, tx *sql.Tx, rs []result) error {
 	for _, k := range order {
 		ids := changes[k]
 		for start := 0; start < len(ids); start += 1000 {
-			if err := execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + ?, batch = ?, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
-				ids[start:min(start+1000, len(ids))], k.state, k.inc, k.pin, k.next, now); err != nil {
+			part := ids[start:min(start+1000, len(ids))]
+			var err error
+			switch {
+			case k.keep && k.pin != 0:
+				err = execIDs(ctx, tx, "UPDATE webhook_deliveries SET batch = ?, next_attempt_at = ? WHERE id IN (%s)", part, k.pin, k.next)
+			case k.keep:
+				err = execIDs(ctx, tx, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", part, k.next)
+			default:
+				err = execIDs(ctx, tx, "UPDATE webhook_deliveries SET state = ?, attempts = attempts + ?, batch = ?, next_attempt_at = ?, updated_at = ? WHERE id IN (%s)",
+					part, k.state, k.inc, k.pin, k.next, now)
+			}
+			if err != nil {
 				return err
 			}
 		}

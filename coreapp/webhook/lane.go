@@ -18,15 +18,22 @@ import (
 // loop.
 
 const (
-	// laneCap is the most deliveries a lane holds in memory; the rest of a
-	// claim round for a full lane goes back to the table for laneDefer.
-	laneCap = 20_000
+	// laneCap is the most deliveries a lane holds in memory, and maxQueued
+	// the most all lanes of a node hold; a full lane's endpoint is left out
+	// of the claims until it has room, and what a round brings beyond a
+	// cap goes back to the table for laneDefer.
+	laneCap   = 20_000
+	maxQueued = 100_000
 	// laneDefer is how long deliveries that found their lane full wait
 	// before they are claimed again.
 	laneDefer = 5 * time.Second
 	// extendEvery is how often the claims of queued deliveries are
 	// renewed: a lane's backlog may take longer than claimTTL to send.
 	extendEvery = claimTTL / 3
+	// targetTTL is how old a lane's view of its endpoint (URL, headers,
+	// secrets) may get before a sender reloads it: a deleted or changed
+	// endpoint stops getting the old one's POSTs within it.
+	targetTTL = 2 * time.Second
 )
 
 // groupKey is what may share a POST: one kind, one pinned batch.
@@ -39,20 +46,22 @@ type groupKey struct {
 // Dispatcher.mu.
 type lane struct {
 	key     endpointKey
-	t       *target // the latest round's view of the endpoint
+	t       *target // the endpoint as last loaded
+	loaded  time.Time
 	groups  map[groupKey][]delivery
 	order   []groupKey // round robin over groups with deliveries
 	queued  int
 	senders int
-	// claimed is when the claims of the queued deliveries were last set
-	// (per delivery id), to renew them before they expire.
+	// claimed is the claim each queued delivery holds in the table (its
+	// next_attempt_at), to renew it before it expires.
 	claimed map[int64]int64
 }
 
 // enqueue puts a round's deliveries into their lanes and starts senders;
-// it returns the deliveries that found their lane full.
+// it returns the deliveries that found their lane (or the node) full. A
+// delivery this node holds already (queued or being sent: a replay or a
+// new URL made it due again) is not queued twice; its claim is noted.
 func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*target, all []delivery, inflight chan struct{}, senders *sync.WaitGroup) (over []delivery) {
-	now := db.NowMillis()
 	for _, dl := range all {
 		k := endpointKey{dl.account, dl.endpoint}
 		t := d.target(ctx, targets, k)
@@ -62,8 +71,15 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 			l = &lane{key: k, groups: map[groupKey][]delivery{}, claimed: map[int64]int64{}}
 			d.lanes[k] = l
 		}
-		l.t = t
-		if l.queued >= laneCap {
+		l.t, l.loaded = t, time.Now()
+		if d.held[dl.id] {
+			if _, queued := l.claimed[dl.id]; queued && dl.claim > 0 {
+				l.claimed[dl.id] = dl.claim
+			}
+			d.mu.Unlock()
+			continue
+		}
+		if l.queued >= laneCap || d.queuedTotal >= maxQueued {
 			d.mu.Unlock()
 			over = append(over, dl)
 			continue
@@ -77,7 +93,9 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 		}
 		l.groups[g] = append(l.groups[g], dl)
 		l.queued++
-		l.claimed[dl.id] = now
+		d.queuedTotal++
+		d.held[dl.id] = true
+		l.claimed[dl.id] = dl.claim
 		concurrency := 1
 		if t.err == nil {
 			concurrency = max(t.app.Webhooks.MaxConcurrentRequests, 1)
@@ -94,9 +112,22 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 	return over
 }
 
+// fullLanes lists the endpoints whose lanes have no room (at most 100), and
+// reports whether the node has none at all.
+func (d *Dispatcher) fullLanes() (full []endpointKey, none bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, l := range d.lanes {
+		if l.queued >= laneCap && len(full) < 100 {
+			full = append(full, k)
+		}
+	}
+	return full, d.queuedTotal >= maxQueued
+}
+
 // take removes the next POST's deliveries from a lane (ok false: empty).
 // Call with d.mu held.
-func (l *lane) take() (b batch, ok bool) {
+func (d *Dispatcher) take(l *lane) (b batch, ok bool) {
 	if len(l.order) == 0 {
 		return b, false
 	}
@@ -115,14 +146,27 @@ func (l *lane) take() (b batch, ok bool) {
 		delete(l.groups, g)
 	}
 	l.queued -= n
+	d.queuedTotal -= n
 	for _, dl := range b.deliveries {
 		delete(l.claimed, dl.id)
 	}
 	return b, true
 }
 
+// done forgets a batch this node has handled (its outcome is recorded or
+// on its way).
+func (d *Dispatcher) done(b batch) {
+	d.mu.Lock()
+	for _, dl := range b.deliveries {
+		delete(d.held, dl.id)
+	}
+	d.mu.Unlock()
+}
+
 // sender posts a lane's batches one after the other until the lane is
-// empty; at most max_concurrent_requests senders run per lane.
+// empty; at most max_concurrent_requests senders run per lane. It takes a
+// batch only once it holds one of the node's in-flight slots, so what it
+// takes is sent within the claim it holds.
 func (d *Dispatcher) sender(ctx context.Context, l *lane, inflight chan struct{}) {
 	for {
 		// While the endpoint backs off its queue waits here, claimed (the
@@ -135,27 +179,41 @@ func (d *Dispatcher) sender(ctx context.Context, l *lane, inflight chan struct{}
 			}
 			continue
 		}
+		slot := false
+		select {
+		case inflight <- struct{}{}:
+			slot = true
+		case <-ctx.Done():
+		}
 		d.mu.Lock()
-		b, ok := l.take()
+		stale := ctx.Err() == nil && time.Since(l.loaded) > targetTTL
+		d.mu.Unlock()
+		if stale {
+			t := d.target(ctx, map[endpointKey]*target{}, l.key)
+			d.mu.Lock()
+			l.t, l.loaded = t, time.Now()
+			d.mu.Unlock()
+		}
+		d.mu.Lock()
+		b, ok := d.take(l)
 		if !ok || ctx.Err() != nil {
 			l.senders--
-			if l.queued == 0 && l.senders == 0 {
+			if l.queued == 0 && l.senders == 0 && d.lanes[l.key] == l {
 				delete(d.lanes, l.key)
 			}
 			d.mu.Unlock()
+			if slot {
+				<-inflight
+			}
 			if ok {
-				d.release(context.WithoutCancel(ctx), b)
+				d.release(context.WithoutCancel(ctx), b) // let another node (or the next start) take them at once
+				d.done(b)
 			}
 			return
 		}
 		d.mu.Unlock()
-		select {
-		case inflight <- struct{}{}:
-		case <-ctx.Done():
-			d.release(context.WithoutCancel(ctx), b) // let another node (or the next start) take them at once
-			continue
-		}
 		d.deliver(ctx, b)
+		d.done(b)
 		<-inflight
 	}
 }
@@ -174,79 +232,84 @@ func (d *Dispatcher) backingOff(l *lane) time.Duration {
 // drainLanes releases what is still queued when the dispatcher stops.
 func (d *Dispatcher) drainLanes(ctx context.Context) {
 	d.mu.Lock()
-	var left []batch
+	var ids []int64
 	for _, l := range d.lanes {
 		for {
-			b, ok := l.take()
+			b, ok := d.take(l)
 			if !ok {
 				break
 			}
-			left = append(left, b)
+			ids = append(ids, b.ids()...)
 		}
 	}
-	d.lanes = map[endpointKey]*lane{}
+	d.lanes, d.held = map[endpointKey]*lane{}, map[int64]bool{}
 	d.mu.Unlock()
-	for _, b := range left {
-		d.release(ctx, b)
+	for start := 0; start < len(ids); start += 1000 {
+		d.releaseIDs(ctx, ids[start:min(start+1000, len(ids))])
 	}
 }
 
 // extendClaims renews the claims of deliveries queued for longer than
-// extendEvery, so no other claimer takes them while they wait.
+// extendEvery, so no other claimer takes them while they wait. Only a claim
+// still as this node wrote it is renewed: a row whose outcome was recorded
+// meanwhile (or that was made due again) keeps what it has.
 func (d *Dispatcher) extendClaims(ctx context.Context) {
 	now := db.NowMillis()
-	var ids []int64
+	byClaim := map[int64][]int64{}
 	d.mu.Lock()
 	for _, l := range d.lanes {
-		for id, at := range l.claimed {
-			if now-at >= extendEvery.Milliseconds() {
-				ids = append(ids, id)
-				l.claimed[id] = now
+		for id, exp := range l.claimed {
+			if exp > 0 && exp-now <= claimTTL.Milliseconds()-extendEvery.Milliseconds() {
+				byClaim[exp] = append(byClaim[exp], id)
 			}
 		}
 	}
 	d.mu.Unlock()
-	for start := 0; start < len(ids); start += 1000 {
-		part := ids[start:min(start+1000, len(ids))]
-		if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (%s)", part, now+claimTTL.Milliseconds()); err != nil {
-			d.log.Warn("webhook: renewing the claims of queued deliveries failed (another node may send them too)", "err", err)
-			return
+	for old, ids := range byClaim {
+		for start := 0; start < len(ids); start += 1000 {
+			part := ids[start:min(start+1000, len(ids))]
+			exp := db.NowMillis() + claimTTL.Milliseconds()
+			if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE next_attempt_at = ? AND id IN (%s)", part, exp, old); err != nil {
+				d.log.Warn("webhook: renewing the claims of queued deliveries failed (another node may send them too)", "err", err)
+				return
+			}
+			d.mu.Lock()
+			for _, l := range d.lanes {
+				for _, id := range part {
+					if l.claimed[id] == old {
+						l.claimed[id] = exp
+					}
+				}
+			}
+			d.mu.Unlock()
 		}
 	}
 }
 
 // deferBack returns deliveries whose lane was full to the table, due again
 // after laneDefer, or when their endpoint's backoff ends if that is later;
-// no attempt is counted.
+// their state and attempts stay as they are.
 func (d *Dispatcher) deferBack(over []delivery) {
-	type key struct {
-		ep    endpointKey
-		state int
-		pin   int64
-	}
-	groups := map[key][]int64{}
+	groups := map[endpointKey][]int64{}
 	for _, dl := range over {
-		k := key{endpointKey{dl.account, dl.endpoint}, StatePending, dl.batch}
-		if dl.attempts > 0 {
-			k.state = StateFailing
-		}
+		k := endpointKey{dl.account, dl.endpoint}
 		groups[k] = append(groups[k], dl.id)
 	}
 	for k, ids := range groups {
 		at := time.Now().Add(laneDefer)
 		d.mu.Lock()
-		l := d.lanes[k.ep]
+		l := d.lanes[k]
 		d.mu.Unlock()
 		if l != nil {
 			if wait := d.backingOff(l); wait > laneDefer {
 				at = time.Now().Add(wait)
 			}
 		}
-		d.results.Go(result{ids: ids, state: k.state, next: at.UnixMilli(), pin: k.pin}, func(err error) {
+		d.results.Go(result{ids: ids, keep: true, next: at.UnixMilli()}, func(err error) {
 			if err != nil {
 				d.log.Error("webhook: deferring deliveries of a full lane failed (they are retried when their claim expires)", "err", err)
 			}
 		})
-		d.scheduled(at)
+		d.remember(at) // no wake-up: the loop must not claim again at once
 	}
 }

@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,13 +311,20 @@ func parseDeliveryFilter(get func(string) (string, error)) (*corev1.WebhookDeliv
 		given = true
 		switch name {
 		case "status":
-			f.States = strings.Split(v, ",")
+			for _, st := range strings.Split(v, ",") {
+				if !slices.Contains(f.States, st) {
+					f.States = append(f.States, st)
+				}
+				if len(f.States) > 4 {
+					return nil, false, invalid("status must be pending, delivered, failing or dead (or several, comma-separated)")
+				}
+			}
 		case "event":
 			f.Topic = v
 		case "since", "until":
 			t, err := parseAPITime(v)
 			if err != nil {
-				return nil, false, invalid("%s must be Unix seconds or an RFC 3339 time", name)
+				return nil, false, invalid("%s must be Unix seconds or an RFC 3339 time, after 1970", name)
 			}
 			if name == "since" {
 				f.Since = t.UnixMilli()
@@ -335,12 +344,20 @@ func parseDeliveryFilter(get func(string) (string, error)) (*corev1.WebhookDeliv
 	return f, given, nil
 }
 
-// parseAPITime reads Unix seconds or RFC 3339.
+// parseAPITime reads Unix seconds or RFC 3339, between 1970 and 9999.
 func parseAPITime(v string) (time.Time, error) {
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 || n > maxSeconds {
+			return time.Time{}, fmt.Errorf("out of range")
+		}
 		return time.Unix(n, 0), nil
 	}
-	return time.Parse(time.RFC3339Nano, v)
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || t.Unix() <= 0 || t.Unix() > maxSeconds {
+		return time.Time{}, fmt.Errorf("not an RFC 3339 time between 1970 and 9999")
+	}
+	return t, nil
 }
 
 // listWebhookDeliveries: GET /v1/webhooks/deliveries?status=&event=&since=

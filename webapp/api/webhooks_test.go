@@ -170,6 +170,9 @@ func TestWebhookRoutesRefuse(t *testing.T) {
 		{"limit too large", "GET", "/v1/webhooks/deliveries?limit=500", ``, 400, 1009, "limit must be between 1 and 100"},
 		{"bad since", "GET", "/v1/webhooks/deliveries?since=yesterday", ``, 400, 1009, "since must be Unix seconds or an RFC 3339 time"},
 		{"bad cursor", "GET", "/v1/webhooks/deliveries?after=-3", ``, 400, 1009, "after must be the cursor"},
+		{"since past the year 9999", "GET", "/v1/webhooks/deliveries?since=9223372036854775807", ``, 400, 1009, "since must be Unix seconds"},
+		{"a status that is none", "GET", "/v1/webhooks/deliveries?status=pending,delivered,failing,dead,lost", ``, 400, 1009, "status must be"},
+		{"bulk replay until before 1970", "POST", "/v1/webhooks/deliveries/replay", `{"status":"delivered","until":"1960-01-01T00:00:00Z"}`, 400, 1009, "until must be"},
 		{"bulk replay without a filter", "POST", "/v1/webhooks/deliveries/replay", `{}`, 400, 1008, "at least one filter"},
 		{"replay of a bad id", "POST", "/v1/webhooks/deliveries/x/replay", ``, 404, 1006, "unknown webhook delivery id"},
 	}
