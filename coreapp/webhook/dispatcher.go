@@ -474,7 +474,9 @@ func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) 
 // claim takes up to limit due deliveries, hides them from other claimers
 // for claimTTL and loads their events. Deliveries of the endpoints in full
 // are left out (their lanes on this node have no room). A pinned group is
-// not split at the limit: one that reaches it is left for the next round.
+// not split at the limit: one that reaches it is left for the next round
+// (the rows are read in (next_attempt_at, batch, id) order, migration
+// 00030).
 func (d *Dispatcher) claim(ctx context.Context, limit int, full []endpointKey) ([]delivery, error) {
 	var out []delivery
 	err := db.Tx(ctx, d.db, func(tx *sql.Tx) error {
@@ -486,7 +488,7 @@ func (d *Dispatcher) claim(ctx context.Context, limit int, full []endpointKey) (
 			q += " AND NOT (account_id = ? AND endpoint_id = ?)"
 			args = append(args, k.account, k.endpoint)
 		}
-		rows, err := tx.QueryContext(ctx, q+" ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED", append(args, limit)...)
+		rows, err := tx.QueryContext(ctx, q+" ORDER BY next_attempt_at, batch, id LIMIT ? FOR UPDATE SKIP LOCKED", append(args, limit)...)
 		if err != nil {
 			return err
 		}
@@ -502,16 +504,14 @@ func (d *Dispatcher) claim(ctx context.Context, limit int, full []endpointKey) (
 		if err := rows.Err(); err != nil || len(out) == 0 {
 			return err
 		}
-		if len(out) == limit { // the limit may cut a pinned group: leave the groups near it whole for the next round
-			cut := map[int64]bool{}
-			for _, e := range out[max(len(out)-MaxBatch, 0):] {
-				if e.batch != 0 {
-					cut[e.batch] = true
-				}
-			}
-			out = slices.DeleteFunc(out, func(e delivery) bool { return cut[e.batch] })
-			if len(out) == 0 {
-				return nil
+		if last := out[len(out)-1]; len(out) == limit && last.batch != 0 {
+			// A pinned group's members share batch and next_attempt_at, so
+			// they are contiguous in this order: the last one may be cut by
+			// the limit, and is left whole for the next round.
+			if kept := slices.DeleteFunc(slices.Clone(out), func(e delivery) bool {
+				return e.batch == last.batch && e.account == last.account && e.endpoint == last.endpoint
+			}); len(kept) > 0 {
+				out = kept
 			}
 		}
 		ids := make([]int64, len(out))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -690,5 +691,43 @@ func TestBatchesFillBehindASlowReceiver(t *testing.T) {
 	t.Logf("%d events in %d POSTs", events, posts)
 	if posts > events/4 {
 		t.Errorf("%d events took %d POSTs: they did not wait to fill batches of up to %d", events, posts, MaxBatch)
+	}
+}
+
+// TestClaimKeepsPinnedGroupsWhole: a claim whose limit falls inside a
+// pinned group leaves the whole group for the next round.
+func TestClaimKeepsPinnedGroupsWhole(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	disp := NewDispatcher(d, settings.NewStore(d), slog.New(slog.DiscardHandler), Options{})
+	// Deliveries 1 to 3 unpinned, 4 and 5 pinned together, all due.
+	for id := int64(1); id <= 5; id++ {
+		batch := int64(0)
+		if id >= 4 {
+			batch = 4
+		}
+		if _, err := d.Exec("INSERT INTO webhook_deliveries (id, event_id, account_id, endpoint_id, state, attempts, batch, next_attempt_at, created_at, updated_at, retry_since) VALUES (?,?,1,0,2,1,?,1,1,1,1)",
+			id, id, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(ds []delivery) (out []int64) {
+		for _, dl := range ds {
+			out = append(out, dl.id)
+		}
+		return out
+	}
+	first, err := disp.claim(t.Context(), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := disp.claim(t.Context(), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(first); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("first claim %v, want 1 2 3 (the group 4+5 left whole)", got)
+	}
+	if got := ids(second); !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("second claim %v, want the group 4 5", got)
 	}
 }

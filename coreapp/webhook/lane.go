@@ -55,6 +55,9 @@ type lane struct {
 	// claimed is the claim each queued delivery holds in the table (its
 	// next_attempt_at), to renew it before it expires.
 	claimed map[int64]int64
+	// refresh holds what the table says now of queued deliveries claimed
+	// again (a replay): take applies their dead age and attempts.
+	refresh map[int64]delivery
 }
 
 // enqueue puts a round's deliveries into their lanes and starts senders;
@@ -67,23 +70,29 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 		t := d.target(ctx, targets, k)
 		d.mu.Lock()
 		l := d.lanes[k]
-		if l == nil {
-			l = &lane{key: k, groups: map[groupKey][]delivery{}, claimed: map[int64]int64{}}
-			d.lanes[k] = l
-		}
-		l.t, l.loaded = t, time.Now()
 		if d.held[dl.id] {
-			if _, queued := l.claimed[dl.id]; queued && dl.claim > 0 {
-				l.claimed[dl.id] = dl.claim
+			if l != nil {
+				if _, queued := l.claimed[dl.id]; queued {
+					if dl.claim > 0 {
+						l.claimed[dl.id] = dl.claim
+					}
+					// A replay restarted its dead age (its POST stays as it was).
+					l.refresh[dl.id] = dl
+				}
 			}
 			d.mu.Unlock()
 			continue
 		}
-		if l.queued >= laneCap || d.queuedTotal >= maxQueued {
+		if (l != nil && l.queued >= laneCap) || d.queuedTotal >= maxQueued {
 			d.mu.Unlock()
 			over = append(over, dl)
 			continue
 		}
+		if l == nil {
+			l = &lane{key: k, groups: map[groupKey][]delivery{}, claimed: map[int64]int64{}, refresh: map[int64]delivery{}}
+			d.lanes[k] = l
+		}
+		l.t, l.loaded = t, time.Now()
 		g := groupKey{dl.kind, dl.batch}
 		if t.err == nil && t.ep.Format == settings.FormatCloud {
 			g.pinned = 0 // one event per POST: nothing to keep together
@@ -147,8 +156,12 @@ func (d *Dispatcher) take(l *lane) (b batch, ok bool) {
 	}
 	l.queued -= n
 	d.queuedTotal -= n
-	for _, dl := range b.deliveries {
+	for i, dl := range b.deliveries {
 		delete(l.claimed, dl.id)
+		if r, ok := l.refresh[dl.id]; ok {
+			b.deliveries[i].created, b.deliveries[i].attempts = r.created, r.attempts
+			delete(l.refresh, dl.id)
+		}
 	}
 	return b, true
 }
