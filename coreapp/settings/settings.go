@@ -48,7 +48,34 @@ type Application struct {
 	ShowSecurityNotifications bool     `json:"show_security_notifications"`
 	PassThrough               bool     `json:"pass_through"`
 	WaID                      string   `json:"wa_id,omitempty"` // read-only
+	Stored
 }
+
+// Stored are on-prem settings openwaba accepts, keeps and answers without
+// acting on them (docs/settings.md says why for each), so an on-prem
+// deployment's scripts PATCH them unchanged. Absent until set.
+type Stored struct {
+	DBGarbageCollectorEnable       *bool             `json:"db_garbagecollector_enable,omitempty"`
+	GarbageCollectorEnable         *GarbageCollector `json:"garbagecollector_enable,omitempty"`
+	AxolotlContextStripingDisabled *bool             `json:"axolotl_context_striping_disabled,omitempty"`
+	OnCallPager                    *string           `json:"on_call_pager,omitempty"`
+	VerboseLogging                 *bool             `json:"verbose_logging,omitempty"`
+	LogLevel                       *string           `json:"log_level,omitempty"`
+	TCPListenAddress               *string           `json:"tcp_listen_address,omitempty"`
+	Webcallbacks                   json.RawMessage   `json:"webcallbacks,omitempty"`
+}
+
+// GarbageCollector is garbagecollector_enable.
+type GarbageCollector struct {
+	Messages *bool `json:"messages,omitempty"`
+	Media    *bool `json:"media,omitempty"`
+}
+
+// logLevels are the log_level values on-prem documents.
+var logLevels = []string{"debug", "info", "warning", "error"}
+
+// maxStoredText bounds the stored strings and webcallbacks.
+const maxStoredText = 4096
 
 // Webhooks is the "webhooks" group.
 type Webhooks struct {
@@ -193,6 +220,7 @@ type patch struct {
 	ShowSecurityNotifications *bool           `json:"show_security_notifications"`
 	PassThrough               *bool           `json:"pass_through"`
 	WaID                      json.RawMessage `json:"wa_id"` // read-only: accepted and ignored, so a GET body can be PATCHed back
+	Stored
 }
 
 type patchMessage struct {
@@ -259,10 +287,15 @@ func Apply(cur Application, patchJSON []byte) (Application, error) {
 	setBool(&next.NotifyUserChangeNumber, p.NotifyUserChangeNumber)
 	setBool(&next.ShowSecurityNotifications, p.ShowSecurityNotifications)
 	if p.PassThrough != nil {
-		if cur.PassThrough && !*p.PassThrough {
-			return cur, &Error{errcode.Invalid, "pass_through cannot be turned off once on"}
+		// On-prem: "cannot be re-enabled since v2.35"; turning it off is
+		// always allowed.
+		if *p.PassThrough && !cur.PassThrough {
+			return cur, &Error{errcode.Invalid, "pass_through cannot be enabled (on-prem since v2.35); it can only be turned off"}
 		}
 		next.PassThrough = *p.PassThrough
+	}
+	if err := applyStored(&next.Stored, p.Stored); err != nil {
+		return cur, err
 	}
 	for _, r := range []struct {
 		name     string
@@ -691,4 +724,58 @@ func (s *Store) Reset(ctx context.Context, accountID int64, actor Actor) (Applic
 	clear(s.cache)
 	s.mu.Unlock()
 	return s.Get(ctx, accountID)
+}
+
+// applyStored checks the stored-only settings of a patch and sets those given.
+func applyStored(dst *Stored, p Stored) error {
+	for _, v := range []struct {
+		name string
+		s    *string
+	}{{"on_call_pager", p.OnCallPager}, {"log_level", p.LogLevel}, {"tcp_listen_address", p.TCPListenAddress}} {
+		if v.s != nil && len(*v.s) > maxStoredText {
+			return &Error{errcode.Invalid, fmt.Sprintf("%s is longer than %d characters", v.name, maxStoredText)}
+		}
+	}
+	if p.LogLevel != nil && !slices.Contains(logLevels, *p.LogLevel) {
+		return &Error{errcode.Invalid, "log_level must be one of " + strings.Join(logLevels, ", ")}
+	}
+	if len(p.Webcallbacks) > maxStoredText {
+		return &Error{errcode.Invalid, fmt.Sprintf("webcallbacks is larger than %d bytes", maxStoredText)}
+	}
+	if p.DBGarbageCollectorEnable != nil {
+		dst.DBGarbageCollectorEnable = p.DBGarbageCollectorEnable
+	}
+	if g := p.GarbageCollectorEnable; g != nil {
+		next := GarbageCollector{}
+		if dst.GarbageCollectorEnable != nil {
+			next = *dst.GarbageCollectorEnable
+		}
+		if g.Messages != nil {
+			next.Messages = g.Messages
+		}
+		if g.Media != nil {
+			next.Media = g.Media
+		}
+		dst.GarbageCollectorEnable = &next
+	}
+	for _, v := range []struct {
+		dst **bool
+		src *bool
+	}{{&dst.AxolotlContextStripingDisabled, p.AxolotlContextStripingDisabled}, {&dst.VerboseLogging, p.VerboseLogging}} {
+		if v.src != nil {
+			*v.dst = v.src
+		}
+	}
+	for _, v := range []struct {
+		dst **string
+		src *string
+	}{{&dst.OnCallPager, p.OnCallPager}, {&dst.LogLevel, p.LogLevel}, {&dst.TCPListenAddress, p.TCPListenAddress}} {
+		if v.src != nil {
+			*v.dst = v.src
+		}
+	}
+	if len(p.Webcallbacks) > 0 {
+		dst.Webcallbacks = p.Webcallbacks
+	}
+	return nil
 }

@@ -84,13 +84,48 @@ func TestApplyLeavesMissingFieldsAlone(t *testing.T) {
 	}
 }
 
-func TestPassThroughCannotBeTurnedOff(t *testing.T) {
-	cur, err := Apply(Defaults(), []byte(`{"pass_through":true}`))
+func TestPassThroughCannotBeEnabled(t *testing.T) {
+	if _, err := Apply(Defaults(), []byte(`{"pass_through":true}`)); err == nil {
+		t.Error("enabling pass_through was accepted (on-prem refuses it since v2.35)")
+	}
+	on := Defaults()
+	on.PassThrough = true // stored by an earlier version
+	off, err := Apply(on, []byte(`{"pass_through":false}`))
+	if err != nil || off.PassThrough {
+		t.Fatalf("turning pass_through off = %+v, %v", off.PassThrough, err)
+	}
+	if _, err := Apply(off, []byte(`{"pass_through":true}`)); err == nil {
+		t.Error("re-enabling pass_through was accepted")
+	}
+}
+
+// TestStoredSettings: the on-prem settings openwaba keeps without acting on
+// them are accepted, merged and answered; bad values and unknown fields
+// are still refused.
+func TestStoredSettings(t *testing.T) {
+	cur, err := Apply(Defaults(), []byte(`{"db_garbagecollector_enable":false,"garbagecollector_enable":{"messages":false},"axolotl_context_striping_disabled":true,`+
+		`"on_call_pager":"120363000000000000@g.us","verbose_logging":true,"log_level":"debug","tcp_listen_address":"any","webcallbacks":{"0":"https://a.example"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(cur, []byte(`{"pass_through":false}`)); err == nil {
-		t.Error("turning pass_through off was accepted")
+	cur, err = Apply(cur, []byte(`{"garbagecollector_enable":{"media":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cur)
+	for _, want := range []string{`"db_garbagecollector_enable":false`, `"garbagecollector_enable":{"messages":false,"media":true}`, `"axolotl_context_striping_disabled":true`,
+		`"on_call_pager":"120363000000000000@g.us"`, `"verbose_logging":true`, `"log_level":"debug"`, `"tcp_listen_address":"any"`, `"webcallbacks":{"0":"https://a.example"}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("settings %s lack %s", b, want)
+		}
+	}
+	if d, _ := json.Marshal(Defaults()); strings.Contains(string(d), "log_level") {
+		t.Errorf("defaults answer a stored-only setting never set: %s", d)
+	}
+	for _, bad := range []string{`{"log_level":"loud"}`, `{"verbose_logging":"yes"}`, `{"garbagecollector_enable":{"stickers":true}}`, `{"no_such_setting":1}`} {
+		if _, err := Apply(cur, []byte(bad)); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 }
 
