@@ -57,7 +57,7 @@ test-mysql: ## all modules, race detector, shuffled; database tests on MySQL/Mar
 # module and the single-node end-to-end tests (SQLITE_E2E). Only db, whose
 # SQLite layer is new code, runs under the race detector again: test-mysql ran
 # every other package under it already, and CI must stay under 20 minutes.
-SQLITE_E2E := ^(TestSpine|TestMessageTypes|TestTemplates|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestWebhookEndpointsAndLog|TestPrivacy|TestMediaBothDirections|TestIdentityChange|TestCloudSDKs)$$
+SQLITE_E2E := ^(TestSpine|TestMessageTypes|TestTemplates|TestWebhookConfigAndHeaders|TestHealthAuth|TestErrorPaths|TestCrash.*|TestWebhookOutageAcrossRestart|TestWebhookNotPersisted|TestWebhookEndpointsAndLog|TestOnPremProfile|TestPrivacy|TestMediaBothDirections|TestIdentityChange|TestCloudSDKs)$$
 
 test-sqlite: ## store tests and single-node e2e tests again on SQLite (WA_TEST_ENGINE=sqlite)
 	@echo "== db (SQLite)"; cd db && WA_TEST_ENGINE=sqlite go test -race -shuffle=on -count=1 ./...

@@ -43,9 +43,13 @@ var authzMatrix = map[string]string{
 	"PUT /v1/messages/:id": "UUPPPPUU",
 	"POST /v1/contacts":    "UUPPPPUU",
 
-	"GET /v1/settings/application":    "UUFPPPUU",
-	"PATCH /v1/settings/application":  "UUFPPPUU",
-	"DELETE /v1/settings/application": "UUFPPPUU",
+	"GET /v1/settings/application":       "UUFPPPUU",
+	"PATCH /v1/settings/application":     "UUFPPPUU",
+	"DELETE /v1/settings/application":    "UUFPPPUU",
+	"GET /v1/settings/business/profile":  "UUFPPPUU",
+	"POST /v1/settings/business/profile": "UUFPPPUU",
+	"GET /v1/settings/profile/about":     "UUFPPPUU",
+	"PATCH /v1/settings/profile/about":   "UUFPPPUU",
 
 	"GET /v1/configs/webhook":      "UUFPPPUU",
 	"POST /v1/configs/webhook":     "UUFPPPUU",

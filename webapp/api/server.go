@@ -186,6 +186,10 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodGet, "/v1/settings/application", adminOrKey, s.getSettings},
 		{http.MethodPatch, "/v1/settings/application", adminOrKey, s.patchSettings},
 		{http.MethodDelete, "/v1/settings/application", adminOrKey, s.resetSettings},
+		{http.MethodGet, "/v1/settings/business/profile", adminOrKey, s.getBusinessProfile},
+		{http.MethodPost, "/v1/settings/business/profile", adminOrKey, s.setBusinessProfile},
+		{http.MethodGet, "/v1/settings/profile/about", adminOrKey, s.getAbout},
+		{http.MethodPatch, "/v1/settings/profile/about", adminOrKey, s.setAbout},
 
 		{http.MethodGet, "/v1/configs/webhook", adminOrKey, s.getWebhook},
 		{http.MethodPost, "/v1/configs/webhook", adminOrKey, s.setWebhook},
