@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -272,5 +273,39 @@ func TestTrailingSlash(t *testing.T) {
 		if r.status == 404 || len(calls) == 0 || calls[0].method != tt.want {
 			t.Errorf("%s %s = %d %s, calls %+v: want it routed to %s", tt.method, tt.path, r.status, r.body, calls, tt.want)
 		}
+	}
+}
+
+// forward is one request a route forwards to coreapp: coreapp answers
+// reply; the route must answer status and body want ("": only the status
+// is checked) after exactly one call wantMethod with wantReq.
+type forward struct {
+	method, path, body string
+	reply              proto.Message
+	status             int
+	want               string
+	wantMethod         string
+	wantReq            proto.Message
+}
+
+// check runs c as the admin.
+func (c forward) check(t *testing.T, f *fixture, rec *recorder) {
+	t.Helper()
+	rec.answer(func(string) error { return nil }, func(string) proto.Message { return c.reply })
+	r := f.doJSON(t, c.method, c.path, c.body, bearer(f.admin))
+	if r.status != c.status {
+		t.Fatalf("status %d, want %d (body %s)", r.status, c.status, r.body)
+	}
+	if c.want != "" {
+		if diff := cmp.Diff(c.want, string(bytes.TrimSpace(r.body))); diff != "" {
+			t.Errorf("body mismatch (-want +got):\n%s", diff)
+		}
+	}
+	calls := rec.taken()
+	if len(calls) != 1 || calls[0].method != c.wantMethod {
+		t.Fatalf("calls %+v, want one %s", calls, c.wantMethod)
+	}
+	if diff := cmp.Diff(c.wantReq, calls[0].req, protocmp.Transform()); diff != "" {
+		t.Errorf("request mismatch (-want +got):\n%s", diff)
 	}
 }

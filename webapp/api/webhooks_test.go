@@ -1,14 +1,11 @@
 package api_test
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/testing/protocmp"
 
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
@@ -128,23 +125,7 @@ func TestWebhookRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec.answer(func(string) error { return nil }, func(string) proto.Message { return tt.reply })
-			r := f.doJSON(t, tt.method, tt.path, tt.body, bearer(f.admin))
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tt.status, r.body)
-			}
-			if tt.want != "" {
-				if diff := cmp.Diff(tt.want, string(bytes.TrimSpace(r.body))); diff != "" {
-					t.Errorf("body mismatch (-want +got):\n%s", diff)
-				}
-			}
-			calls := rec.taken()
-			if len(calls) != 1 || calls[0].method != tt.wantMethod {
-				t.Fatalf("calls %+v, want one %s", calls, tt.wantMethod)
-			}
-			if diff := cmp.Diff(tt.wantReq, calls[0].req, protocmp.Transform()); diff != "" {
-				t.Errorf("request mismatch (-want +got):\n%s", diff)
-			}
+			forward{tt.method, tt.path, tt.body, tt.reply, tt.status, tt.want, tt.wantMethod, tt.wantReq}.check(t, f, rec)
 		})
 	}
 }
