@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type receiver struct {
 	failing atomic.Bool
 	posts   atomic.Int64
 	delay   time.Duration
+	done    chan struct{} // closed when the server goroutine returns
 
 	mu   sync.Mutex
 	ids  map[string]bool
@@ -70,11 +72,13 @@ func startReceiver(addr string, delay time.Duration) (*receiver, error) {
 	}
 	r := &receiver{url: "http://" + ln.Addr().String(), delay: delay, ids: map[string]bool{}}
 	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(r.serve)}
-	go r.srv.Serve(ln)
+	r.done = make(chan struct{})
+	go func() { defer close(r.done); r.srv.Serve(ln) }()
 	return r, nil
 }
 
-func (r *receiver) close() { r.srv.Close() }
+// close stops the receiver and waits for its server goroutine.
+func (r *receiver) close() { r.srv.Close(); <-r.done }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 8<<20))
@@ -232,7 +236,11 @@ func (b *bench) drain(ctx context.Context, phones []*phone, n int, cloud bool, d
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer b.call(context.WithoutCancel(ctx), "DELETE", "/v1/webhooks/endpoints/"+id, nil, 200)
+	defer func() {
+		if _, err := b.call(context.WithoutCancel(ctx), "DELETE", "/v1/webhooks/endpoints/"+id, nil, 200); err != nil {
+			fmt.Fprintln(os.Stderr, "wabench: removing the phase's webhook endpoint:", err) // the next phase still measures its own endpoint
+		}
+	}()
 	ids, err := b.sendInbound(ctx, phones, n, what+" backlog")
 	if err != nil {
 		return 0, 0, 0, err
