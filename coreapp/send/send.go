@@ -316,6 +316,22 @@ type transition struct {
 	conv      *chatdv1.Conversation // sent: the conversation chatd's ack named
 }
 
+// statusEvent is the webhook status of transition tr of a message to peer,
+// with the message's callback data and its stored conversation conv.
+func statusEvent(tr *transition, peer, callbackData string, conv []byte) webhook.Status {
+	st := webhook.Status{ID: tr.id, RecipientID: peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10), CallbackData: callbackData}
+	if tr.err != nil {
+		st.Errors = []webhook.Error{*tr.err}
+	} else if c := new(chatdv1.Conversation); len(conv) > 0 && proto.Unmarshal(conv, c) == nil && c.Id != "" {
+		var expires int64
+		if c.Opened {
+			expires = c.Expires
+		}
+		st.Conversation, st.Pricing = webhook.ConversationOf(c.Id, c.Category, expires)
+	}
+	return st
+}
+
 // ErrNotFound is returned for an unknown message.
 var ErrNotFound = errors.New("message not found")
 
@@ -423,12 +439,32 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			return err
 		}
 		changed := map[string]bool{}
+		lateConv := map[string]bool{} // a late ack's conversation, stored without a status change
 		for _, tr := range trs {
 			r := state[tr.id]
 			switch {
 			case r == nil, tr.peer != "" && tr.peer != r.peer:
 				continue // unknown here, or a receipt from someone else
 			case tr.status == StatusFailed && r.status >= StatusDelivered:
+				continue
+			case tr.status == StatusSent && r.status > StatusSent && r.status != StatusFailed && tr.conv != nil && len(r.conv) == 0:
+				// The ack came after the customer's receipt (both race over
+				// the same connection). The status stays where it is, but the
+				// sent event is the one that carries the conversation and
+				// pricing, so it is stored and sent all the same. The empty
+				// stored conversation keeps a replayed ack (chatd answers a
+				// resent message with its first ack) from sending it twice;
+				// an ack without a conversation (to another business) is
+				// not sent late.
+				b, err := proto.Marshal(tr.conv)
+				if err != nil {
+					return err
+				}
+				r.conv, r.newConv = b, b
+				lateConv[tr.id] = true
+				if want[StatusSent] {
+					events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
+				}
 				continue
 			case tr.status != StatusFailed && (r.status >= tr.status):
 				continue
@@ -446,23 +482,13 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			}
 			changed[tr.id] = true
 			if want[tr.status] {
-				st := webhook.Status{ID: tr.id, RecipientID: r.peer, Status: statusNames[tr.status], Timestamp: strconv.FormatInt(tr.t, 10), CallbackData: r.cb.String}
-				if tr.err != nil {
-					st.Errors = []webhook.Error{*tr.err}
-				} else if c := new(chatdv1.Conversation); len(r.conv) > 0 && proto.Unmarshal(r.conv, c) == nil && c.Id != "" {
-					var expires int64
-					if c.Opened {
-						expires = c.Expires
-					}
-					st.Conversation, st.Pricing = webhook.ConversationOf(c.Id, c.Category, expires)
-				}
-				events = append(events, webhook.StatusEvent(acct, st))
+				events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
 			}
 		}
 		// The acks' conversations, in one statement.
 		var cases, convIDs []any
 		for id, r := range state {
-			if changed[id] && r.newConv != nil {
+			if (changed[id] || lateConv[id]) && r.newConv != nil {
 				cases = append(cases, id, r.newConv)
 				convIDs = append(convIDs, id)
 			}

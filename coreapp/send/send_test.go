@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/dbtest"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	messagev1 "github.com/openwaba/openwaba/proto/gen/message/v1"
 )
 
@@ -206,5 +208,51 @@ func TestFailRecordsTheError(t *testing.T) {
 	want := `{"id":"` + m.ID + `","recipient_id":"15551234567","status":"failed","timestamp":"100","errors":[{"code":1013,"title":"User is not valid"}]}`
 	if payload != want {
 		t.Errorf("failed webhook =\n%s\nwant\n%s", payload, want)
+	}
+}
+
+func TestLateAckStillSendsSent(t *testing.T) {
+	s, d := newStore(t)
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The customer's receipt overtakes chatd's ack.
+	advance(t, s, "15551234567", m.ID, StatusDelivered)
+	conv := &chatdv1.Conversation{Id: "c1", Category: "service", Opened: true, Expires: 5000}
+	for range 2 { // the second is a replayed ack
+		ch := make(chan error, 1)
+		s.Sent(1, "", m.ID, 101, conv, func(err error) { ch <- err })
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := statusOf(t, d, m.ID); got != StatusDelivered {
+		t.Errorf("status = %d, want delivered (a late ack does not move it back)", got)
+	}
+	rows, err := d.Query("SELECT payload FROM webhook_events WHERE kind = ? ORDER BY id", webhook.KindStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var payloads []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, p)
+	}
+	if len(payloads) != 2 || !strings.Contains(payloads[0], `"delivered"`) || !strings.Contains(payloads[1], `"sent"`) || !strings.Contains(payloads[1], `"c1"`) {
+		t.Errorf("status webhooks = %q; want delivered, then one sent with conversation c1", payloads)
+	}
+	// Later statuses carry the conversation the late ack stored.
+	advance(t, s, "15551234567", m.ID, StatusRead)
+	var p string
+	if err := d.QueryRow("SELECT payload FROM webhook_events WHERE kind = ? ORDER BY id DESC LIMIT 1", webhook.KindStatus).Scan(&p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p, `"read"`) || !strings.Contains(p, `"c1"`) {
+		t.Errorf("read webhook = %s; want it with conversation c1", p)
 	}
 }
