@@ -99,7 +99,7 @@ func TestCloudErrors(t *testing.T) {
 	}{
 		{"no credentials", "POST", pn + "/messages", text, "application/json", nil, 401, 190, 0, "missing credentials"},
 		{"a bad token", "POST", pn + "/messages", text, "application/json", []reqOpt{bearer("nope")}, 401, 190, 0, "invalid token"},
-		{"a revoked-looking key as D360-API-KEY", "POST", pn + "/messages", text, "application/json", []reqOpt{d360("nope")}, 401, 190, 0, "invalid or revoked"},
+		{"a revoked-looking key as D360-API-KEY", "POST", pn + "/messages", text, "application/json", []reqOpt{d360("nope")}, 401, 190, 0, "Invalid api_key"},
 		{"the monitoring scheme", "GET", pn, "", "", []reqOpt{header("Authorization", "Apikey "+monitoringKey)}, 401, 190, 0, ""},
 		{"a waba id as the number", "POST", "/v23.0/102290000000001/messages", text, "application/json", []reqOpt{key}, 400, 100, 33, "does not exist"},
 		{"a media id as the number", "POST", "/v23.0/9d3c0a2e-5f4b-4c1e-9a7d-1b2c3d4e5f60/messages", text, "application/json", []reqOpt{key}, 400, 100, 33, "does not exist"},

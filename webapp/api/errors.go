@@ -26,7 +26,10 @@ type Error struct {
 	// RetryAfter, when set, is sent as the Retry-After header (whole
 	// seconds, rounded up).
 	RetryAfter time.Duration
-	cause      error
+	// d360 marks a refused D360-API-KEY: its meta also carries 360dialog's
+	// httpCode, developerMessage and success fields (on-prem routes).
+	d360  bool
+	cause error
 }
 
 func (e *Error) Error() string {
@@ -67,6 +70,20 @@ func notRequired(format string, args ...any) *Error {
 func unauthorized(details string) *Error {
 	return apiErr(http.StatusUnauthorized, errcode.AccessDenied, "%s", details)
 }
+
+// invalidD360Key is an unknown or revoked D360-API-KEY. On the on-prem
+// routes 360dialog answers it with its own envelope,
+// {"meta":{"httpCode":401,"developerMessage":"Invalid api_key or token
+// expired","success":false}} (docs.360dialog.com, "Error Messages"); the
+// body carries that meta and the on-prem errors[] both, so clients written
+// for either find what they look for.
+func invalidD360Key() *Error {
+	e := unauthorized(d360InvalidKey)
+	e.d360 = true
+	return e
+}
+
+const d360InvalidKey = "Invalid api_key or token expired"
 
 func forbidden(details string) *Error {
 	return apiErr(http.StatusForbidden, errcode.AccessDenied, "%s", details)
@@ -215,6 +232,17 @@ type errorBody struct {
 	Errors []errorItem `json:"errors"`
 }
 
+// d360ErrorBody is errorBody with 360dialog's meta fields (invalidD360Key).
+type d360ErrorBody struct {
+	Meta struct {
+		meta
+		HTTPCode         int    `json:"httpCode"`
+		DeveloperMessage string `json:"developerMessage"`
+		Success          bool   `json:"success"`
+	} `json:"meta"`
+	Errors []errorItem `json:"errors"`
+}
+
 type errorItem struct {
 	Code    errcode.Code `json:"code"`
 	Title   string       `json:"title"`
@@ -253,7 +281,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		return
 	}
-	body := errorBody{Meta: s.meta, Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
+	var body any = errorBody{Meta: s.meta, Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
+	if e.d360 {
+		b := d360ErrorBody{Errors: []errorItem{{Code: e.Code, Title: e.Title, Details: e.Details}}}
+		b.Meta.meta, b.Meta.HTTPCode, b.Meta.DeveloperMessage = s.meta, e.Status, e.Details
+		body = b
+	}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(e.Status)
 	} else {

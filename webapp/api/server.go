@@ -471,7 +471,7 @@ func (s *Server) identify(c echo.Context, a access) (principal, error) {
 	if key := c.Request().Header.Get("D360-API-KEY"); key != "" {
 		k, err := s.auth.ValidateAPIKey(ctx, key)
 		if errors.Is(err, auth.ErrInvalidAPIKey) {
-			return principal{}, unauthorized("invalid or revoked API key")
+			return principal{}, invalidD360Key()
 		}
 		if err != nil {
 			return principal{}, internal(err)
