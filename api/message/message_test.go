@@ -185,7 +185,10 @@ func TestParseSend(t *testing.T) {
 		{"another type's object", `{"to":"16315551234","type":"text","text":{"body":"x"},"location":{}}`, errcode.NotRequired},
 		{"unknown field", `{"to":"16315551234","text":{"body":"x"},"colour":1}`, errcode.NotRequired},
 		{"messaging_product ignored", `{"messaging_product":"whatsapp","to":"16315551234","text":{"body":"x"}}`, 0},
-		{"ttl", `{"to":"16315551234","text":{"body":"x"},"ttl":5}`, errcode.NotRequired},
+		{"legacy ttl accepted", `{"to":"16315551234","text":{"body":"x"},"ttl":5}`, 0},
+		{"legacy ttl object accepted", `{"to":"16315551234","text":{"body":"x"},"ttl":{"days":7}}`, 0},
+		{"legacy ttl negative", `{"to":"16315551234","text":{"body":"x"},"ttl":-1}`, errcode.Invalid},
+		{"legacy ttl array", `{"to":"16315551234","text":{"body":"x"},"ttl":[1]}`, errcode.Invalid},
 		{"context", `{"to":"16315551234","text":{"body":"x"},"context":{"message_id":"wamid.A"}}`, 0},
 		{"context without id", `{"to":"16315551234","text":{"body":"x"},"context":{}}`, errcode.Missing},
 		{"context id too long", `{"to":"16315551234","text":{"body":"x"},"context":{"message_id":"` + s(129) + `"}}`, errcode.Invalid},
@@ -340,6 +343,17 @@ func TestParseSend(t *testing.T) {
 
 // TestShowsTheSendShape: what a phone shows is the object the business
 // sent, in the API's shape.
+// The legacy ttl is on-prem's: the Cloud API does not know it.
+func TestTTLIsOnPremOnly(t *testing.T) {
+	b := []byte(`{"messaging_product":"whatsapp","to":"16315551234","text":{"body":"x"},"ttl":5}`)
+	if _, err := Default.ParseSendFrom(Cloud, b); code(err) != errcode.NotRequired {
+		t.Errorf("Cloud body with ttl = %v, want 1010", err)
+	}
+	if _, err := Default.ParseSendFrom(OnPrem, b); err != nil {
+		t.Errorf("on-prem body with ttl = %v, want it accepted", err)
+	}
+}
+
 func TestShowsTheSendShape(t *testing.T) {
 	for _, name := range []string{"location", "contacts", "interactive", "reaction"} {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"encoding/json"
 	"slices"
 
 	"github.com/openwaba/openwaba/api/body"
@@ -43,7 +44,7 @@ var Reserved []string
 
 // commonFields are the top-level fields of every send body besides the
 // types' objects: messaging_product is what Cloud API clients send (accepted
-// and ignored), ttl the legacy field (refused with 1010, see ParseSend).
+// and ignored), ttl the legacy on-prem field (checkTTL).
 var commonFields = []string{"to", "recipient_type", "type", "preview_url", "context", "messaging_product", "ttl"}
 
 // ParseSend parses and checks a send body with the on-prem rules: "to" (any
@@ -117,8 +118,8 @@ func (r *Registry) ParseSendFrom(sf Surface, b []byte) (*Send, error) {
 			return nil, errcode.New(errcode.NotRequired, "parameter %s is not expected for type %s", k, s.Type)
 		}
 	}
-	if top.Has("ttl") {
-		return nil, errcode.New(errcode.NotRequired, "parameter ttl is not supported")
+	if err := checkTTL(sf, top); err != nil {
+		return nil, err
 	}
 	if _, _, err := body.Field[bool](top, "preview_url"); err != nil {
 		return nil, err // validated for every type, used by text
@@ -150,4 +151,33 @@ func (r *Registry) ParseSendFrom(sf Surface, b []byte) (*Send, error) {
 	}
 	s.Content = c
 	return s, nil
+}
+
+// checkTTL checks the legacy on-prem ttl: on-prem accepted it and every
+// message lives as long as the network keeps it undelivered (chatd's
+// WA_CHATD_QUEUE_TTL, 30 days; then the send fails with 410 "Message
+// expired"), so it is accepted and has no effect. It must be a
+// non-negative number, a string or an object, as the on-prem clients that
+// still send it do. The Cloud API has no ttl: 1010 there.
+func checkTTL(sf Surface, top body.Object) error {
+	if !top.Has("ttl") {
+		return nil
+	}
+	if sf == Cloud {
+		return errcode.New(errcode.NotRequired, "parameter ttl is not expected")
+	}
+	var v any
+	if err := json.Unmarshal(top.Raw("ttl"), &v); err != nil {
+		return errcode.New(errcode.Invalid, "ttl is not valid JSON")
+	}
+	switch v := v.(type) {
+	case float64:
+		if v < 0 {
+			return errcode.New(errcode.Invalid, "ttl must not be negative")
+		}
+	case string, map[string]any:
+	default:
+		return errcode.New(errcode.Invalid, "ttl must be a number, a string or an object")
+	}
+	return nil
 }
