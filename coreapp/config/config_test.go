@@ -141,3 +141,27 @@ func TestMediaSettings(t *testing.T) {
 		t.Error("Load accepted WA_MEDIA_LINK_TIMEOUT=0s")
 	}
 }
+
+func TestMessageRetention(t *testing.T) {
+	pub, _, err := wire.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WA_CHAT_ROOT_KEY", wire.EncodeRootKey(pub))
+	t.Setenv("WA_CHAT_ROOT_KEY_FILE", "")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MessageRetention != 30*24*time.Hour {
+		t.Errorf("default retention = %s, want 720h", c.MessageRetention)
+	}
+	t.Setenv("WA_MESSAGE_RETENTION", "48h")
+	if c, err = Load(""); err != nil || c.MessageRetention != 48*time.Hour {
+		t.Errorf("WA_MESSAGE_RETENTION=48h: %s, %v", c.MessageRetention, err)
+	}
+	t.Setenv("WA_MESSAGE_RETENTION", "10m")
+	if _, err := Load(""); err == nil {
+		t.Error("Load accepted WA_MESSAGE_RETENTION=10m")
+	}
+}

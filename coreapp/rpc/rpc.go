@@ -29,6 +29,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/messagegc"
 	coreprofile "github.com/openwaba/openwaba/coreapp/profile"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/send"
@@ -54,9 +55,10 @@ type Server struct {
 	cluster  *cluster.Cluster
 	// webhooks checks Cloud callback URLs; ks seals their app secrets
 	// (WithWebhooks).
-	webhooks *webhook.Dispatcher
-	ks       *keystore.Keystore
-	profiles *coreprofile.Store // WithProfiles
+	webhooks  *webhook.Dispatcher
+	ks        *keystore.Keystore
+	profiles  *coreprofile.Store   // WithProfiles
+	messageGC *messagegc.Collector // WithMessageGC
 }
 
 // WithWebhooks lets the server set Cloud-format webhooks: d performs the

@@ -82,6 +82,13 @@ type Payload struct {
 				Errors       []Error `json:"errors"`
 			} `json:"gc"`
 		} `json:"media"`
+		Message *struct {
+			GC struct {
+				MessagesDeleted int     `json:"messages_deleted"`
+				Status          string  `json:"status"`
+				Errors          []Error `json:"errors"`
+			} `json:"gc"`
+		} `json:"message"`
 	} `json:"services"`
 	// The Graph business-account envelope (template status changes).
 	Object string `json:"object"`

@@ -74,6 +74,7 @@ var authzMatrix = map[string]string{
 	"GET /v1/media/:id":                                     "UUPPPPUU",
 	"DELETE /v1/media/:id":                                  "UUPPPPUU",
 	"PUT /v1/services/media/gc":                             "UUFPPPUU",
+	"PUT /v1/services/message/gc":                           "UUFPPPUU",
 	"GET /v1/settings/application/media/providers":          "UUFPPPUU",
 	"POST /v1/settings/application/media/providers":         "UUFPPPUU",
 	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",

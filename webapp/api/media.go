@@ -277,11 +277,26 @@ func (s *Server) deleteMedia(c echo.Context) error {
 
 type servicesResponse struct {
 	Services struct {
-		Media struct {
-			GC gcStatus `json:"gc"`
-		} `json:"media"`
+		Media *serviceGC `json:"media,omitempty"`
+		// Message: PUT /v1/services/message/gc (messages.go).
+		Message *serviceGC `json:"message,omitempty"`
 	} `json:"services"`
 	Meta meta `json:"meta"`
+}
+
+type serviceGC struct {
+	GC gcStatus `json:"gc"`
+}
+
+// gcResponse is the answer to a started collection: status is coreapp's,
+// "processing" when it says nothing.
+func (s *Server) gcResponse(c echo.Context, status string, set func(*servicesResponse, *serviceGC)) error {
+	if status == "" {
+		status = "processing"
+	}
+	out := servicesResponse{Meta: s.meta}
+	set(&out, &serviceGC{GC: gcStatus{Status: status}})
+	return c.JSON(http.StatusOK, out)
 }
 
 type gcStatus struct {
@@ -298,10 +313,5 @@ func (s *Server) collectMedia(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := servicesResponse{Meta: s.meta}
-	out.Services.Media.GC.Status = resp.GetStatus()
-	if out.Services.Media.GC.Status == "" {
-		out.Services.Media.GC.Status = "processing"
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.gcResponse(c, resp.GetStatus(), func(r *servicesResponse, g *serviceGC) { r.Services.Media = g })
 }

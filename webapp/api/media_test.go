@@ -691,6 +691,12 @@ func TestMediaCalls(t *testing.T) {
 			wantMethod: "/core.v1.Core/CollectMedia", wantReq: &corev1.CollectMediaRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}},
 		},
 		{
+			name: "message garbage collection", method: "PUT", path: "/v1/services/message/gc/", opts: []reqOpt{d360(e.key.Key)},
+			reply: &corev1.CollectMessagesResponse{Status: "processing"}, status: 200,
+			want:       `{"services":{"message":{"gc":{"status":"processing"}}},` + metaJSON + `}`,
+			wantMethod: "/core.v1.Core/CollectMessages", wantReq: &corev1.CollectMessagesRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}},
+		},
+		{
 			name: "providers, masked", method: "GET", path: "/v1/settings/application/media/providers", opts: []reqOpt{bearer(e.admin)},
 			reply: providers, status: 200,
 			want: `{"settings":{"application":{"media":{"providers":[` +
@@ -866,6 +872,8 @@ func TestMediaErrors(t *testing.T) {
 		{"gc by a user", "PUT", "/v1/services/media/gc", "", []reqOpt{alice}, 403, 1005, "admin"},
 		{"gc with a parameter", "PUT", "/v1/services/media/gc", `{"days":3}`, []reqOpt{admin}, 400, 1010, "days"},
 		{"gc reaches coreapp", "PUT", "/v1/services/media/gc", "", []reqOpt{key}, 503, 1014, ""},
+		{"message gc by a user", "PUT", "/v1/services/message/gc", "", []reqOpt{alice}, 403, 1005, "admin"},
+		{"message gc with a parameter", "PUT", "/v1/services/message/gc", `{"days":3}`, []reqOpt{admin}, 400, 1010, "days"},
 
 		// Media providers.
 		{"providers read by a user", "GET", providers, "", []reqOpt{alice}, 403, 1005, "admin"},

@@ -129,3 +129,17 @@ func (s *Server) checkContacts(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, contactsResponse{Contacts: items, Meta: s.meta})
 }
+
+// collectMessages: PUT /v1/services/message/gc (admin or API key) removes
+// the number's finished messages older than coreapp's WA_MESSAGE_RETENTION;
+// completion is reported by webhook (coreapp/messagegc).
+func (s *Server) collectMessages(c echo.Context) error {
+	if _, err := readObject(c); err != nil { // no parameters
+		return err
+	}
+	resp, err := call(s, c, s.opts.CallTimeout, s.core.CollectMessages, &corev1.CollectMessagesRequest{Account: principalOf(c).account()})
+	if err != nil {
+		return err
+	}
+	return s.gcResponse(c, resp.GetStatus(), func(r *servicesResponse, g *serviceGC) { r.Services.Message = g })
+}

@@ -213,6 +213,7 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodGet, "/v1/media/:id", anyPrincipal, s.downloadMedia},
 		{http.MethodDelete, "/v1/media/:id", anyPrincipal, s.deleteMedia},
 		{http.MethodPut, "/v1/services/media/gc", adminOrKey, s.collectMedia},
+		{http.MethodPut, "/v1/services/message/gc", adminOrKey, s.collectMessages},
 		{http.MethodGet, "/v1/settings/application/media/providers", adminOrKey, s.getMediaProviders},
 		{http.MethodPost, "/v1/settings/application/media/providers", adminOrKey, s.setMediaProviders},
 		{http.MethodDelete, "/v1/settings/application/media/providers/:name", adminOrKey, s.deleteMediaProvider},

@@ -33,6 +33,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/messagegc"
 	"github.com/openwaba/openwaba/coreapp/profile"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
@@ -183,7 +184,9 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)))
+	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
+	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
+		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.
@@ -197,6 +200,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	workWG.Go(func() { cl.Run(workCtx) })
 	workWG.Go(func() { slots.Run(workCtx) })
 	workWG.Go(func() { mediaLib.Run(workCtx) })
+	workWG.Go(func() { messageGC.Run(workCtx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("coreapp ready", "grpc", lis.Addr().String(), "chat", cfg.ChatAddrs())

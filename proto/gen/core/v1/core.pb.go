@@ -1152,6 +1152,95 @@ func (x *CollectMediaResponse) GetStatus() string {
 	return ""
 }
 
+type CollectMessagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectMessagesRequest) Reset() {
+	*x = CollectMessagesRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectMessagesRequest) ProtoMessage() {}
+
+func (x *CollectMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectMessagesRequest.ProtoReflect.Descriptor instead.
+func (*CollectMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CollectMessagesRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type CollectMessagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "processing".
+	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectMessagesResponse) Reset() {
+	*x = CollectMessagesResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectMessagesResponse) ProtoMessage() {}
+
+func (x *CollectMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectMessagesResponse.ProtoReflect.Descriptor instead.
+func (*CollectMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CollectMessagesResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 type MediaProvider struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1172,7 +1261,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1273,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[18]
+	mi := &file_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1286,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1251,7 +1340,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1352,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[19]
+	mi := &file_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1365,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1295,7 +1384,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1396,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1409,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1341,7 +1430,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1442,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1455,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1393,7 +1482,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1494,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1507,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -1450,7 +1539,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1551,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1564,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1526,7 +1615,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1627,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1640,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1594,7 +1683,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1695,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1708,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Account) GetWaId() string {
@@ -1692,7 +1781,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1793,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1806,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -1767,7 +1856,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1868,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1881,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -1820,7 +1909,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +1921,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +1934,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -1871,7 +1960,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1972,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +1985,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -1915,7 +2004,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2016,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2029,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -1971,7 +2060,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2072,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2085,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -2057,7 +2146,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2158,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2171,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2102,7 +2191,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2203,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2216,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2152,7 +2241,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2253,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2266,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 type CheckContactsRequest struct {
@@ -2193,7 +2282,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2294,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2307,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2261,7 +2350,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2362,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2375,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2319,7 +2408,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2420,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2433,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2363,7 +2452,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2464,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2477,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2410,7 +2499,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2511,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2524,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -2461,7 +2550,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2562,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2575,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -2506,7 +2595,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2607,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2620,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -2550,7 +2639,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2651,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2664,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2595,7 +2684,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2696,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2709,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2654,7 +2743,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +2755,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +2768,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -2742,7 +2831,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2843,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2856,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -2849,7 +2938,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +2950,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +2963,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -2893,7 +2982,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2905,7 +2994,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2918,7 +3007,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -2938,7 +3027,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3039,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3052,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -2998,7 +3087,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3099,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3112,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3092,7 +3181,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3193,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3206,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3184,7 +3273,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3285,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3298,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -3226,7 +3315,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3327,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3340,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -3300,7 +3389,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3401,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3414,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -3390,7 +3479,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3491,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3504,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -3462,7 +3551,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3563,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3576,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -3560,7 +3649,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3661,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3674,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -3690,7 +3779,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3791,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3804,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -3745,7 +3834,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3757,7 +3846,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3770,7 +3859,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -3803,7 +3892,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +3904,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3917,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -3847,7 +3936,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3859,7 +3948,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3872,7 +3961,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -3898,7 +3987,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3999,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4012,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -3957,7 +4046,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4058,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4071,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -4015,7 +4104,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4027,7 +4116,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4040,7 +4129,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -4082,7 +4171,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4094,7 +4183,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4107,7 +4196,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -4154,7 +4243,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +4255,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +4268,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -4202,7 +4291,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4214,7 +4303,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4227,7 +4316,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -4266,7 +4355,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4278,7 +4367,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4291,7 +4380,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -4362,6 +4451,10 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x13CollectMediaRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\".\n" +
 	"\x14CollectMediaResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"G\n" +
+	"\x16CollectMessagesRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"1\n" +
+	"\x17CollectMessagesResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\"\xb3\x01\n" +
 	"\rMediaProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -4618,7 +4711,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\x8f\x16\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xe5\x16\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -4647,7 +4740,8 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\vUploadMedia\x12\x1b.core.v1.UploadMediaRequest\x1a\x1c.core.v1.UploadMediaResponse(\x01\x12P\n" +
 	"\rDownloadMedia\x12\x1d.core.v1.DownloadMediaRequest\x1a\x1e.core.v1.DownloadMediaResponse0\x01\x12H\n" +
 	"\vDeleteMedia\x12\x1b.core.v1.DeleteMediaRequest\x1a\x1c.core.v1.DeleteMediaResponse\x12K\n" +
-	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12O\n" +
+	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12T\n" +
+	"\x0fCollectMessages\x12\x1f.core.v1.CollectMessagesRequest\x1a .core.v1.CollectMessagesResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
 	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12R\n" +
@@ -4672,7 +4766,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -4693,193 +4787,198 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*DeleteMediaResponse)(nil),             // 16: core.v1.DeleteMediaResponse
 	(*CollectMediaRequest)(nil),             // 17: core.v1.CollectMediaRequest
 	(*CollectMediaResponse)(nil),            // 18: core.v1.CollectMediaResponse
-	(*MediaProvider)(nil),                   // 19: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 20: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 21: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 22: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 23: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 24: core.v1.Error
-	(*AccountRef)(nil),                      // 25: core.v1.AccountRef
-	(*Account)(nil),                         // 26: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 27: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 28: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 29: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 30: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 31: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 32: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 33: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 34: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 35: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 36: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 37: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 38: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 39: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 40: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 41: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 42: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 43: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 44: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 45: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 46: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 47: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 48: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 49: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 50: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 51: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 52: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 53: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 54: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 55: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 56: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 57: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 58: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 59: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 60: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 61: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 62: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 63: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 64: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 65: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 66: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 67: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 68: core.v1.WakeResponse
-	nil,                                     // 69: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 70: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 71: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 72: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 73: message.v1.Content
+	(*CollectMessagesRequest)(nil),          // 19: core.v1.CollectMessagesRequest
+	(*CollectMessagesResponse)(nil),         // 20: core.v1.CollectMessagesResponse
+	(*MediaProvider)(nil),                   // 21: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 22: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 23: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 24: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 25: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 26: core.v1.Error
+	(*AccountRef)(nil),                      // 27: core.v1.AccountRef
+	(*Account)(nil),                         // 28: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 29: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 30: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 31: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 32: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 33: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 34: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 35: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 36: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 37: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 38: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 39: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 40: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 41: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 42: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 43: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 44: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 45: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 46: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 47: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 48: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 49: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 50: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 51: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 52: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 53: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 54: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 55: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 56: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 57: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 58: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 59: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 60: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 61: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 62: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 63: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 64: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 65: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 66: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 67: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 68: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 69: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 70: core.v1.WakeResponse
+	nil,                                     // 71: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 72: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 73: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 74: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 75: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	25, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	25, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	25, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	25, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	25, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	25, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	27, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	27, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	27, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	27, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	27, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	27, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
 	10, // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	25, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	25, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	27, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	27, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
 	14, // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	25, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	25, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	19, // 12: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	25, // 13: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	25, // 14: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	19, // 15: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	25, // 16: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 17: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	25, // 18: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	26, // 19: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	25, // 20: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	25, // 21: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	73, // 22: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	25, // 23: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	25, // 24: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	37, // 25: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	25, // 26: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	25, // 27: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	25, // 28: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	25, // 29: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	25, // 30: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	45, // 31: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	69, // 32: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	70, // 33: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	46, // 34: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	25, // 35: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	25, // 36: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	25, // 37: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	71, // 38: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	25, // 39: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	72, // 40: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	25, // 41: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	25, // 42: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	54, // 43: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	56, // 44: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	57, // 45: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	25, // 46: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	54, // 47: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	25, // 48: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	64, // 49: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	63, // 50: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	25, // 51: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	67, // 52: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	27, // 53: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	29, // 54: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	31, // 55: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	32, // 56: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	34, // 57: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	36, // 58: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	39, // 59: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	40, // 60: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	41, // 61: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	43, // 62: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	44, // 63: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	48, // 64: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	50, // 65: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	49, // 66: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	51, // 67: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	49, // 68: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	53, // 69: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	49, // 70: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	55, // 71: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	59, // 72: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	61, // 73: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	65, // 74: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	66, // 75: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,  // 76: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12, // 77: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15, // 78: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17, // 79: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	21, // 80: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	22, // 81: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	23, // 82: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 83: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 84: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 85: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 86: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,  // 87: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,  // 88: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	28, // 89: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	30, // 90: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	26, // 91: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	33, // 92: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	35, // 93: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	38, // 94: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	42, // 95: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	42, // 96: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	42, // 97: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	45, // 98: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	45, // 99: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	47, // 100: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	46, // 101: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	46, // 102: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	46, // 103: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	52, // 104: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	46, // 105: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	46, // 106: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	58, // 107: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	60, // 108: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	62, // 109: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	26, // 110: core.v1.Core.SetShards:output_type -> core.v1.Account
-	68, // 111: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11, // 112: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13, // 113: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16, // 114: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18, // 115: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20, // 116: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	20, // 117: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	20, // 118: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 119: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 120: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,  // 121: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 122: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,  // 123: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 124: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	89, // [89:125] is the sub-list for method output_type
-	53, // [53:89] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	27, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	27, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	27, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	21, // 13: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	27, // 14: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	27, // 15: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	21, // 16: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	27, // 17: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 18: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	27, // 19: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	28, // 20: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	27, // 21: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	27, // 22: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	75, // 23: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	27, // 24: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	27, // 25: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	39, // 26: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	27, // 27: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	27, // 28: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	27, // 29: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	27, // 30: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	27, // 31: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	47, // 32: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	71, // 33: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	72, // 34: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	48, // 35: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	27, // 36: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	27, // 37: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	27, // 38: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	73, // 39: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	27, // 40: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	74, // 41: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	27, // 42: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	27, // 43: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	56, // 44: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	58, // 45: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	59, // 46: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	27, // 47: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	56, // 48: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	27, // 49: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	66, // 50: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	65, // 51: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	27, // 52: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	69, // 53: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	29, // 54: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	31, // 55: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	33, // 56: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	34, // 57: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	36, // 58: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	38, // 59: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	41, // 60: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	42, // 61: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	43, // 62: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	45, // 63: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	46, // 64: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	50, // 65: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	52, // 66: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	51, // 67: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	53, // 68: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	51, // 69: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	55, // 70: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	51, // 71: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	57, // 72: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	61, // 73: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	63, // 74: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	67, // 75: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	68, // 76: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,  // 77: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12, // 78: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15, // 79: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17, // 80: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19, // 81: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	23, // 82: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	24, // 83: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	25, // 84: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 85: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 86: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 87: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 88: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,  // 89: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,  // 90: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	30, // 91: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	32, // 92: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	28, // 93: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	35, // 94: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	37, // 95: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	40, // 96: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	44, // 97: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	44, // 98: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	44, // 99: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	47, // 100: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	47, // 101: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	49, // 102: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	48, // 103: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	48, // 104: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	48, // 105: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	54, // 106: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	48, // 107: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	48, // 108: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	60, // 109: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	62, // 110: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	64, // 111: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	28, // 112: core.v1.Core.SetShards:output_type -> core.v1.Account
+	70, // 113: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11, // 114: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13, // 115: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16, // 116: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18, // 117: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20, // 118: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	22, // 119: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	22, // 120: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	22, // 121: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 122: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 123: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,  // 124: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 125: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,  // 126: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 127: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	91, // [91:128] is the sub-list for method output_type
+	54, // [54:91] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -4895,14 +4994,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[50].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[52].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

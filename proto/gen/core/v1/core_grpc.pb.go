@@ -53,6 +53,7 @@ const (
 	Core_DownloadMedia_FullMethodName           = "/core.v1.Core/DownloadMedia"
 	Core_DeleteMedia_FullMethodName             = "/core.v1.Core/DeleteMedia"
 	Core_CollectMedia_FullMethodName            = "/core.v1.Core/CollectMedia"
+	Core_CollectMessages_FullMethodName         = "/core.v1.Core/CollectMessages"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
@@ -129,6 +130,10 @@ type CoreClient interface {
 	// CollectMedia starts removing media unused for 30 days
 	// (PUT /v1/services/media/gc); completion is reported by webhook.
 	CollectMedia(ctx context.Context, in *CollectMediaRequest, opts ...grpc.CallOption) (*CollectMediaResponse, error)
+	// CollectMessages starts removing finished messages older than the
+	// retention (PUT /v1/services/message/gc); completion is reported by
+	// webhook.
+	CollectMessages(ctx context.Context, in *CollectMessagesRequest, opts ...grpc.CallOption) (*CollectMessagesResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
@@ -440,6 +445,16 @@ func (c *coreClient) CollectMedia(ctx context.Context, in *CollectMediaRequest, 
 	return out, nil
 }
 
+func (c *coreClient) CollectMessages(ctx context.Context, in *CollectMessagesRequest, opts ...grpc.CallOption) (*CollectMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectMessagesResponse)
+	err := c.cc.Invoke(ctx, Core_CollectMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MediaProviders)
@@ -595,6 +610,10 @@ type CoreServer interface {
 	// CollectMedia starts removing media unused for 30 days
 	// (PUT /v1/services/media/gc); completion is reported by webhook.
 	CollectMedia(context.Context, *CollectMediaRequest) (*CollectMediaResponse, error)
+	// CollectMessages starts removing finished messages older than the
+	// retention (PUT /v1/services/message/gc); completion is reported by
+	// webhook.
+	CollectMessages(context.Context, *CollectMessagesRequest) (*CollectMessagesResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
@@ -704,6 +723,9 @@ func (UnimplementedCoreServer) DeleteMedia(context.Context, *DeleteMediaRequest)
 }
 func (UnimplementedCoreServer) CollectMedia(context.Context, *CollectMediaRequest) (*CollectMediaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CollectMedia not implemented")
+}
+func (UnimplementedCoreServer) CollectMessages(context.Context, *CollectMessagesRequest) (*CollectMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectMessages not implemented")
 }
 func (UnimplementedCoreServer) GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMediaProviders not implemented")
@@ -1221,6 +1243,24 @@ func _Core_CollectMedia_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_CollectMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).CollectMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_CollectMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).CollectMessages(ctx, req.(*CollectMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_GetMediaProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMediaProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1489,6 +1529,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CollectMedia",
 			Handler:    _Core_CollectMedia_Handler,
+		},
+		{
+			MethodName: "CollectMessages",
+			Handler:    _Core_CollectMessages_Handler,
 		},
 		{
 			MethodName: "GetMediaProviders",

@@ -1,0 +1,176 @@
+// Package messagegc removes old messages from the database (on-prem's
+// PUT /v1/services/message/gc).
+//
+// What goes: outbound messages whose last status is final (delivered, read
+// or failed) and that have not changed for the retention period
+// (WA_MESSAGE_RETENTION, 30 days by default), with their bodies and
+// ciphertexts, and inbound messages received before it. What stays: every
+// outbound message still waiting for the network or the customer (accepted,
+// sent), so nothing that can still be delivered is lost; webhook events
+// (pruned by the dispatcher on their own retention); contacts; media (its own
+// collection, PUT /v1/services/media/gc). After collection a status or a
+// read receipt for a removed message is ignored, and PUT /v1/messages/{id}
+// of a removed inbound message answers 404, as for any unknown id.
+//
+// The tables are walked once in primary-key order, a page of matching rows
+// per transaction, so a collection never holds locks that sends wait for
+// for long, and needs no index of its own (which every send would pay for).
+// Completion is reported by webhook:
+// {"services":[{"message":{"gc":{"messages_deleted":N,"status":"complete"}}}]}.
+package messagegc
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/coreapp/send"
+	"github.com/openwaba/openwaba/coreapp/webhook"
+	"github.com/openwaba/openwaba/db"
+)
+
+// DefaultRetention is how long a finished message is kept.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// page is the most rows one transaction reads and deletes.
+const page = 1000
+
+// finalStatuses are the outbound statuses after which nothing is sent.
+var finalStatuses = []any{send.StatusDelivered, send.StatusRead, send.StatusFailed}
+
+// Collector serves collection requests, one at a time.
+type Collector struct {
+	db        *sql.DB
+	log       *slog.Logger
+	wake      func() // the webhook dispatcher's
+	retention time.Duration
+	req       chan int64
+}
+
+// New returns a Collector; retention <= 0 is DefaultRetention. wake is
+// called after a report is queued.
+func New(d *sql.DB, log *slog.Logger, retention time.Duration, wake func()) *Collector {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Collector{db: d, log: log, wake: wake, retention: retention, req: make(chan int64, 16)}
+}
+
+// Request asks for a collection of the account's messages; it runs in the
+// background (Run) and reports by webhook.
+func (c *Collector) Request(ctx context.Context, accountID int64) error {
+	select {
+	case c.req <- accountID:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run serves Request until ctx ends.
+func (c *Collector) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case acct := <-c.req:
+			n, err := c.Collect(ctx, acct, time.Now().Add(-c.retention))
+			if ctx.Err() != nil {
+				return
+			}
+			c.report(ctx, acct, n, err)
+		}
+	}
+}
+
+// Collect deletes the account's messages finished before cutoff and
+// returns how many went.
+func (c *Collector) Collect(ctx context.Context, accountID int64, cutoff time.Time) (int, error) {
+	before := cutoff.UnixMilli()
+	out, err := c.walk(ctx, "outbound_messages", accountID, before,
+		"SELECT seq FROM outbound_messages WHERE account_id = ? AND seq > ? AND updated_at < ? AND status IN ("+db.Placeholders(len(finalStatuses))+") ORDER BY seq LIMIT ?",
+		finalStatuses...)
+	if err != nil {
+		return out, err
+	}
+	in, err := c.walk(ctx, "inbound_messages", accountID, before,
+		"SELECT seq FROM inbound_messages WHERE account_id = ? AND seq > ? AND created_at < ? ORDER BY seq LIMIT ?")
+	return out + in, err
+}
+
+// walk deletes the rows pick selects (account, after seq, before time,
+// extra, limit), a page at a time in seq order, until a page comes back
+// short.
+func (c *Collector) walk(ctx context.Context, table string, accountID, before int64, pick string, extra ...any) (int, error) {
+	deleted := 0
+	var after int64
+	for {
+		var seqs []any
+		err := db.Tx(ctx, c.db, func(tx *sql.Tx) error {
+			seqs = seqs[:0]
+			args := append([]any{accountID, after, before}, extra...)
+			rows, err := tx.QueryContext(ctx, pick, append(args, page)...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var seq int64
+				if err := rows.Scan(&seq); err != nil {
+					rows.Close()
+					return err
+				}
+				seqs = append(seqs, seq)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil || len(seqs) == 0 {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN ("+db.Placeholders(len(seqs))+")", seqs...)
+			return err
+		})
+		if err != nil {
+			return deleted, err
+		}
+		deleted += len(seqs)
+		if len(seqs) == page {
+			after = seqs[len(seqs)-1].(int64)
+			continue
+		}
+		return deleted, ctx.Err()
+	}
+}
+
+// report is the services[] entry of a collection.
+type report struct {
+	Message struct {
+		GC struct {
+			MessagesDeleted int             `json:"messages_deleted"`
+			Errors          []webhook.Error `json:"errors,omitempty"`
+			Status          string          `json:"status"`
+		} `json:"gc"`
+	} `json:"message"`
+}
+
+func (c *Collector) report(ctx context.Context, acct int64, n int, err error) {
+	var r report
+	r.Message.GC.MessagesDeleted, r.Message.GC.Status = n, "complete"
+	if err != nil {
+		c.log.Error("message garbage collection failed", "err", err, "messages_deleted", n)
+		r.Message.GC.Status = "failed"
+		r.Message.GC.Errors = []webhook.Error{webhook.Err(errcode.Internal, "Could not delete messages")}
+	} else {
+		c.log.Info("message garbage collection complete", "messages_deleted", n)
+	}
+	if err := db.Tx(ctx, c.db, func(tx *sql.Tx) error {
+		return webhook.Enqueue(tx, webhook.ServiceEvent(acct, r))
+	}); err != nil {
+		c.log.Error("reporting message garbage collection failed", "err", err)
+		return
+	}
+	c.wake()
+}

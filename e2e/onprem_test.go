@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/e2e/stack"
+)
+
+// TestMessageGC: PUT /v1/services/message/gc removes the finished messages
+// older than the retention (aged here in the database), in both
+// directions, and keeps the recent ones and those still on their way; the
+// webhook reports how many went, and a removed inbound message is then
+// unknown to PUT /v1/messages/{id}.
+func TestMessageGC(t *testing.T) {
+	s, tok, hook := encStack(t, stack.Options{})
+	phone := s.NewPhone("15551230001", "Gus")
+	in := phone.OpenWindow(bizCC + bizPhone)
+	old := sendOne(t, s, tok, phone.Number(), "old news")
+	awaitMessage(t, phone, old)
+	hook.Wait(30*time.Second, "delivered "+old, func(ps []stack.Payload) bool {
+		for _, p := range ps {
+			for _, st := range p.Statuses {
+				if st.ID == old && st.Status == "delivered" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	d := dbtest.Open(t, s.CoreDB)
+	aged := time.Now().Add(-31 * 24 * time.Hour).UnixMilli()
+	if _, err := d.Exec("UPDATE outbound_messages SET created_at = ?, updated_at = ? WHERE id = ?", aged, aged, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Exec("UPDATE inbound_messages SET created_at = ? WHERE id = ?", aged, in); err != nil {
+		t.Fatal(err)
+	}
+	recent := sendOne(t, s, tok, phone.Number(), "fresh news")
+	awaitMessage(t, phone, recent)
+
+	r := s.Do("PUT", "/v1/services/message/gc", bearer(tok), nil)
+	if r.Status != 200 || !strings.Contains(string(r.Raw), `{"services":{"message":{"gc":{"status":"processing"}}}`) {
+		t.Fatalf("PUT /v1/services/message/gc = %d %s", r.Status, r.Raw)
+	}
+	hook.Wait(30*time.Second, "message gc report", func(ps []stack.Payload) bool {
+		for _, p := range ps {
+			for _, sv := range p.Services {
+				if sv.Message != nil && sv.Message.GC.Status == "complete" {
+					if sv.Message.GC.MessagesDeleted != 2 {
+						t.Errorf("messages_deleted = %d, want 2 (one each way)", sv.Message.GC.MessagesDeleted)
+					}
+					return true
+				}
+			}
+		}
+		return false
+	})
+	var n int
+	if err := d.QueryRow("SELECT COUNT(*) FROM outbound_messages WHERE id IN (?, ?)", old, recent).Scan(&n); err != nil || n != 1 {
+		t.Errorf("outbound rows of the old and the recent message = %d (%v), want only the recent one", n, err)
+	}
+	if r := s.Do("PUT", "/v1/messages/"+in, bearer(tok), map[string]any{"status": "read"}); r.Status != 404 {
+		t.Errorf("mark a collected message read = %d %s, want 404", r.Status, r.Raw)
+	}
+	// The number keeps working.
+	again := sendOne(t, s, tok, phone.Number(), "still here")
+	awaitMessage(t, phone, again)
+}
