@@ -144,3 +144,20 @@ func WaitForSchema(ctx context.Context, db *sql.DB, s Set, onWait func(current, 
 		}
 	}
 }
+
+// SchemaVersion is the newest migration of set s applied to db, and the
+// newest this build knows: equal when the schema is current.
+func SchemaVersion(ctx context.Context, db *sql.DB, s Set) (applied, known int64, err error) {
+	p, err := provider(db, s)
+	if err != nil {
+		return 0, 0, err
+	}
+	if applied, err = p.GetDBVersion(ctx); err != nil {
+		return 0, 0, err
+	}
+	srcs := p.ListSources()
+	if len(srcs) > 0 {
+		known = srcs[len(srcs)-1].Version
+	}
+	return applied, known, nil
+}

@@ -69,3 +69,47 @@ func TestMessageGC(t *testing.T) {
 	again := sendOne(t, s, tok, phone.Number(), "still here")
 	awaitMessage(t, phone, again)
 }
+
+// TestSupport: GET /v1/support describes the deployment (versions, nodes,
+// numbers, schema) for an admin, with the webhook's secrets masked.
+func TestSupport(t *testing.T) {
+	s, tok, hook := encStack(t, stack.Options{})
+	if r := s.Do("PATCH", "/v1/settings/application", bearer(tok), map[string]any{
+		"webhooks": map[string]any{"url": hook.URL + "?token=hunter2", "headers": map[string]string{"X-Auth": "hunter3"}},
+	}); r.Status != 200 {
+		t.Fatalf("PATCH settings = %d %s", r.Status, r.Raw)
+	}
+	r := s.Do("GET", "/v1/support", bearer(tok), nil)
+	if r.Status != 200 {
+		t.Fatalf("GET /v1/support = %d %s", r.Status, r.Raw)
+	}
+	if strings.Contains(string(r.Raw), "hunter2") || strings.Contains(string(r.Raw), "hunter3") {
+		t.Errorf("the support report holds a webhook secret: %s", r.Raw)
+	}
+	info, _ := r.Body["support"].(map[string]any)
+	text, _ := info["debug_info"].(string)
+	for _, want := range []string{"webapp: v2.53.0-openwaba", "number " + bizCC + bizPhone + ": verified", "settings: sha256:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("debug_info lacks %q:\n%s", want, text)
+		}
+	}
+	if dig(info, "coreapp", "schema_current") != true {
+		t.Errorf("coreapp = %v, want the schema current", info["coreapp"])
+	}
+	nodes, _ := info["nodes"].([]any)
+	if len(nodes) != 1 || dig(nodes[0].(map[string]any), "primary_master") != true || dig(nodes[0].(map[string]any), "chat_connected") != true {
+		t.Errorf("nodes = %v, want this one node, master and connected", nodes)
+	}
+	if h := dig(info, "settings", "webhooks", "headers", "X-Auth"); h != "********" {
+		t.Errorf("settings webhook header = %v, want it masked", h)
+	}
+	// Admin only, as on-prem.
+	r = s.Do("POST", "/v1/account/api_keys", bearer(tok), nil)
+	if r.Status != 201 {
+		t.Fatalf("POST /v1/account/api_keys = %d %s", r.Status, r.Raw)
+	}
+	key := r.Body["api_keys"].([]any)[0].(map[string]any)["key"].(string)
+	if r := s.Do("GET", "/v1/support", stack.Auth{APIKey: key}, nil); r.Status != 403 {
+		t.Errorf("GET /v1/support with an API key = %d, want 403", r.Status)
+	}
+}

@@ -8,6 +8,7 @@ package rpc
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,8 @@ type Server struct {
 	ks        *keystore.Keystore
 	profiles  *coreprofile.Store   // WithProfiles
 	messageGC *messagegc.Collector // WithMessageGC
+	db        *sql.DB              // WithSupport
+	started   time.Time            // WithSupport
 }
 
 // WithWebhooks lets the server set Cloud-format webhooks: d performs the

@@ -79,7 +79,8 @@ var authzMatrix = map[string]string{
 	"POST /v1/settings/application/media/providers":         "UUFPPPUU",
 	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",
 
-	"GET /v1/health": "UUPPPPUP",
+	"GET /v1/health":  "UUPPPPUP",
+	"GET /v1/support": "UUFPFFUU",
 
 	// The Cloud API: a bearer API key is the own key's column too.
 	"POST /:version/:id/messages":                   "UUPPPPUU",

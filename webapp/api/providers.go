@@ -23,7 +23,8 @@ const (
 	maxProviderHost   = 260
 )
 
-// masked replaces every provider secret in responses.
+// masked replaces every secret in responses (media providers, the
+// support report).
 const masked = "********"
 
 func invalidProviderName(path string) *Error {

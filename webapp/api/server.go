@@ -219,6 +219,7 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodDelete, "/v1/settings/application/media/providers/:name", adminOrKey, s.deleteMediaProvider},
 
 		{http.MethodGet, "/v1/health", monitoring, s.health},
+		{http.MethodGet, "/v1/support", adminOnly, s.support},
 	}
 	s.onprem = echo.New()
 	for _, r := range routes {

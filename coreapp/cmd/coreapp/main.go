@@ -186,7 +186,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	)
 	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
 	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
-		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC))
+		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC).WithSupport(d, time.Now()))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.

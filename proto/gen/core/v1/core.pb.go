@@ -1241,6 +1241,307 @@ func (x *CollectMessagesResponse) GetStatus() string {
 	return ""
 }
 
+type GetSupportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSupportRequest) Reset() {
+	*x = GetSupportRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSupportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSupportRequest) ProtoMessage() {}
+
+func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSupportRequest.ProtoReflect.Descriptor instead.
+func (*GetSupportRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+}
+
+type GetSupportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node that answered.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The Go runtime and the source revision coreapp was built from ("" when
+	// the build did not record it).
+	GoVersion string `protobuf:"bytes,2,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	Revision  string `protobuf:"bytes,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// "MYSQL" or "SQLITE"; the applied and the known schema versions.
+	DbEngine      string `protobuf:"bytes,4,opt,name=db_engine,json=dbEngine,proto3" json:"db_engine,omitempty"`
+	SchemaVersion int64  `protobuf:"varint,5,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	SchemaKnown   int64  `protobuf:"varint,6,opt,name=schema_known,json=schemaKnown,proto3" json:"schema_known,omitempty"`
+	// When this node started (Unix ms).
+	StartedAt     int64             `protobuf:"varint,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Nodes         []*SupportNode    `protobuf:"bytes,8,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Accounts      []*SupportAccount `protobuf:"bytes,9,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSupportResponse) Reset() {
+	*x = GetSupportResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSupportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSupportResponse) ProtoMessage() {}
+
+func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSupportResponse.ProtoReflect.Descriptor instead.
+func (*GetSupportResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetSupportResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GetSupportResponse) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
+func (x *GetSupportResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetSupportResponse) GetDbEngine() string {
+	if x != nil {
+		return x.DbEngine
+	}
+	return ""
+}
+
+func (x *GetSupportResponse) GetSchemaVersion() int64 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+func (x *GetSupportResponse) GetSchemaKnown() int64 {
+	if x != nil {
+		return x.SchemaKnown
+	}
+	return 0
+}
+
+func (x *GetSupportResponse) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *GetSupportResponse) GetNodes() []*SupportNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *GetSupportResponse) GetAccounts() []*SupportAccount {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+type SupportNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Hostname      string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	StartedAt     int64                  `protobuf:"varint,4,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Alive         bool                   `protobuf:"varint,5,opt,name=alive,proto3" json:"alive,omitempty"`
+	ChatOk        bool                   `protobuf:"varint,6,opt,name=chat_ok,json=chatOk,proto3" json:"chat_ok,omitempty"`
+	Master        bool                   `protobuf:"varint,7,opt,name=master,proto3" json:"master,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupportNode) Reset() {
+	*x = SupportNode{}
+	mi := &file_core_v1_core_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupportNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupportNode) ProtoMessage() {}
+
+func (x *SupportNode) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupportNode.ProtoReflect.Descriptor instead.
+func (*SupportNode) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SupportNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SupportNode) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *SupportNode) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *SupportNode) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *SupportNode) GetAlive() bool {
+	if x != nil {
+		return x.Alive
+	}
+	return false
+}
+
+func (x *SupportNode) GetChatOk() bool {
+	if x != nil {
+		return x.ChatOk
+	}
+	return false
+}
+
+func (x *SupportNode) GetMaster() bool {
+	if x != nil {
+		return x.Master
+	}
+	return false
+}
+
+type SupportAccount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaId          string                 `protobuf:"bytes,1,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Shards        uint32                 `protobuf:"varint,3,opt,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupportAccount) Reset() {
+	*x = SupportAccount{}
+	mi := &file_core_v1_core_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupportAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupportAccount) ProtoMessage() {}
+
+func (x *SupportAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupportAccount.ProtoReflect.Descriptor instead.
+func (*SupportAccount) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SupportAccount) GetWaId() string {
+	if x != nil {
+		return x.WaId
+	}
+	return ""
+}
+
+func (x *SupportAccount) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SupportAccount) GetShards() uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
 type MediaProvider struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1261,7 +1562,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1574,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1587,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1340,7 +1641,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1653,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1666,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1384,7 +1685,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1697,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1710,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1430,7 +1731,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1743,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1756,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1482,7 +1783,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1795,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1808,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -1539,7 +1840,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1852,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1865,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1615,7 +1916,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1928,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1941,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1683,7 +1984,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1996,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +2009,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Account) GetWaId() string {
@@ -1781,7 +2082,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2094,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2107,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -1856,7 +2157,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +2169,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2182,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -1909,7 +2210,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2222,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2235,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -1960,7 +2261,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2273,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2286,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -2004,7 +2305,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2317,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2330,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -2060,7 +2361,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2373,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2386,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -2146,7 +2447,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2459,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2472,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2191,7 +2492,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2504,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2517,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2241,7 +2542,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2554,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2567,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 type CheckContactsRequest struct {
@@ -2282,7 +2583,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2595,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2608,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2350,7 +2651,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2663,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2676,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2408,7 +2709,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2721,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2734,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2452,7 +2753,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2765,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2778,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2499,7 +2800,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2812,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2825,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -2550,7 +2851,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2863,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2876,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -2595,7 +2896,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2908,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2921,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -2639,7 +2940,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2952,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2965,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2684,7 +2985,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2997,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +3010,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2743,7 +3044,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +3056,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +3069,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -2831,7 +3132,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3144,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3157,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -2938,7 +3239,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3251,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3264,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -2982,7 +3283,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3295,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3308,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -3027,7 +3328,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3039,7 +3340,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3052,7 +3353,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3087,7 +3388,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3400,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3413,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3181,7 +3482,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3193,7 +3494,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3206,7 +3507,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3273,7 +3574,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3586,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3599,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -3315,7 +3616,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3327,7 +3628,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3340,7 +3641,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -3389,7 +3690,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3702,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3715,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -3479,7 +3780,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3792,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3805,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -3551,7 +3852,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +3864,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3576,7 +3877,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -3649,7 +3950,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +3962,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +3975,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -3779,7 +4080,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +4092,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +4105,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -3834,7 +4135,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +4147,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +4160,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -3892,7 +4193,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3904,7 +4205,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3917,7 +4218,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -3936,7 +4237,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4249,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4262,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -3987,7 +4288,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3999,7 +4300,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4012,7 +4313,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -4046,7 +4347,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4359,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4372,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -4104,7 +4405,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4116,7 +4417,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4129,7 +4430,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -4171,7 +4472,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4183,7 +4484,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4196,7 +4497,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -4243,7 +4544,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4255,7 +4556,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4268,7 +4569,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -4291,7 +4592,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4604,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4617,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -4355,7 +4656,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4367,7 +4668,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4380,7 +4681,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -4455,7 +4756,33 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x16CollectMessagesRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"1\n" +
 	"\x17CollectMessagesResponse\x12\x16\n" +
-	"\x06status\x18\x01 \x01(\tR\x06status\"\xb3\x01\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"\x13\n" +
+	"\x11GetSupportRequest\"\xca\x02\n" +
+	"\x12GetSupportResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x02 \x01(\tR\tgoVersion\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\tR\brevision\x12\x1b\n" +
+	"\tdb_engine\x18\x04 \x01(\tR\bdbEngine\x12%\n" +
+	"\x0eschema_version\x18\x05 \x01(\x03R\rschemaVersion\x12!\n" +
+	"\fschema_known\x18\x06 \x01(\x03R\vschemaKnown\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\a \x01(\x03R\tstartedAt\x12*\n" +
+	"\x05nodes\x18\b \x03(\v2\x14.core.v1.SupportNodeR\x05nodes\x123\n" +
+	"\baccounts\x18\t \x03(\v2\x17.core.v1.SupportAccountR\baccounts\"\xb3\x01\n" +
+	"\vSupportNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\x04 \x01(\x03R\tstartedAt\x12\x14\n" +
+	"\x05alive\x18\x05 \x01(\bR\x05alive\x12\x17\n" +
+	"\achat_ok\x18\x06 \x01(\bR\x06chatOk\x12\x16\n" +
+	"\x06master\x18\a \x01(\bR\x06master\"S\n" +
+	"\x0eSupportAccount\x12\x13\n" +
+	"\x05wa_id\x18\x01 \x01(\tR\x04waId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06shards\x18\x03 \x01(\rR\x06shards\"\xb3\x01\n" +
 	"\rMediaProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
@@ -4711,7 +5038,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xe5\x16\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xac\x17\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -4741,7 +5068,9 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\rDownloadMedia\x12\x1d.core.v1.DownloadMediaRequest\x1a\x1e.core.v1.DownloadMediaResponse0\x01\x12H\n" +
 	"\vDeleteMedia\x12\x1b.core.v1.DeleteMediaRequest\x1a\x1c.core.v1.DeleteMediaResponse\x12K\n" +
 	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12T\n" +
-	"\x0fCollectMessages\x12\x1f.core.v1.CollectMessagesRequest\x1a .core.v1.CollectMessagesResponse\x12O\n" +
+	"\x0fCollectMessages\x12\x1f.core.v1.CollectMessagesRequest\x1a .core.v1.CollectMessagesResponse\x12E\n" +
+	"\n" +
+	"GetSupport\x12\x1a.core.v1.GetSupportRequest\x1a\x1b.core.v1.GetSupportResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
 	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12R\n" +
@@ -4766,7 +5095,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -4789,196 +5118,204 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*CollectMediaResponse)(nil),            // 18: core.v1.CollectMediaResponse
 	(*CollectMessagesRequest)(nil),          // 19: core.v1.CollectMessagesRequest
 	(*CollectMessagesResponse)(nil),         // 20: core.v1.CollectMessagesResponse
-	(*MediaProvider)(nil),                   // 21: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 22: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 23: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 24: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 25: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 26: core.v1.Error
-	(*AccountRef)(nil),                      // 27: core.v1.AccountRef
-	(*Account)(nil),                         // 28: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 29: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 30: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 31: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 32: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 33: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 34: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 35: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 36: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 37: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 38: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 39: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 40: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 41: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 42: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 43: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 44: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 45: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 46: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 47: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 48: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 49: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 50: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 51: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 52: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 53: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 54: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 55: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 56: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 57: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 58: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 59: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 60: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 61: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 62: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 63: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 64: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 65: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 66: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 67: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 68: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 69: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 70: core.v1.WakeResponse
-	nil,                                     // 71: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 72: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 73: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 74: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 75: message.v1.Content
+	(*GetSupportRequest)(nil),               // 21: core.v1.GetSupportRequest
+	(*GetSupportResponse)(nil),              // 22: core.v1.GetSupportResponse
+	(*SupportNode)(nil),                     // 23: core.v1.SupportNode
+	(*SupportAccount)(nil),                  // 24: core.v1.SupportAccount
+	(*MediaProvider)(nil),                   // 25: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 26: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 27: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 28: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 29: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 30: core.v1.Error
+	(*AccountRef)(nil),                      // 31: core.v1.AccountRef
+	(*Account)(nil),                         // 32: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 33: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 34: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 35: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 36: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 37: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 38: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 39: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 40: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 41: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 42: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 43: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 44: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 45: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 46: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 47: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 48: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 49: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 50: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 51: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 52: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 53: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 54: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 55: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 56: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 57: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 58: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 59: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 60: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 61: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 62: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 63: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 64: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 65: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 66: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 67: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 68: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 69: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 70: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 71: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 72: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 73: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 74: core.v1.WakeResponse
+	nil,                                     // 75: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 76: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 77: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 78: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 79: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	27, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	27, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	27, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	27, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	27, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	27, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	31, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	31, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	31, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	31, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	31, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	31, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
 	10, // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	27, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	27, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	31, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	31, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
 	14, // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	27, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	27, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	27, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
-	21, // 13: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	27, // 14: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	27, // 15: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	21, // 16: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	27, // 17: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 18: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	27, // 19: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	28, // 20: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	27, // 21: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	27, // 22: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	75, // 23: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	27, // 24: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	27, // 25: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	39, // 26: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	27, // 27: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	27, // 28: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	27, // 29: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	27, // 30: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	27, // 31: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	47, // 32: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	71, // 33: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	72, // 34: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	48, // 35: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	27, // 36: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	27, // 37: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	27, // 38: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	73, // 39: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	27, // 40: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	74, // 41: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	27, // 42: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	27, // 43: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	56, // 44: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	58, // 45: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	59, // 46: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	27, // 47: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	56, // 48: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	27, // 49: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	66, // 50: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	65, // 51: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	27, // 52: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	69, // 53: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	29, // 54: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	31, // 55: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	33, // 56: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	34, // 57: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	36, // 58: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	38, // 59: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	41, // 60: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	42, // 61: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	43, // 62: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	45, // 63: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	46, // 64: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	50, // 65: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	52, // 66: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	51, // 67: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	53, // 68: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	51, // 69: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	55, // 70: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	51, // 71: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	57, // 72: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	61, // 73: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	63, // 74: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	67, // 75: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	68, // 76: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,  // 77: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12, // 78: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15, // 79: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17, // 80: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	19, // 81: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
-	23, // 82: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	24, // 83: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	25, // 84: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 85: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 86: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 87: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 88: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,  // 89: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,  // 90: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	30, // 91: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	32, // 92: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	28, // 93: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	35, // 94: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	37, // 95: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	40, // 96: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	44, // 97: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	44, // 98: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	44, // 99: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	47, // 100: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	47, // 101: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	49, // 102: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	48, // 103: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	48, // 104: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	48, // 105: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	54, // 106: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	48, // 107: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	48, // 108: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	60, // 109: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	62, // 110: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	64, // 111: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	28, // 112: core.v1.Core.SetShards:output_type -> core.v1.Account
-	70, // 113: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11, // 114: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13, // 115: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16, // 116: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18, // 117: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20, // 118: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
-	22, // 119: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	22, // 120: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	22, // 121: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 122: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 123: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,  // 124: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 125: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,  // 126: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 127: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	91, // [91:128] is the sub-list for method output_type
-	54, // [54:91] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	31, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	31, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	31, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	23, // 13: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
+	24, // 14: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
+	25, // 15: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	31, // 16: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	31, // 17: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	25, // 18: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	31, // 19: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 20: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	31, // 21: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	32, // 22: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	31, // 23: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	31, // 24: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	79, // 25: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	31, // 26: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	31, // 27: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	43, // 28: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	31, // 29: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	31, // 30: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	31, // 31: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	31, // 32: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	31, // 33: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	51, // 34: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	75, // 35: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	76, // 36: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	52, // 37: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	31, // 38: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	31, // 39: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	31, // 40: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	77, // 41: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	31, // 42: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	78, // 43: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	31, // 44: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	31, // 45: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	60, // 46: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	62, // 47: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	63, // 48: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	31, // 49: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	60, // 50: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	31, // 51: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	70, // 52: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	69, // 53: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	31, // 54: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	73, // 55: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	33, // 56: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	35, // 57: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	37, // 58: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	38, // 59: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	40, // 60: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	42, // 61: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	45, // 62: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	46, // 63: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	47, // 64: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	49, // 65: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	50, // 66: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	54, // 67: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	56, // 68: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	55, // 69: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	57, // 70: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	55, // 71: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	59, // 72: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	55, // 73: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	61, // 74: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	65, // 75: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	67, // 76: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	71, // 77: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	72, // 78: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,  // 79: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12, // 80: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15, // 81: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17, // 82: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19, // 83: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	21, // 84: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
+	27, // 85: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	28, // 86: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	29, // 87: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 88: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 89: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 90: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 91: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,  // 92: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,  // 93: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	34, // 94: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	36, // 95: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	32, // 96: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	39, // 97: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	41, // 98: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	44, // 99: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	48, // 100: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	48, // 101: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	48, // 102: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	51, // 103: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	51, // 104: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	53, // 105: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	52, // 106: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	52, // 107: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	52, // 108: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	58, // 109: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	52, // 110: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	52, // 111: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	64, // 112: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	66, // 113: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	68, // 114: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	32, // 115: core.v1.Core.SetShards:output_type -> core.v1.Account
+	74, // 116: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11, // 117: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13, // 118: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16, // 119: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18, // 120: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20, // 121: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	22, // 122: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
+	26, // 123: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	26, // 124: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	26, // 125: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 126: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 127: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,  // 128: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 129: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,  // 130: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 131: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	94, // [94:132] is the sub-list for method output_type
+	56, // [56:94] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -4994,14 +5331,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[52].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[56].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   74,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

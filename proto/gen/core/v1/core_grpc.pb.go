@@ -54,6 +54,7 @@ const (
 	Core_DeleteMedia_FullMethodName             = "/core.v1.Core/DeleteMedia"
 	Core_CollectMedia_FullMethodName            = "/core.v1.Core/CollectMedia"
 	Core_CollectMessages_FullMethodName         = "/core.v1.Core/CollectMessages"
+	Core_GetSupport_FullMethodName              = "/core.v1.Core/GetSupport"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
@@ -134,6 +135,9 @@ type CoreClient interface {
 	// retention (PUT /v1/services/message/gc); completion is reported by
 	// webhook.
 	CollectMessages(ctx context.Context, in *CollectMessagesRequest, opts ...grpc.CallOption) (*CollectMessagesResponse, error)
+	// GetSupport describes this node and the deployment for a support
+	// report (GET /v1/support).
+	GetSupport(ctx context.Context, in *GetSupportRequest, opts ...grpc.CallOption) (*GetSupportResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
@@ -455,6 +459,16 @@ func (c *coreClient) CollectMessages(ctx context.Context, in *CollectMessagesReq
 	return out, nil
 }
 
+func (c *coreClient) GetSupport(ctx context.Context, in *GetSupportRequest, opts ...grpc.CallOption) (*GetSupportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSupportResponse)
+	err := c.cc.Invoke(ctx, Core_GetSupport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MediaProviders)
@@ -614,6 +628,9 @@ type CoreServer interface {
 	// retention (PUT /v1/services/message/gc); completion is reported by
 	// webhook.
 	CollectMessages(context.Context, *CollectMessagesRequest) (*CollectMessagesResponse, error)
+	// GetSupport describes this node and the deployment for a support
+	// report (GET /v1/support).
+	GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
@@ -726,6 +743,9 @@ func (UnimplementedCoreServer) CollectMedia(context.Context, *CollectMediaReques
 }
 func (UnimplementedCoreServer) CollectMessages(context.Context, *CollectMessagesRequest) (*CollectMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CollectMessages not implemented")
+}
+func (UnimplementedCoreServer) GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSupport not implemented")
 }
 func (UnimplementedCoreServer) GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMediaProviders not implemented")
@@ -1261,6 +1281,24 @@ func _Core_CollectMessages_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_GetSupport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSupportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).GetSupport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_GetSupport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).GetSupport(ctx, req.(*GetSupportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_GetMediaProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMediaProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1533,6 +1571,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CollectMessages",
 			Handler:    _Core_CollectMessages_Handler,
+		},
+		{
+			MethodName: "GetSupport",
+			Handler:    _Core_GetSupport_Handler,
 		},
 		{
 			MethodName: "GetMediaProviders",
