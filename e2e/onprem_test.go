@@ -113,3 +113,70 @@ func TestSupport(t *testing.T) {
 		t.Errorf("GET /v1/support with an API key = %d, want 403", r.Status)
 	}
 }
+
+// hasInbound reports whether the webhook got message id.
+func hasInbound(ps []stack.Payload, id string) bool {
+	for _, p := range ps {
+		for _, m := range p.Messages {
+			if m.ID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// statusOf returns the webhook status of message id with status name.
+func statusOf(ps []stack.Payload, id, name string) *stack.Status {
+	for _, p := range ps {
+		for i := range p.Statuses {
+			if st := &p.Statuses[i]; st.ID == id && st.Status == name {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+// TestBlockContact: 360dialog's block and unblock, enforced by the network:
+// only a contact who wrote in the last 24 hours can be blocked; a blocked
+// contact's messages never reach the business (the phone sees them sent,
+// never delivered), and the business's messages to them fail with 1007;
+// after the unblock both directions work again.
+func TestBlockContact(t *testing.T) {
+	s, tok, hook := encStack(t, stack.Options{})
+	biz := bizCC + bizPhone
+	phone := s.NewPhone("15551230002", "Hal")
+	stranger := s.NewPhone("15551230003", "Ida")
+	if r := s.Do("POST", "/v1/contacts/"+stranger.Number()+"/block", bearer(tok), nil); r.Status != 400 || r.ErrorCode() != 2048 {
+		t.Errorf("block a contact who never wrote = %d %s, want 400 with 2048", r.Status, r.Raw)
+	}
+	first := phone.OpenWindow(biz)
+	hook.Wait(30*time.Second, "the first message", func(ps []stack.Payload) bool { return hasInbound(ps, first) })
+	if r := s.Do("POST", "/v1/contacts/+"+phone.Number()+"/block/", bearer(tok), map[string]any{"reason": "spam"}); r.Status != 200 || r.Body["errors"] != nil {
+		t.Fatalf("block = %d %s", r.Status, r.Raw)
+	}
+
+	blocked := phone.Text(biz, "are you ignoring me?")
+	out := sendOne(t, s, tok, phone.Number(), "hello while blocked")
+	ps := hook.Wait(30*time.Second, "the failed status", func(ps []stack.Payload) bool { return statusOf(ps, out, "failed") != nil })
+	if st := statusOf(ps, out, "failed"); len(st.Errors) != 1 || st.Errors[0].Code != 1007 {
+		t.Errorf("failed status = %+v, want error 1007", st)
+	}
+
+	if r := s.Do("POST", "/v1/contacts/"+phone.Number()+"/unblock", bearer(tok), nil); r.Status != 200 {
+		t.Fatalf("unblock = %d %s", r.Status, r.Raw)
+	}
+	after := phone.Text(biz, "back again")
+	ps = hook.Wait(30*time.Second, "the message after the unblock", func(ps []stack.Payload) bool { return hasInbound(ps, after) })
+	if hasInbound(ps, blocked) {
+		t.Error("the message written while blocked reached the business")
+	}
+	for _, e := range phone.Events() {
+		if e.Event == "receipt" && e.ID == blocked && e.Status == "delivered" {
+			t.Error("the phone saw the message written while blocked delivered")
+		}
+	}
+	again := sendOne(t, s, tok, phone.Number(), "welcome back")
+	awaitMessage(t, phone, again)
+}

@@ -65,9 +65,13 @@ const (
 	InvalidSections            Code = 2015 // interactive: invalid number of sections
 	InvalidRows                Code = 2016 // interactive: invalid number of rows
 	CharacterPolicy            Code = 2017 // interactive: character policy violated
-	TemplateRejected           Code = 2060
-	TemplatePaused             Code = 2061
-	TemplateDisabled           Code = 2062
+	// NotEngaged is 360dialog's answer to blocking a contact that has not
+	// written in the last 24 hours (docs.360dialog.com, "How to block
+	// contacts").
+	NotEngaged       Code = 2048
+	TemplateRejected Code = 2060
+	TemplatePaused   Code = 2061
+	TemplateDisabled Code = 2062
 
 	// CloudInvalidParameter is the Cloud API's 131009, which Meta documents
 	// as the failed status of a reaction to a message that is not in the
@@ -131,6 +135,7 @@ var titles = map[Code]string{
 	InvalidSections:            "Invalid number of sections",
 	InvalidRows:                "Invalid number of rows",
 	CharacterPolicy:            "Character policy violated",
+	NotEngaged:                 "Not engaged contact",
 	TemplateRejected:           "Template rejected",
 	TemplatePaused:             "Template paused",
 	TemplateDisabled:           "Template disabled",

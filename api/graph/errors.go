@@ -140,6 +140,7 @@ var fromOnPrem = map[errcode.Code]mapping{
 	errcode.InvalidSections:            {InvalidValue, http.StatusBadRequest},
 	errcode.InvalidRows:                {InvalidValue, http.StatusBadRequest},
 	errcode.CharacterPolicy:            {InvalidValue, http.StatusBadRequest},
+	errcode.NotEngaged:                 {InvalidParameter, http.StatusBadRequest},
 	errcode.TemplateRejected:           {TemplateMissing, http.StatusNotFound},
 	errcode.TemplatePaused:             {TemplatePaused, http.StatusBadRequest},
 	errcode.TemplateDisabled:           {TemplateDisabled, http.StatusBadRequest},

@@ -515,7 +515,7 @@ func (c *conn) store(it *storeItem, id string, st *chatdv1.Stanza, cls chatdv1.A
 			return
 		}
 		c.send(&chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{Id: id, Class: cls, T: it.firstT, Conversation: it.conv}}})
-		if !it.dup {
+		if !it.dup && !it.dropped {
 			switch it.kind {
 			case kindMessage:
 				c.messages.Add(1)
@@ -764,6 +764,8 @@ func (c *conn) onIQ(ctx context.Context, iq *chatdv1.IQ) error {
 		result, err = c.srv.templateEdit(ctx, c, p.TemplateEdit)
 	case *chatdv1.IQ_WindowQuery:
 		result, err = c.srv.windowQuery(ctx, c, p.WindowQuery)
+	case *chatdv1.IQ_Block:
+		result, err = c.srv.block(ctx, c, p.Block)
 	default:
 		err = &chatdv1.IQError{Code: 400, Text: fmt.Sprintf("unsupported request %T", p)}
 	}

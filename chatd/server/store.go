@@ -40,7 +40,10 @@ type storeItem struct {
 	skipped bool   // expireSeq was delivered meanwhile, or precond said no: nothing stored
 	firstT  int64  // the time to ack with
 	seq     uint64 // the queue row
-	nack    string // refused (the window, the template): nothing stored
+	nack    string // refused (the window, the template, a block): nothing stored
+	// dropped: a blocked customer's message, acked as accepted and not
+	// stored or delivered.
+	dropped bool
 	// conv is the conversation a business's message opened or joined (of
 	// the first send, for a resend).
 	conv *chatdv1.Conversation
@@ -60,7 +63,7 @@ type stanzaKey struct {
 // commit in seq order.
 func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem) error {
 	for _, it := range items {
-		it.dup, it.skipped, it.firstT, it.seq, it.nack, it.conv = false, false, it.t, 0, "", nil
+		it.dup, it.skipped, it.firstT, it.seq, it.nack, it.conv, it.dropped = false, false, it.t, 0, "", nil, false
 		if it.precond != nil {
 			ok, err := it.precond(ctx, tx)
 			if err != nil {
@@ -145,15 +148,15 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 		return err
 	}
 	for it, f := range copyOf {
-		it.firstT, it.nack, it.conv = f.firstT, f.nack, f.conv
+		it.firstT, it.nack, it.conv, it.dropped = f.firstT, f.nack, f.conv, f.dropped
 	}
 
 	now, expires := time.Now().UnixMilli(), time.Now().Add(s.cfg.QueueTTL).UnixMilli()
 	var idRows, queueRows []any
 	var queued []*storeItem
 	for _, it := range items {
-		if !fresh(it) || it.nack != "" {
-			continue // nothing to store: an expired row only dropped, a resend, a refusal
+		if !fresh(it) || it.nack != "" || it.dropped {
+			continue // nothing to store: an expired row only dropped, a resend, a refusal, a block
 		}
 		if it.sender != "" {
 			var meta []byte

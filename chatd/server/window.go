@@ -37,6 +37,7 @@ const conversationLength = 24 * time.Hour
 // Nack reasons of the window and of templates.
 const (
 	nackReengagement = "reengagement"     // free-form outside the window
+	nackBlocked      = "blocked"          // the business blocked the customer (Block)
 	nackTemplate     = "template_unknown" // no such template of the sender
 	// "template_" + the lower-case status of a template that is not approved.
 	nackTemplatePrefix = "template_"
@@ -104,14 +105,15 @@ type templateState struct {
 }
 
 // applyWindow decides the messages of a batch between businesses and
-// customers: it records when customers wrote, refuses what the window or
-// the template does not allow (it.nack) and gives every accepted business
+// customers: it records when customers wrote, drops what a blocked customer
+// writes (it.dropped), refuses what the window, the template or a block
+// does not allow (it.nack) and gives every accepted business
 // message its conversation (it.conv), storing the windows and the
 // conversations opened. Only items with fresh set are looked at.
 func (s *Server) applyWindow(ctx context.Context, tx *sql.Tx, items []*storeItem, fresh func(*storeItem) bool) error {
 	var out []*storeItem
-	in := false
-	pairs := map[convPair]bool{}
+	pairs := map[convPair]bool{}    // every pair of the batch: windows and blocks
+	outPairs := map[convPair]bool{} // the business's messages: conversations
 	tplIDs := map[string]bool{}
 	for _, it := range items {
 		if !fresh(it) {
@@ -119,40 +121,46 @@ func (s *Server) applyWindow(ctx context.Context, tx *sql.Tx, items []*storeItem
 		}
 		switch it.dir {
 		case dirToBusiness:
-			in = true
+			pairs[convPair{it.recipient, it.sender}] = true
 		case dirFromBusiness:
 			out = append(out, it)
 			pairs[convPair{it.sender, it.recipient}] = true
+			outPairs[convPair{it.sender, it.recipient}] = true
 			if it.stanzaKind == "template" && it.templateID != "" {
 				tplIDs[it.templateID] = true
 			}
 		}
 	}
-	if !in && len(out) == 0 {
+	if len(pairs) == 0 {
 		return nil
 	}
 	now := s.clock.now().Unix()
 	windows := map[convPair]int64{}
+	blocked := map[convPair]bool{}
 	convs := map[convPair]map[string]conversation{}
 	tpls := map[string]templateState{}
+	var pairArgs []any
+	for p := range pairs {
+		pairArgs = append(pairArgs, p.business, p.customer)
+	}
+	if err := queryRows(ctx, tx, "SELECT business, customer, last_inbound, blocked FROM windows WHERE (business, customer) IN ("+db.Rows("(?,?)", len(pairs))+")", pairArgs,
+		func(r *sql.Rows) error {
+			var p convPair
+			var t, b int64
+			if err := r.Scan(&p.business, &p.customer, &t, &b); err != nil {
+				return err
+			}
+			windows[p], blocked[p] = t, b != 0
+			return nil
+		}); err != nil {
+		return err
+	}
 	if len(out) > 0 {
 		var args []any
-		for p := range pairs {
+		for p := range outPairs {
 			args = append(args, p.business, p.customer)
 		}
-		if err := queryRows(ctx, tx, "SELECT business, customer, last_inbound FROM windows WHERE (business, customer) IN ("+db.Rows("(?,?)", len(pairs))+")", args,
-			func(r *sql.Rows) error {
-				var p convPair
-				var t int64
-				if err := r.Scan(&p.business, &p.customer, &t); err != nil {
-					return err
-				}
-				windows[p] = t
-				return nil
-			}); err != nil {
-			return err
-		}
-		if err := queryRows(ctx, tx, "SELECT business, customer, category, id, origin, opened_at, expires_at FROM conversations WHERE (business, customer) IN ("+db.Rows("(?,?)", len(pairs))+")", args,
+		if err := queryRows(ctx, tx, "SELECT business, customer, category, id, origin, opened_at, expires_at FROM conversations WHERE (business, customer) IN ("+db.Rows("(?,?)", len(outPairs))+")", args,
 			func(r *sql.Rows) error {
 				var p convPair
 				var c conversation
@@ -196,10 +204,18 @@ func (s *Server) applyWindow(ctx context.Context, tx *sql.Tx, items []*storeItem
 		switch it.dir {
 		case dirToBusiness:
 			p := convPair{it.recipient, it.sender}
+			if blocked[p] {
+				it.dropped = true // acked, never delivered, no window
+				continue
+			}
 			windows[p] = max(windows[p], now)
 			wrote[p] = true
 		case dirFromBusiness:
 			p := convPair{it.sender, it.recipient}
+			if blocked[p] {
+				it.nack = nackBlocked
+				continue
+			}
 			category, origin := "service", "user_initiated"
 			if it.stanzaKind == "template" {
 				t, ok := tpls[it.templateID]

@@ -366,7 +366,7 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 			if errors.As(err, &ce) {
 				return nil, apiError(codes.InvalidArgument, ce.Code, ce.Details)
 			}
-			return nil, s.templateError(ctx, "send", err)
+			return nil, s.networkError(ctx, "send", err)
 		}
 	}
 	for _, mp := range message.MediaOf(c) {

@@ -39,8 +39,9 @@ func (s *Server) accountTemplateIQ(ctx context.Context, accountID int64, op stri
 	return iq, cache, err
 }
 
-// templateError renders the network's answer to a template request.
-func (s *Server) templateError(ctx context.Context, op string, err error) error {
+// networkError renders the network's answer to a request it refused with an
+// on-prem code (templates, blocks).
+func (s *Server) networkError(ctx context.Context, op string, err error) error {
 	var ce *errcode.Error
 	if !errors.As(err, &ce) {
 		s.log.WarnContext(ctx, op+": the chat network did not answer", "err", err)
@@ -77,7 +78,7 @@ func (s *Server) CreateTemplate(ctx context.Context, req *corev1.CreateTemplateR
 	}
 	t, err := templates.Create(ctx, iq, req.TemplateJson)
 	if err != nil {
-		return nil, s.templateError(ctx, "create template", err)
+		return nil, s.networkError(ctx, "create template", err)
 	}
 	cache.Invalidate(id)
 	return templateRecords([]template.Template{t}, "", "", 1)
@@ -92,7 +93,7 @@ func (s *Server) ListTemplates(ctx context.Context, req *corev1.ListTemplatesReq
 	recs, err := templates.List(ctx, iq, &chatdv1.TemplateQuery{Name: req.Name, Status: req.Status, Category: req.Category,
 		Language: req.Language, Limit: req.Limit, Offset: req.Offset, After: req.After, Id: req.Id})
 	if err != nil {
-		return nil, s.templateError(ctx, "list templates", err)
+		return nil, s.networkError(ctx, "list templates", err)
 	}
 	return templateRecords(recs.Templates, recs.Namespace, recs.After, recs.Total)
 }
@@ -105,7 +106,7 @@ func (s *Server) DeleteTemplate(ctx context.Context, req *corev1.DeleteTemplateR
 	}
 	ts, err := templates.Delete(ctx, iq, req.Name, req.Language)
 	if err != nil {
-		return nil, s.templateError(ctx, "delete template", err)
+		return nil, s.networkError(ctx, "delete template", err)
 	}
 	cache.Invalidate(id)
 	return templateRecords(ts, "", "", len(ts))
@@ -119,7 +120,7 @@ func (s *Server) EditTemplate(ctx context.Context, req *corev1.EditTemplateReque
 	}
 	t, err := templates.Edit(ctx, iq, req.Id, req.TemplateJson)
 	if err != nil {
-		return nil, s.templateError(ctx, "edit template", err)
+		return nil, s.networkError(ctx, "edit template", err)
 	}
 	cache.Invalidate(id)
 	return templateRecords([]template.Template{t}, "", "", 1)

@@ -339,6 +339,8 @@ func nackError(reason string) webhook.Error {
 		return webhook.Err(errcode.UserNotValid, "")
 	case "reengagement":
 		return webhook.Err(errcode.ReEngagement, "")
+	case "blocked":
+		return webhook.Err(errcode.RecipientBlocked, "the business blocked this contact (POST /v1/contacts/{wa_id}/unblock)")
 	case "template_unknown", "template_pending":
 		return webhook.Err(errcode.TemplateMissing, "the network has no approved template with this id")
 	case "template_rejected":

@@ -37,8 +37,8 @@ const (
 	// refetchAfter: a lookup that fails against a pack at least this old
 	// fetches it once more first.
 	refetchAfter = time.Second
-	// iqTimeout bounds one request to chatd.
-	iqTimeout = 15 * time.Second
+	// IQTimeout bounds one request to chatd (templates, blocks).
+	IQTimeout = 15 * time.Second
 )
 
 // Pack is a number's templates and namespace.
@@ -134,7 +134,7 @@ func Error(err error) error {
 }
 
 func ask(ctx context.Context, iq IQ, req *chatdv1.IQ) (*chatdv1.TemplateRecords, error) {
-	ctx, cancel := context.WithTimeout(ctx, iqTimeout)
+	ctx, cancel := context.WithTimeout(ctx, IQTimeout)
 	defer cancel()
 	res, err := iq(ctx, req)
 	if err != nil {

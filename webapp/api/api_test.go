@@ -424,6 +424,14 @@ func TestErrors(t *testing.T) {
 		{"set password, missing", "PUT", "/v1/users/alice", `{}`, []reqOpt{alice}, 400, 1008, "password"},
 		{"set password, unknown user", "PUT", "/v1/users/nobody", `{"password":"N3w-passw0rd"}`, []reqOpt{admin}, 404, 1006, ""},
 
+		// Blocks.
+		{"block, reason too long", "POST", "/v1/contacts/16315551001/block", `{"reason":"` + strings.Repeat("r", 60) + `"}`, []reqOpt{key}, 400, 1009, "reason"},
+		{"block, reason not a string", "POST", "/v1/contacts/16315551001/block", `{"reason":5}`, []reqOpt{key}, 400, 1009, "reason"},
+		{"block, unknown field", "POST", "/v1/contacts/16315551001/block", `{"why":"x"}`, []reqOpt{key}, 400, 1010, "why"},
+		{"block, not a number", "POST", "/v1/contacts/abc/block", ``, []reqOpt{key}, 400, 1009, "phone number"},
+		{"unblock with a reason", "POST", "/v1/contacts/16315551001/unblock", `{"reason":"x"}`, []reqOpt{key}, 400, 1010, "reason"},
+		{"block reaches coreapp", "POST", "/v1/contacts/16315551001/block", `{"reason":"` + strings.Repeat("r", 59) + `"}`, []reqOpt{alice}, 503, 1014, ""},
+
 		// Messages.
 		{"message without to", "POST", "/v1/messages", `{"text":{"body":"hi"}}`, []reqOpt{admin}, 400, 1008, "to"},
 		{"message, empty body", "POST", "/v1/messages", ``, []reqOpt{admin}, 400, 1008, "to"},

@@ -39,9 +39,11 @@ var authzMatrix = map[string]string{
 	"GET /v1/account/api_keys":            "UUFPFFUU",
 	"DELETE /v1/account/api_keys/:prefix": "UUFPFFUU",
 
-	"POST /v1/messages":    "UUPPPPUU",
-	"PUT /v1/messages/:id": "UUPPPPUU",
-	"POST /v1/contacts":    "UUPPPPUU",
+	"POST /v1/messages":                "UUPPPPUU",
+	"PUT /v1/messages/:id":             "UUPPPPUU",
+	"POST /v1/contacts":                "UUPPPPUU",
+	"POST /v1/contacts/:wa_id/block":   "UUPPPPUU",
+	"POST /v1/contacts/:wa_id/unblock": "UUPPPPUU",
 
 	"GET /v1/settings/application":       "UUFPPPUU",
 	"PATCH /v1/settings/application":     "UUFPPPUU",
@@ -102,7 +104,7 @@ var authzMatrix = map[string]string{
 	"GET /cloud/media/:id":                          "FFFFFFFF", // no credentials: a signature, missing here
 }
 
-var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov", ":version", "v23.0")
+var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov", ":version", "v23.0", ":wa_id", "16315551000")
 
 // rootParams fills the Cloud flavour's root routes, which answer media ids
 // only.

@@ -192,6 +192,23 @@ func TestCoreCalls(t *testing.T) {
 			wantCalls:  1, wantDeadline: 10 * time.Second,
 		},
 		{
+			name: "block normalizes the number; the network's 2048 is passed on", method: "POST", path: "/v1/contacts/+1%20631%20555%201001/block",
+			body: `{"reason":"spam"}`, opts: []reqOpt{d360(key.Key)},
+			fail:   withDetail(codes.InvalidArgument, "", &corev1.Error{Code: 2048, Details: "Invalid Request. This contact has not engaged with you in the last 24 hrs."}),
+			status: 400, code: 2048, title: "Not engaged contact", details: "not engaged with you in the last 24 hrs",
+			wantMethod: "/core.v1.Core/SetBlocked",
+			wantReq:    &corev1.SetBlockedRequest{Account: &corev1.AccountRef{WaId: keyNumber, Caller: corev1.Caller_CALLER_API_KEY}, WaId: "16315551001", Blocked: true},
+			wantCalls:  1, wantDeadline: 10 * time.Second,
+		},
+		{
+			name: "unblock", method: "POST", path: "/v1/contacts/16315551001/unblock/", opts: []reqOpt{bearer(admin.Value)},
+			fail:   status.Error(codes.Unavailable, "down"),
+			status: 503, code: 1014, title: "Internal error", details: "Coreapp unreachable",
+			wantMethod: "/core.v1.Core/SetBlocked",
+			wantReq:    &corev1.SetBlockedRequest{Account: &corev1.AccountRef{Caller: corev1.Caller_CALLER_ADMIN}, WaId: "16315551001"},
+			wantCalls:  api.DefaultAttempts, wantDeadline: 10 * time.Second,
+		},
+		{
 			name: "health with the monitoring key addresses the default account", method: "GET", path: "/v1/health",
 			opts:   []reqOpt{header("Authorization", "Apikey "+monitoringKey)},
 			fail:   status.Error(codes.FailedPrecondition, "no account registered"),

@@ -182,6 +182,8 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodPost, "/v1/messages", anyPrincipal, s.sendMessage},
 		{http.MethodPut, "/v1/messages/:id", anyPrincipal, s.markRead},
 		{http.MethodPost, "/v1/contacts", anyPrincipal, s.checkContacts},
+		{http.MethodPost, "/v1/contacts/:wa_id/block", anyPrincipal, s.blockContact},
+		{http.MethodPost, "/v1/contacts/:wa_id/unblock", anyPrincipal, s.unblockContact},
 
 		{http.MethodGet, "/v1/settings/application", adminOrKey, s.getSettings},
 		{http.MethodPatch, "/v1/settings/application", adminOrKey, s.patchSettings},

@@ -1494,6 +1494,7 @@ type IQ struct {
 	//	*IQ_WindowQuery
 	//	*IQ_WindowStates
 	//	*IQ_TemplateEdit
+	//	*IQ_Block
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1766,6 +1767,15 @@ func (x *IQ) GetTemplateEdit() *TemplateEdit {
 	return nil
 }
 
+func (x *IQ) GetBlock() *Block {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_Block); ok {
+			return x.Block
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1866,6 +1876,10 @@ type IQ_TemplateEdit struct {
 	TemplateEdit *TemplateEdit `protobuf:"bytes,33,opt,name=template_edit,json=templateEdit,proto3,oneof"`
 }
 
+type IQ_Block struct {
+	Block *Block `protobuf:"bytes,34,opt,name=block,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1914,6 +1928,68 @@ func (*IQ_WindowStates) isIQ_Payload() {}
 
 func (*IQ_TemplateEdit) isIQ_Payload() {}
 
+func (*IQ_Block) isIQ_Payload() {}
+
+// Block (SET) blocks (blocked true) or unblocks a customer of the caller (a
+// business). A blocked customer's messages to the business are acked and
+// dropped (the customer sees them sent, never delivered, as WhatsApp
+// shows a block); the business's messages to them are refused (Ack.error
+// "blocked"). Only a customer who wrote to the business in the last 24
+// hours can be blocked (IQError 2048, "not engaged"); unblocking has no
+// such limit and unblocking someone not blocked succeeds. The result is an
+// empty IQ.
+type Block struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	Blocked       bool                   `protobuf:"varint,2,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Block) Reset() {
+	*x = Block{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Block) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Block) ProtoMessage() {}
+
+func (x *Block) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Block.ProtoReflect.Descriptor instead.
+func (*Block) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Block) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Block) GetBlocked() bool {
+	if x != nil {
+		return x.Blocked
+	}
+	return false
+}
+
 // WindowQuery (GET) asks whether the network would take a free-form
 // message from the caller (a business) to each of numbers now: whether
 // their customer-service window is open. At most 1000 numbers.
@@ -1926,7 +2002,7 @@ type WindowQuery struct {
 
 func (x *WindowQuery) Reset() {
 	*x = WindowQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2014,7 @@ func (x *WindowQuery) String() string {
 func (*WindowQuery) ProtoMessage() {}
 
 func (x *WindowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2027,7 @@ func (x *WindowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowQuery.ProtoReflect.Descriptor instead.
 func (*WindowQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WindowQuery) GetNumbers() []string {
@@ -1971,7 +2047,7 @@ type WindowStates struct {
 
 func (x *WindowStates) Reset() {
 	*x = WindowStates{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2059,7 @@ func (x *WindowStates) String() string {
 func (*WindowStates) ProtoMessage() {}
 
 func (x *WindowStates) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2072,7 @@ func (x *WindowStates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowStates.ProtoReflect.Descriptor instead.
 func (*WindowStates) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WindowStates) GetStates() []*WindowState {
@@ -2020,7 +2096,7 @@ type WindowState struct {
 
 func (x *WindowState) Reset() {
 	*x = WindowState{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2108,7 @@ func (x *WindowState) String() string {
 func (*WindowState) ProtoMessage() {}
 
 func (x *WindowState) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2121,7 @@ func (x *WindowState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowState.ProtoReflect.Descriptor instead.
 func (*WindowState) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WindowState) GetNumber() string {
@@ -2081,7 +2157,7 @@ type TemplateCreate struct {
 
 func (x *TemplateCreate) Reset() {
 	*x = TemplateCreate{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2169,7 @@ func (x *TemplateCreate) String() string {
 func (*TemplateCreate) ProtoMessage() {}
 
 func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2182,7 @@ func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateCreate.ProtoReflect.Descriptor instead.
 func (*TemplateCreate) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TemplateCreate) GetTemplateJson() []byte {
@@ -2136,7 +2212,7 @@ type TemplateQuery struct {
 
 func (x *TemplateQuery) Reset() {
 	*x = TemplateQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2224,7 @@ func (x *TemplateQuery) String() string {
 func (*TemplateQuery) ProtoMessage() {}
 
 func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2237,7 @@ func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateQuery.ProtoReflect.Descriptor instead.
 func (*TemplateQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TemplateQuery) GetName() string {
@@ -2233,7 +2309,7 @@ type TemplateEdit struct {
 
 func (x *TemplateEdit) Reset() {
 	*x = TemplateEdit{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2321,7 @@ func (x *TemplateEdit) String() string {
 func (*TemplateEdit) ProtoMessage() {}
 
 func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2334,7 @@ func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateEdit.ProtoReflect.Descriptor instead.
 func (*TemplateEdit) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TemplateEdit) GetId() string {
@@ -2287,7 +2363,7 @@ type TemplateDelete struct {
 
 func (x *TemplateDelete) Reset() {
 	*x = TemplateDelete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2375,7 @@ func (x *TemplateDelete) String() string {
 func (*TemplateDelete) ProtoMessage() {}
 
 func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2388,7 @@ func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
 func (*TemplateDelete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TemplateDelete) GetName() string {
@@ -2345,7 +2421,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2433,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2446,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -2423,7 +2499,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2511,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2524,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -2467,7 +2543,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2555,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2568,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -2511,7 +2587,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2599,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2612,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -2562,7 +2638,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2650,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2663,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -2633,7 +2709,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2721,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2734,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -2670,7 +2746,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2758,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2771,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 type RegisterRequest struct {
@@ -2715,7 +2791,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2803,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2816,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2788,7 +2864,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2876,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +2889,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2833,7 +2909,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2921,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +2934,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -2883,7 +2959,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2895,7 +2971,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2908,7 +2984,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 type ContactCheck struct {
@@ -2921,7 +2997,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3009,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3022,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -2966,7 +3042,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3054,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3067,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -3017,7 +3093,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3105,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3118,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -3067,7 +3143,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3155,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3168,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -3133,7 +3209,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3221,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3234,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -3186,7 +3262,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3274,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3287,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -3248,7 +3324,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3336,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3349,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -3300,7 +3376,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3388,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3401,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -3351,7 +3427,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3439,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3452,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -3426,7 +3502,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +3514,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +3527,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -3483,7 +3559,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3571,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3584,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Notification) GetId() string {
@@ -3576,7 +3652,7 @@ type TemplateStatus struct {
 
 func (x *TemplateStatus) Reset() {
 	*x = TemplateStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3664,7 @@ func (x *TemplateStatus) String() string {
 func (*TemplateStatus) ProtoMessage() {}
 
 func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3677,7 @@ func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
 func (*TemplateStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TemplateStatus) GetId() string {
@@ -3656,7 +3732,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3744,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3757,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -3701,7 +3777,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3789,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +3802,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -3759,7 +3835,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3771,7 +3847,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3784,7 +3860,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3827,7 +3903,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +3915,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +3928,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -3954,7 +4030,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\x85\f\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\xae\f\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -3984,8 +4060,12 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x10template_records\x18\x1e \x01(\v2\x19.chatd.v1.TemplateRecordsH\x00R\x0ftemplateRecords\x12:\n" +
 	"\fwindow_query\x18\x1f \x01(\v2\x15.chatd.v1.WindowQueryH\x00R\vwindowQuery\x12=\n" +
 	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStates\x12=\n" +
-	"\rtemplate_edit\x18! \x01(\v2\x16.chatd.v1.TemplateEditH\x00R\ftemplateEditB\t\n" +
-	"\apayload\"'\n" +
+	"\rtemplate_edit\x18! \x01(\v2\x16.chatd.v1.TemplateEditH\x00R\ftemplateEdit\x12'\n" +
+	"\x05block\x18\" \x01(\v2\x0f.chatd.v1.BlockH\x00R\x05blockB\t\n" +
+	"\apayload\"9\n" +
+	"\x05Block\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x18\n" +
+	"\ablocked\x18\x02 \x01(\bR\ablocked\"'\n" +
 	"\vWindowQuery\x12\x18\n" +
 	"\anumbers\x18\x01 \x03(\tR\anumbers\"=\n" +
 	"\fWindowStates\x12-\n" +
@@ -4180,7 +4260,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -4202,40 +4282,41 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*Retry)(nil),              // 17: chatd.v1.Retry
 	(*Receipt)(nil),            // 18: chatd.v1.Receipt
 	(*IQ)(nil),                 // 19: chatd.v1.IQ
-	(*WindowQuery)(nil),        // 20: chatd.v1.WindowQuery
-	(*WindowStates)(nil),       // 21: chatd.v1.WindowStates
-	(*WindowState)(nil),        // 22: chatd.v1.WindowState
-	(*TemplateCreate)(nil),     // 23: chatd.v1.TemplateCreate
-	(*TemplateQuery)(nil),      // 24: chatd.v1.TemplateQuery
-	(*TemplateEdit)(nil),       // 25: chatd.v1.TemplateEdit
-	(*TemplateDelete)(nil),     // 26: chatd.v1.TemplateDelete
-	(*TemplateRecords)(nil),    // 27: chatd.v1.TemplateRecords
-	(*SetShards)(nil),          // 28: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 29: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 30: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 31: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 32: chatd.v1.Ping
-	(*Active)(nil),             // 33: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 34: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 35: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 36: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 37: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 38: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 39: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 40: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 41: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 42: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 43: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 44: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 45: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 46: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 47: chatd.v1.IQError
-	(*Notification)(nil),       // 48: chatd.v1.Notification
-	(*TemplateStatus)(nil),     // 49: chatd.v1.TemplateStatus
-	(*OfflineComplete)(nil),    // 50: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 51: chatd.v1.StreamError
-	(*Success)(nil),            // 52: chatd.v1.Success
-	(*Failure)(nil),            // 53: chatd.v1.Failure
+	(*Block)(nil),              // 20: chatd.v1.Block
+	(*WindowQuery)(nil),        // 21: chatd.v1.WindowQuery
+	(*WindowStates)(nil),       // 22: chatd.v1.WindowStates
+	(*WindowState)(nil),        // 23: chatd.v1.WindowState
+	(*TemplateCreate)(nil),     // 24: chatd.v1.TemplateCreate
+	(*TemplateQuery)(nil),      // 25: chatd.v1.TemplateQuery
+	(*TemplateEdit)(nil),       // 26: chatd.v1.TemplateEdit
+	(*TemplateDelete)(nil),     // 27: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 28: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 29: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 30: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 31: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 32: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 33: chatd.v1.Ping
+	(*Active)(nil),             // 34: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 35: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 36: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 37: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 38: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 39: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 40: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 41: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 42: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 43: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 44: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 45: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 46: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 47: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 48: chatd.v1.IQError
+	(*Notification)(nil),       // 49: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 50: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 51: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 52: chatd.v1.StreamError
+	(*Success)(nil),            // 53: chatd.v1.Success
+	(*Failure)(nil),            // 54: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
@@ -4244,11 +4325,11 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
 	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
 	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	48, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	50, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	51, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	52, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	53, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	49, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	51, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	52, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	53, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	54, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
@@ -4256,46 +4337,47 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
 	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
 	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	32, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	33, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	34, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	35, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	36, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	37, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	38, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	40, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	47, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	41, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	44, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	45, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	46, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	30, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	31, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	28, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	29, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
-	23, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
-	24, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
-	26, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
-	27, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
-	20, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
-	21, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
-	25, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
-	22, // 42: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
-	1,  // 43: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	39, // 44: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	43, // 45: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	42, // 46: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	43, // 47: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	42, // 48: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 49: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	49, // 50: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
-	7,  // 51: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 52: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	33, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	34, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	35, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	36, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	37, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	38, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	39, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	41, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	48, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	42, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	45, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	46, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	47, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	31, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	32, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	29, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	30, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	24, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
+	25, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
+	27, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	28, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	21, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
+	22, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
+	26, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
+	20, // 42: chatd.v1.IQ.block:type_name -> chatd.v1.Block
+	23, // 43: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
+	1,  // 44: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	40, // 45: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	44, // 46: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	43, // 47: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	44, // 48: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	43, // 49: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 50: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	50, // 51: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 52: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 53: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -4339,6 +4421,7 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_WindowQuery)(nil),
 		(*IQ_WindowStates)(nil),
 		(*IQ_TemplateEdit)(nil),
+		(*IQ_Block)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4346,7 +4429,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

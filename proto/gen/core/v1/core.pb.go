@@ -1241,6 +1241,102 @@ func (x *CollectMessagesResponse) GetStatus() string {
 	return ""
 }
 
+type SetBlockedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	WaId          string                 `protobuf:"bytes,2,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	Blocked       bool                   `protobuf:"varint,3,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBlockedRequest) Reset() {
+	*x = SetBlockedRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBlockedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBlockedRequest) ProtoMessage() {}
+
+func (x *SetBlockedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBlockedRequest.ProtoReflect.Descriptor instead.
+func (*SetBlockedRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetBlockedRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *SetBlockedRequest) GetWaId() string {
+	if x != nil {
+		return x.WaId
+	}
+	return ""
+}
+
+func (x *SetBlockedRequest) GetBlocked() bool {
+	if x != nil {
+		return x.Blocked
+	}
+	return false
+}
+
+type SetBlockedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBlockedResponse) Reset() {
+	*x = SetBlockedResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBlockedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBlockedResponse) ProtoMessage() {}
+
+func (x *SetBlockedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBlockedResponse.ProtoReflect.Descriptor instead.
+func (*SetBlockedResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+}
+
 type GetSupportRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1249,7 +1345,7 @@ type GetSupportRequest struct {
 
 func (x *GetSupportRequest) Reset() {
 	*x = GetSupportRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1357,7 @@ func (x *GetSupportRequest) String() string {
 func (*GetSupportRequest) ProtoMessage() {}
 
 func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[20]
+	mi := &file_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1370,7 @@ func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportRequest.ProtoReflect.Descriptor instead.
 func (*GetSupportRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 type GetSupportResponse struct {
@@ -1299,7 +1395,7 @@ type GetSupportResponse struct {
 
 func (x *GetSupportResponse) Reset() {
 	*x = GetSupportResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1407,7 @@ func (x *GetSupportResponse) String() string {
 func (*GetSupportResponse) ProtoMessage() {}
 
 func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[21]
+	mi := &file_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1420,7 @@ func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportResponse.ProtoReflect.Descriptor instead.
 func (*GetSupportResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSupportResponse) GetNode() string {
@@ -1405,7 +1501,7 @@ type SupportNode struct {
 
 func (x *SupportNode) Reset() {
 	*x = SupportNode{}
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1513,7 @@ func (x *SupportNode) String() string {
 func (*SupportNode) ProtoMessage() {}
 
 func (x *SupportNode) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[22]
+	mi := &file_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1526,7 @@ func (x *SupportNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportNode.ProtoReflect.Descriptor instead.
 func (*SupportNode) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SupportNode) GetId() string {
@@ -1493,7 +1589,7 @@ type SupportAccount struct {
 
 func (x *SupportAccount) Reset() {
 	*x = SupportAccount{}
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1601,7 @@ func (x *SupportAccount) String() string {
 func (*SupportAccount) ProtoMessage() {}
 
 func (x *SupportAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[23]
+	mi := &file_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1614,7 @@ func (x *SupportAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportAccount.ProtoReflect.Descriptor instead.
 func (*SupportAccount) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SupportAccount) GetWaId() string {
@@ -1562,7 +1658,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1670,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1683,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1641,7 +1737,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1749,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1762,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1685,7 +1781,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1793,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1806,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1731,7 +1827,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1839,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1852,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1783,7 +1879,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1891,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1904,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -1840,7 +1936,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1948,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1961,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1916,7 +2012,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2024,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2037,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -1984,7 +2080,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2092,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2105,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Account) GetWaId() string {
@@ -2082,7 +2178,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2190,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2203,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -2157,7 +2253,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2265,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2278,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -2210,7 +2306,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2318,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2331,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -2261,7 +2357,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2369,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2382,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -2305,7 +2401,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2413,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2426,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -2361,7 +2457,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2469,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2482,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -2447,7 +2543,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2555,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2568,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2492,7 +2588,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2600,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2613,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2542,7 +2638,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2650,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2663,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 type CheckContactsRequest struct {
@@ -2583,7 +2679,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2691,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2704,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2651,7 +2747,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2759,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2772,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2709,7 +2805,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2817,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2830,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2753,7 +2849,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2861,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2874,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2800,7 +2896,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2812,7 +2908,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2825,7 +2921,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -2851,7 +2947,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2959,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +2972,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -2896,7 +2992,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3004,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3017,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -2940,7 +3036,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3048,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3061,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -2985,7 +3081,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3093,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3106,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3044,7 +3140,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3152,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3165,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -3132,7 +3228,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3240,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3253,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -3239,7 +3335,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3251,7 +3347,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3360,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -3283,7 +3379,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3295,7 +3391,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3308,7 +3404,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -3328,7 +3424,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3436,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3449,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3388,7 +3484,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3400,7 +3496,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3413,7 +3509,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3482,7 +3578,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3590,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3603,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3574,7 +3670,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3586,7 +3682,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3599,7 +3695,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -3616,7 +3712,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +3724,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +3737,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -3690,7 +3786,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3798,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3811,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -3780,7 +3876,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +3888,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +3901,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -3852,7 +3948,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +3960,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +3973,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -3950,7 +4046,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3962,7 +4058,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3975,7 +4071,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -4080,7 +4176,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4092,7 +4188,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4105,7 +4201,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -4135,7 +4231,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4147,7 +4243,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4160,7 +4256,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4193,7 +4289,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4205,7 +4301,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4218,7 +4314,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -4237,7 +4333,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4249,7 +4345,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4262,7 +4358,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -4288,7 +4384,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4300,7 +4396,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4313,7 +4409,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -4347,7 +4443,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4359,7 +4455,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4372,7 +4468,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -4405,7 +4501,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4513,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4526,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -4472,7 +4568,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4484,7 +4580,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4497,7 +4593,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -4544,7 +4640,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4556,7 +4652,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4569,7 +4665,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -4592,7 +4688,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4604,7 +4700,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4617,7 +4713,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -4656,7 +4752,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4668,7 +4764,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4681,7 +4777,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -4756,7 +4852,12 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x16CollectMessagesRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"1\n" +
 	"\x17CollectMessagesResponse\x12\x16\n" +
-	"\x06status\x18\x01 \x01(\tR\x06status\"\x13\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"q\n" +
+	"\x11SetBlockedRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x13\n" +
+	"\x05wa_id\x18\x02 \x01(\tR\x04waId\x12\x18\n" +
+	"\ablocked\x18\x03 \x01(\bR\ablocked\"\x14\n" +
+	"\x12SetBlockedResponse\"\x13\n" +
 	"\x11GetSupportRequest\"\xca\x02\n" +
 	"\x12GetSupportResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
@@ -5038,7 +5139,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xac\x17\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xf3\x17\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -5070,7 +5171,9 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12T\n" +
 	"\x0fCollectMessages\x12\x1f.core.v1.CollectMessagesRequest\x1a .core.v1.CollectMessagesResponse\x12E\n" +
 	"\n" +
-	"GetSupport\x12\x1a.core.v1.GetSupportRequest\x1a\x1b.core.v1.GetSupportResponse\x12O\n" +
+	"GetSupport\x12\x1a.core.v1.GetSupportRequest\x1a\x1b.core.v1.GetSupportResponse\x12E\n" +
+	"\n" +
+	"SetBlocked\x12\x1a.core.v1.SetBlockedRequest\x1a\x1b.core.v1.SetBlockedResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
 	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12R\n" +
@@ -5095,7 +5198,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -5118,204 +5221,209 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*CollectMediaResponse)(nil),            // 18: core.v1.CollectMediaResponse
 	(*CollectMessagesRequest)(nil),          // 19: core.v1.CollectMessagesRequest
 	(*CollectMessagesResponse)(nil),         // 20: core.v1.CollectMessagesResponse
-	(*GetSupportRequest)(nil),               // 21: core.v1.GetSupportRequest
-	(*GetSupportResponse)(nil),              // 22: core.v1.GetSupportResponse
-	(*SupportNode)(nil),                     // 23: core.v1.SupportNode
-	(*SupportAccount)(nil),                  // 24: core.v1.SupportAccount
-	(*MediaProvider)(nil),                   // 25: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 26: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 27: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 28: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 29: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 30: core.v1.Error
-	(*AccountRef)(nil),                      // 31: core.v1.AccountRef
-	(*Account)(nil),                         // 32: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 33: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 34: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 35: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 36: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 37: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 38: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 39: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 40: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 41: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 42: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 43: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 44: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 45: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 46: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 47: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 48: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 49: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 50: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 51: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 52: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 53: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 54: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 55: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 56: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 57: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 58: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 59: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 60: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 61: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 62: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 63: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 64: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 65: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 66: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 67: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 68: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 69: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 70: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 71: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 72: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 73: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 74: core.v1.WakeResponse
-	nil,                                     // 75: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 76: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 77: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 78: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 79: message.v1.Content
+	(*SetBlockedRequest)(nil),               // 21: core.v1.SetBlockedRequest
+	(*SetBlockedResponse)(nil),              // 22: core.v1.SetBlockedResponse
+	(*GetSupportRequest)(nil),               // 23: core.v1.GetSupportRequest
+	(*GetSupportResponse)(nil),              // 24: core.v1.GetSupportResponse
+	(*SupportNode)(nil),                     // 25: core.v1.SupportNode
+	(*SupportAccount)(nil),                  // 26: core.v1.SupportAccount
+	(*MediaProvider)(nil),                   // 27: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 28: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 29: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 30: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 31: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 32: core.v1.Error
+	(*AccountRef)(nil),                      // 33: core.v1.AccountRef
+	(*Account)(nil),                         // 34: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 35: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 36: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 37: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 38: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 39: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 40: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 41: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 42: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 43: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 44: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 45: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 46: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 47: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 48: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 49: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 50: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 51: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 52: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 53: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 54: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 55: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 56: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 57: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 58: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 59: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 60: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 61: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 62: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 63: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 64: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 65: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 66: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 67: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 68: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 69: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 70: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 71: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 72: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 73: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 74: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 75: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 76: core.v1.WakeResponse
+	nil,                                     // 77: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 78: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 79: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 80: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 81: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	31, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	31, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	31, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	31, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	31, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	31, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	33, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	33, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	33, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	33, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	33, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	33, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
 	10, // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	31, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	31, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	33, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	33, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
 	14, // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	31, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	31, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	31, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
-	23, // 13: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
-	24, // 14: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
-	25, // 15: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	31, // 16: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	31, // 17: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	25, // 18: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	31, // 19: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 20: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	31, // 21: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	32, // 22: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	31, // 23: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	31, // 24: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	79, // 25: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	31, // 26: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	31, // 27: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	43, // 28: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	31, // 29: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	31, // 30: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	31, // 31: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	31, // 32: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	31, // 33: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	51, // 34: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	75, // 35: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	76, // 36: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	52, // 37: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	31, // 38: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	31, // 39: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	31, // 40: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	77, // 41: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	31, // 42: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	78, // 43: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	31, // 44: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	31, // 45: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	60, // 46: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	62, // 47: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	63, // 48: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	31, // 49: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	60, // 50: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	31, // 51: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	70, // 52: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	69, // 53: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	31, // 54: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	73, // 55: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	33, // 56: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	35, // 57: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	37, // 58: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	38, // 59: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	40, // 60: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	42, // 61: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	45, // 62: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	46, // 63: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	47, // 64: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	49, // 65: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	50, // 66: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	54, // 67: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	56, // 68: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	55, // 69: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	57, // 70: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	55, // 71: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	59, // 72: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	55, // 73: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	61, // 74: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	65, // 75: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	67, // 76: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	71, // 77: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	72, // 78: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,  // 79: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12, // 80: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15, // 81: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17, // 82: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	19, // 83: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
-	21, // 84: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
-	27, // 85: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	28, // 86: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	29, // 87: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 88: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 89: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 90: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 91: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,  // 92: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,  // 93: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	34, // 94: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	36, // 95: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	32, // 96: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	39, // 97: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	41, // 98: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	44, // 99: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	48, // 100: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	48, // 101: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	48, // 102: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	51, // 103: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	51, // 104: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	53, // 105: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	52, // 106: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	52, // 107: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	52, // 108: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	58, // 109: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	52, // 110: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	52, // 111: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	64, // 112: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	66, // 113: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	68, // 114: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	32, // 115: core.v1.Core.SetShards:output_type -> core.v1.Account
-	74, // 116: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11, // 117: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13, // 118: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16, // 119: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18, // 120: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20, // 121: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
-	22, // 122: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
-	26, // 123: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	26, // 124: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	26, // 125: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 126: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 127: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,  // 128: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 129: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,  // 130: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 131: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	94, // [94:132] is the sub-list for method output_type
-	56, // [56:94] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	33, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	33, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	33, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	33, // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
+	25, // 14: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
+	26, // 15: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
+	27, // 16: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	33, // 17: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	33, // 18: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	27, // 19: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	33, // 20: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,  // 21: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	33, // 22: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	34, // 23: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	33, // 24: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	33, // 25: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	81, // 26: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	33, // 27: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	33, // 28: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	45, // 29: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	33, // 30: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	33, // 31: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	33, // 32: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	33, // 33: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	33, // 34: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	53, // 35: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	77, // 36: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	78, // 37: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	54, // 38: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	33, // 39: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	33, // 40: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	33, // 41: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	79, // 42: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	33, // 43: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	80, // 44: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	33, // 45: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	33, // 46: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	62, // 47: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	64, // 48: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	65, // 49: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	33, // 50: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	62, // 51: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	33, // 52: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	72, // 53: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	71, // 54: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	33, // 55: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	75, // 56: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	35, // 57: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	37, // 58: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	39, // 59: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	40, // 60: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	42, // 61: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	44, // 62: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	47, // 63: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	48, // 64: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	49, // 65: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	51, // 66: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	52, // 67: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	56, // 68: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	58, // 69: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	57, // 70: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	59, // 71: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	57, // 72: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	61, // 73: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	57, // 74: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	63, // 75: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	67, // 76: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	69, // 77: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	73, // 78: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	74, // 79: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,  // 80: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12, // 81: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15, // 82: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17, // 83: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19, // 84: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	23, // 85: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
+	21, // 86: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
+	29, // 87: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	30, // 88: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	31, // 89: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,  // 90: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,  // 91: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,  // 92: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,  // 93: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,  // 94: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,  // 95: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	36, // 96: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	38, // 97: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	34, // 98: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	41, // 99: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	43, // 100: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	46, // 101: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	50, // 102: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	50, // 103: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	50, // 104: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	53, // 105: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	53, // 106: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	55, // 107: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	54, // 108: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	54, // 109: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	54, // 110: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	60, // 111: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	54, // 112: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	54, // 113: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	66, // 114: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	68, // 115: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	70, // 116: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	34, // 117: core.v1.Core.SetShards:output_type -> core.v1.Account
+	76, // 118: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11, // 119: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13, // 120: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16, // 121: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18, // 122: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20, // 123: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	24, // 124: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
+	22, // 125: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
+	28, // 126: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	28, // 127: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	28, // 128: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,  // 129: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,  // 130: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,  // 131: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 132: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,  // 133: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,  // 134: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	96, // [96:135] is the sub-list for method output_type
+	57, // [57:96] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -5331,14 +5439,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[56].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[58].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   78,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -55,6 +55,7 @@ const (
 	Core_CollectMedia_FullMethodName            = "/core.v1.Core/CollectMedia"
 	Core_CollectMessages_FullMethodName         = "/core.v1.Core/CollectMessages"
 	Core_GetSupport_FullMethodName              = "/core.v1.Core/GetSupport"
+	Core_SetBlocked_FullMethodName              = "/core.v1.Core/SetBlocked"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
@@ -138,6 +139,9 @@ type CoreClient interface {
 	// GetSupport describes this node and the deployment for a support
 	// report (GET /v1/support).
 	GetSupport(ctx context.Context, in *GetSupportRequest, opts ...grpc.CallOption) (*GetSupportResponse, error)
+	// SetBlocked blocks or unblocks a customer of the number, on the
+	// network (POST /v1/contacts/{wa_id}/block and /unblock).
+	SetBlocked(ctx context.Context, in *SetBlockedRequest, opts ...grpc.CallOption) (*SetBlockedResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
@@ -469,6 +473,16 @@ func (c *coreClient) GetSupport(ctx context.Context, in *GetSupportRequest, opts
 	return out, nil
 }
 
+func (c *coreClient) SetBlocked(ctx context.Context, in *SetBlockedRequest, opts ...grpc.CallOption) (*SetBlockedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBlockedResponse)
+	err := c.cc.Invoke(ctx, Core_SetBlocked_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MediaProviders)
@@ -631,6 +645,9 @@ type CoreServer interface {
 	// GetSupport describes this node and the deployment for a support
 	// report (GET /v1/support).
 	GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error)
+	// SetBlocked blocks or unblocks a customer of the number, on the
+	// network (POST /v1/contacts/{wa_id}/block and /unblock).
+	SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
@@ -746,6 +763,9 @@ func (UnimplementedCoreServer) CollectMessages(context.Context, *CollectMessages
 }
 func (UnimplementedCoreServer) GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSupport not implemented")
+}
+func (UnimplementedCoreServer) SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBlocked not implemented")
 }
 func (UnimplementedCoreServer) GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMediaProviders not implemented")
@@ -1299,6 +1319,24 @@ func _Core_GetSupport_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_SetBlocked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBlockedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).SetBlocked(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_SetBlocked_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).SetBlocked(ctx, req.(*SetBlockedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_GetMediaProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMediaProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1575,6 +1613,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSupport",
 			Handler:    _Core_GetSupport_Handler,
+		},
+		{
+			MethodName: "SetBlocked",
+			Handler:    _Core_SetBlocked_Handler,
 		},
 		{
 			MethodName: "GetMediaProviders",
