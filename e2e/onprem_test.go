@@ -180,3 +180,50 @@ func TestBlockContact(t *testing.T) {
 	again := sendOne(t, s, tok, phone.Number(), "welcome back")
 	awaitMessage(t, phone, again)
 }
+
+// TestTwoStep: with two-step verification on, registering the number on
+// another deployment (its own database and keys, the same network) needs
+// the PIN; with it, the new deployment takes the number over and sends.
+func TestTwoStep(t *testing.T) {
+	s := stack.New(t, stack.Options{})
+	tok := s.Login()
+	s.Register(tok, bizCC, bizPhone)
+	s.WaitHealth(tok, "connected", 30*time.Second)
+	if r := s.Do("POST", "/v1/settings/account/two-step", bearer(tok), map[string]any{"pin": "12345"}); r.Status != 400 || r.ErrorCode() != 1009 {
+		t.Errorf("a 5-digit pin = %d %s, want 400 with 1009", r.Status, r.Raw)
+	}
+	if r := s.Do("POST", "/v1/settings/account/two-step", bearer(tok), map[string]any{"pin": "123456"}); r.Status != 200 {
+		t.Fatalf("POST two-step = %d %s", r.Status, r.Raw)
+	}
+
+	d := s.NewDeployment(stack.Options{})
+	tok2 := d.Login()
+	register := func(pin string) stack.Response {
+		body := map[string]string{"cc": bizCC, "phone_number": bizPhone, "method": "sms"}
+		if pin != "" {
+			body["pin"] = pin
+		}
+		return d.Do("POST", "/v1/account", bearer(tok2), body)
+	}
+	if r := register(""); r.Status != 403 || r.ErrorCode() != 1005 || !strings.Contains(string(r.Raw), "pin") {
+		t.Errorf("register elsewhere without the pin = %d %s, want 403 with 1005 about the pin", r.Status, r.Raw)
+	}
+	if r := register("654321"); r.Status != 403 || r.ErrorCode() != 1005 {
+		t.Errorf("register elsewhere with a wrong pin = %d %s, want 403 with 1005", r.Status, r.Raw)
+	}
+	if r := register("123456"); r.Status != 202 {
+		t.Fatalf("register elsewhere with the pin = %d %s, want 202", r.Status, r.Raw)
+	}
+	if r := d.Do("POST", "/v1/account/verify", bearer(tok2), map[string]string{"code": d.SandboxCode(bizCC + bizPhone)}); r.Status != 201 {
+		t.Fatalf("verify on the new deployment = %d %s", r.Status, r.Raw)
+	}
+	d.WaitHealth(tok2, "connected", 30*time.Second)
+	phone := d.NewPhone("15551230004", "Jo")
+	phone.OpenWindow(bizCC + bizPhone)
+	id := sendOne(t, d, tok2, phone.Number(), "from the new deployment")
+	awaitMessage(t, phone, id)
+	// The new deployment turns it off.
+	if r := d.Do("DELETE", "/v1/settings/account/two-step", bearer(tok2), nil); r.Status != 200 {
+		t.Errorf("DELETE two-step = %d %s", r.Status, r.Raw)
+	}
+}

@@ -766,6 +766,8 @@ func (c *conn) onIQ(ctx context.Context, iq *chatdv1.IQ) error {
 		result, err = c.srv.windowQuery(ctx, c, p.WindowQuery)
 	case *chatdv1.IQ_Block:
 		result, err = c.srv.block(ctx, c, p.Block)
+	case *chatdv1.IQ_TwoStep:
+		result, err = c.srv.twoStep(ctx, c, iq.Type, p.TwoStep)
 	default:
 		err = &chatdv1.IQError{Code: 400, Text: fmt.Sprintf("unsupported request %T", p)}
 	}

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
@@ -44,9 +45,17 @@ func (s *Server) register(ctx context.Context, c *conn, req *chatdv1.RegisterReq
 	if len(req.Name) > 256 || len(req.Cert) > 8192 {
 		return nil, &chatdv1.IQError{Code: 400, Text: "name or cert too long"}
 	}
+	if req.Pin != "" && !validPin(req.Pin) {
+		return nil, iqErr(errcode.Invalid, "pin must be 6 digits")
+	}
 	if a, err := s.dir.lookup(ctx, req.Number, true); err == nil && subtle.ConstantTimeCompare(a.staticPub, c.wc.PeerStatic) == 1 {
 		return registerResult("registered"), nil
-	} else if err != nil && !errors.Is(err, errNoAccount) {
+	} else if err == nil {
+		// Another key takes the number over: its two-step pin, if any.
+		if e := s.checkPin(ctx, req.Number, req.Pin); e != nil {
+			return nil, e
+		}
+	} else if !errors.Is(err, errNoAccount) {
 		s.log.Error("registration lookup failed", "err", err)
 		return nil, &chatdv1.IQError{Code: 500, Text: "internal error"}
 	}

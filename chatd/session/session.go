@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/chatd/wire"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -491,6 +492,18 @@ type IQError struct {
 }
 
 func (e *IQError) Error() string { return fmt.Sprintf("chatd error %d: %s", e.Code, e.Text) }
+
+// OnPrem turns an IQError that carries an on-prem code (chatd answers
+// template, block and two-step requests with them: codes of 1000 and up
+// that package errcode knows) into that *errcode.Error; any other err is
+// returned as it is.
+func OnPrem(err error) error {
+	var ie *IQError
+	if errors.As(err, &ie) && ie.Code >= 1000 && errcode.Code(ie.Code).Known() {
+		return &errcode.Error{Code: errcode.Code(ie.Code), Details: ie.Text}
+	}
+	return err
+}
 
 // IQ sends a request and waits for its response. A response of type ERROR
 // comes back as *IQError.

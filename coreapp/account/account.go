@@ -246,7 +246,7 @@ func (s *Store) Register(ctx context.Context, req RegisterRequest) (RegisterResu
 	var status string
 	err = s.network(ctx, waID, key, func(iq func(context.Context, *chatdv1.IQ) (*chatdv1.IQ, error)) error {
 		res, err := iq(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_Register{Register: &chatdv1.RegisterRequest{
-			Number: waID, Kind: chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS, Method: method, Cert: req.Cert, Name: vname}}})
+			Number: waID, Kind: chatdv1.AccountKind_ACCOUNT_KIND_BUSINESS, Method: method, Cert: req.Cert, Name: vname, Pin: req.Pin}}})
 		if err != nil {
 			return err
 		}
@@ -344,6 +344,9 @@ func (s *Store) network(ctx context.Context, waID string, key wire.KeyPair, fn f
 	case err == nil:
 		return nil
 	case errors.As(err, &iqErr):
+		if oe := session.OnPrem(err); oe != err {
+			return oe // the network's own on-prem error (two-step)
+		}
 		switch iqErr.Code {
 		case 401:
 			return ErrWrongCode
@@ -373,6 +376,26 @@ func (s *Store) SetNetworkShards(ctx context.Context, a Account, shards int) err
 		_, err := iq(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_SetShards{SetShards: &chatdv1.SetShards{Shards: uint32(shards)}}})
 		return err
 	})
+}
+
+// SetTwoStep turns the number's two-step verification on with pin (6
+// digits), changes it, or turns it off (pin ""). The network keeps the pin
+// (hashed) and asks for it when another deployment registers the number;
+// the request goes over a registration connection, proven by the
+// account's key.
+func (s *Store) SetTwoStep(ctx context.Context, a Account, pin string) error {
+	key, err := s.ChatKey(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	err = s.network(ctx, a.WaID, key, func(iq func(context.Context, *chatdv1.IQ) (*chatdv1.IQ, error)) error {
+		_, err := iq(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_TwoStep{TwoStep: &chatdv1.TwoStep{Pin: pin}}})
+		return err
+	})
+	if err == nil {
+		s.log.Info("two-step verification changed", "wa_id", a.WaID, "on", pin != "")
+	}
+	return err
 }
 
 // Forget drops the cached account references (after a change made here).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/api/phone"
+	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/coreapp/templates"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
@@ -31,7 +32,7 @@ func (s *Server) SetBlocked(ctx context.Context, req *corev1.SetBlockedRequest) 
 	ictx, cancel := context.WithTimeout(ctx, templates.IQTimeout)
 	defer cancel()
 	if _, err := iq(ictx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_Block{Block: &chatdv1.Block{Number: string(n), Blocked: req.Blocked}}}); err != nil {
-		return nil, s.networkError(ctx, op, templates.Error(err))
+		return nil, s.networkError(ctx, op, session.OnPrem(err))
 	}
 	return &corev1.SetBlockedResponse{}, nil
 }

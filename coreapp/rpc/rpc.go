@@ -162,6 +162,7 @@ func checkError(err error) error {
 // translate maps an internal error to the status the webapp sees.
 func (s *Server) translate(ctx context.Context, op string, err error) error {
 	var se *settings.Error
+	var ce *errcode.Error
 	var gs interface{ GRPCStatus() *status.Status }
 	switch {
 	case err == nil:
@@ -173,6 +174,14 @@ func (s *Server) translate(ctx context.Context, op string, err error) error {
 			return apiError(codes.PermissionDenied, se.Code, se.Details)
 		}
 		return apiError(codes.InvalidArgument, se.Code, se.Details)
+	case errors.As(err, &ce): // the network's own on-prem error (two-step)
+		switch ce.Code {
+		case errcode.AccessDenied:
+			return apiError(codes.PermissionDenied, ce.Code, ce.Details)
+		case errcode.TooManyRequests:
+			return apiError(codes.ResourceExhausted, ce.Code, ce.Details)
+		}
+		return apiError(codes.InvalidArgument, ce.Code, ce.Details)
 	case errors.Is(err, account.ErrNoAccount):
 		return apiError(codes.FailedPrecondition, errcode.NotReady, "no phone number is registered; register one with POST /v1/account")
 	case errors.Is(err, account.ErrNotFound):

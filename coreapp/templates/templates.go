@@ -123,22 +123,12 @@ type Records struct {
 	Total     int
 }
 
-// Error turns chatd's answer to a template request into an on-prem error:
-// chatd answers template requests with on-prem codes.
-func Error(err error) error {
-	var ie *session.IQError
-	if errors.As(err, &ie) && errcode.Code(ie.Code).Known() && ie.Code >= 1000 {
-		return &errcode.Error{Code: errcode.Code(ie.Code), Details: ie.Text}
-	}
-	return err
-}
-
 func ask(ctx context.Context, iq IQ, req *chatdv1.IQ) (*chatdv1.TemplateRecords, error) {
 	ctx, cancel := context.WithTimeout(ctx, IQTimeout)
 	defer cancel()
 	res, err := iq(ctx, req)
 	if err != nil {
-		return nil, Error(err)
+		return nil, session.OnPrem(err) // chatd answers with on-prem codes
 	}
 	recs := res.GetTemplateRecords()
 	if recs == nil {

@@ -316,6 +316,38 @@ func New(t testing.TB, o Options) *Stack {
 	s.Client = newClient()
 	s.chatdEnv = o.ChatdEnv
 	s.StartChatd()
+	s.startNodes(o)
+	return s
+}
+
+// NewDeployment starts another deployment on this stack's chat network:
+// its own database, keystore secret, media volume, coreapps and webapps (o's
+// ChatdEnv is ignored: the network is this one). A number registered on one
+// is taken over by the other by registering it there.
+func (s *Stack) NewDeployment(o Options) *Stack {
+	s.t.Helper()
+	_, coreDB := dbtest.NewName(s.t)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	d := &Stack{
+		t: s.t, Bins: s.Bins, CoreDB: coreDB, ChatDB: s.ChatDB, DBEnv: s.DBEnv,
+		ChatPort: s.ChatPort, FallbackPort: s.FallbackPort, AdminPort: s.AdminPort, MediaPort: s.MediaPort,
+		ChatData: s.ChatData, RootKey: s.RootKey, Chatd: s.Chatd, chatdEnv: s.chatdEnv,
+		KeystoreSecret: base64.StdEncoding.EncodeToString(secret),
+		dbAddr:         s.dbAddr,
+		mediaDir:       s.t.TempDir(),
+		coreEnv:        map[string]string{},
+	}
+	d.Client = newClient()
+	d.startNodes(o)
+	return d
+}
+
+// startNodes starts the coreapps and webapps o asks for and waits until
+// they are ready.
+func (s *Stack) startNodes(o Options) {
+	t := s.t
+	t.Helper()
 	for k, v := range o.CoreEnv {
 		s.coreEnv[k] = v
 	}
@@ -348,7 +380,6 @@ func New(t testing.TB, o Options) *Stack {
 	for _, w := range s.Webs {
 		s.waitHTTP(w.Proc, w.URL+"/v1/health", true)
 	}
-	return s
 }
 
 // newClient is the API client: it accepts the webapp's self-signed

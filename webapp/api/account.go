@@ -227,3 +227,37 @@ func checkNumber(cc, national string) error {
 	}
 	return nil
 }
+
+// setTwoStep: POST /v1/settings/account/two-step {"pin"} (admin or API key)
+// turns two-step verification on or changes its pin; the network asks for
+// the pin when another deployment registers the number.
+func (s *Server) setTwoStep(c echo.Context) error {
+	o, err := readObject(c, "pin")
+	if err != nil {
+		return err
+	}
+	pin, err := requiredString(o, "pin")
+	if err != nil {
+		return err
+	}
+	if len(pin) != 6 || !phone.Digits(pin) {
+		return invalid("pin must be 6 digits")
+	}
+	return s.twoStep(c, pin)
+}
+
+// clearTwoStep: DELETE /v1/settings/account/two-step (admin or API key).
+func (s *Server) clearTwoStep(c echo.Context) error {
+	if _, err := readObject(c); err != nil {
+		return err
+	}
+	return s.twoStep(c, "")
+}
+
+func (s *Server) twoStep(c echo.Context, pin string) error {
+	req := &corev1.SetTwoStepRequest{Account: principalOf(c).account(), Pin: pin}
+	if _, err := call(s, c, s.opts.CallTimeout, s.core.SetTwoStep, req); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, metaOnly{Meta: s.meta})
+}

@@ -424,6 +424,15 @@ func TestErrors(t *testing.T) {
 		{"set password, missing", "PUT", "/v1/users/alice", `{}`, []reqOpt{alice}, 400, 1008, "password"},
 		{"set password, unknown user", "PUT", "/v1/users/nobody", `{"password":"N3w-passw0rd"}`, []reqOpt{admin}, 404, 1006, ""},
 
+		// Two-step.
+		{"two-step without a pin", "POST", "/v1/settings/account/two-step", `{}`, []reqOpt{admin}, 400, 1008, "pin"},
+		{"two-step, short pin", "POST", "/v1/settings/account/two-step", `{"pin":"12345"}`, []reqOpt{admin}, 400, 1009, "6 digits"},
+		{"two-step, letters", "POST", "/v1/settings/account/two-step", `{"pin":"12345a"}`, []reqOpt{admin}, 400, 1009, "6 digits"},
+		{"two-step, pin a number", "POST", "/v1/settings/account/two-step", `{"pin":123456}`, []reqOpt{admin}, 400, 1009, "pin"},
+		{"two-step by a user", "POST", "/v1/settings/account/two-step", `{"pin":"123456"}`, []reqOpt{alice}, 403, 1005, "admin"},
+		{"two-step off with a body", "DELETE", "/v1/settings/account/two-step", `{"pin":"123456"}`, []reqOpt{admin}, 400, 1010, "pin"},
+		{"two-step reaches coreapp", "POST", "/v1/settings/account/two-step/", `{"pin":"123456"}`, []reqOpt{key}, 503, 1014, ""},
+
 		// Blocks.
 		{"block, reason too long", "POST", "/v1/contacts/16315551001/block", `{"reason":"` + strings.Repeat("r", 60) + `"}`, []reqOpt{key}, 400, 1009, "reason"},
 		{"block, reason not a string", "POST", "/v1/contacts/16315551001/block", `{"reason":5}`, []reqOpt{key}, 400, 1009, "reason"},

@@ -45,6 +45,9 @@ var authzMatrix = map[string]string{
 	"POST /v1/contacts/:wa_id/block":   "UUPPPPUU",
 	"POST /v1/contacts/:wa_id/unblock": "UUPPPPUU",
 
+	"POST /v1/settings/account/two-step":   "UUFPPPUU",
+	"DELETE /v1/settings/account/two-step": "UUFPPPUU",
+
 	"GET /v1/settings/application":       "UUFPPPUU",
 	"PATCH /v1/settings/application":     "UUFPPPUU",
 	"DELETE /v1/settings/application":    "UUFPPPUU",

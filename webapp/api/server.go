@@ -175,6 +175,8 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodPost, "/v1/account/verify", adminOnly, s.verifyAccount},
 		{http.MethodPost, "/v1/account/shards", adminOnly, s.setShards},
 		{http.MethodGet, "/v1/account/shards", adminOnly, s.getShards},
+		{http.MethodPost, "/v1/settings/account/two-step", adminOrKey, s.setTwoStep},
+		{http.MethodDelete, "/v1/settings/account/two-step", adminOrKey, s.clearTwoStep},
 		{http.MethodPost, "/v1/account/api_keys", adminOnly, s.createAPIKey},
 		{http.MethodGet, "/v1/account/api_keys", adminOnly, s.listAPIKeys},
 		{http.MethodDelete, "/v1/account/api_keys/:prefix", adminOnly, s.deleteAPIKey},

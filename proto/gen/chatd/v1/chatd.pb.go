@@ -1495,6 +1495,7 @@ type IQ struct {
 	//	*IQ_WindowStates
 	//	*IQ_TemplateEdit
 	//	*IQ_Block
+	//	*IQ_TwoStep
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1776,6 +1777,15 @@ func (x *IQ) GetBlock() *Block {
 	return nil
 }
 
+func (x *IQ) GetTwoStep() *TwoStep {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_TwoStep); ok {
+			return x.TwoStep
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1880,6 +1890,10 @@ type IQ_Block struct {
 	Block *Block `protobuf:"bytes,34,opt,name=block,proto3,oneof"`
 }
 
+type IQ_TwoStep struct {
+	TwoStep *TwoStep `protobuf:"bytes,35,opt,name=two_step,json=twoStep,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1930,6 +1944,58 @@ func (*IQ_TemplateEdit) isIQ_Payload() {}
 
 func (*IQ_Block) isIQ_Payload() {}
 
+func (*IQ_TwoStep) isIQ_Payload() {}
+
+// TwoStep (SET, on a CONN_KIND_REGISTER connection of a registered account,
+// proven by its key) turns two-step verification on with a 6-digit pin, or
+// changes it; an empty pin turns it off. While it is on, a RegisterRequest
+// for the number from another key must carry the pin (IQError 1005 without
+// it or with a wrong one; after 10 wrong pins, 1015 for an hour). The
+// result is an empty IQ.
+type TwoStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pin           string                 `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TwoStep) Reset() {
+	*x = TwoStep{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TwoStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TwoStep) ProtoMessage() {}
+
+func (x *TwoStep) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TwoStep.ProtoReflect.Descriptor instead.
+func (*TwoStep) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TwoStep) GetPin() string {
+	if x != nil {
+		return x.Pin
+	}
+	return ""
+}
+
 // Block (SET) blocks (blocked true) or unblocks a customer of the caller (a
 // business). A blocked customer's messages to the business are acked and
 // dropped (the customer sees them sent, never delivered, as WhatsApp
@@ -1948,7 +2014,7 @@ type Block struct {
 
 func (x *Block) Reset() {
 	*x = Block{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2026,7 @@ func (x *Block) String() string {
 func (*Block) ProtoMessage() {}
 
 func (x *Block) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2039,7 @@ func (x *Block) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Block.ProtoReflect.Descriptor instead.
 func (*Block) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Block) GetNumber() string {
@@ -2002,7 +2068,7 @@ type WindowQuery struct {
 
 func (x *WindowQuery) Reset() {
 	*x = WindowQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2080,7 @@ func (x *WindowQuery) String() string {
 func (*WindowQuery) ProtoMessage() {}
 
 func (x *WindowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2093,7 @@ func (x *WindowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowQuery.ProtoReflect.Descriptor instead.
 func (*WindowQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WindowQuery) GetNumbers() []string {
@@ -2047,7 +2113,7 @@ type WindowStates struct {
 
 func (x *WindowStates) Reset() {
 	*x = WindowStates{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2125,7 @@ func (x *WindowStates) String() string {
 func (*WindowStates) ProtoMessage() {}
 
 func (x *WindowStates) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2138,7 @@ func (x *WindowStates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowStates.ProtoReflect.Descriptor instead.
 func (*WindowStates) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WindowStates) GetStates() []*WindowState {
@@ -2096,7 +2162,7 @@ type WindowState struct {
 
 func (x *WindowState) Reset() {
 	*x = WindowState{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2174,7 @@ func (x *WindowState) String() string {
 func (*WindowState) ProtoMessage() {}
 
 func (x *WindowState) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2187,7 @@ func (x *WindowState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowState.ProtoReflect.Descriptor instead.
 func (*WindowState) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WindowState) GetNumber() string {
@@ -2157,7 +2223,7 @@ type TemplateCreate struct {
 
 func (x *TemplateCreate) Reset() {
 	*x = TemplateCreate{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2235,7 @@ func (x *TemplateCreate) String() string {
 func (*TemplateCreate) ProtoMessage() {}
 
 func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2248,7 @@ func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateCreate.ProtoReflect.Descriptor instead.
 func (*TemplateCreate) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TemplateCreate) GetTemplateJson() []byte {
@@ -2212,7 +2278,7 @@ type TemplateQuery struct {
 
 func (x *TemplateQuery) Reset() {
 	*x = TemplateQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2290,7 @@ func (x *TemplateQuery) String() string {
 func (*TemplateQuery) ProtoMessage() {}
 
 func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2303,7 @@ func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateQuery.ProtoReflect.Descriptor instead.
 func (*TemplateQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TemplateQuery) GetName() string {
@@ -2309,7 +2375,7 @@ type TemplateEdit struct {
 
 func (x *TemplateEdit) Reset() {
 	*x = TemplateEdit{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2387,7 @@ func (x *TemplateEdit) String() string {
 func (*TemplateEdit) ProtoMessage() {}
 
 func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2400,7 @@ func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateEdit.ProtoReflect.Descriptor instead.
 func (*TemplateEdit) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TemplateEdit) GetId() string {
@@ -2363,7 +2429,7 @@ type TemplateDelete struct {
 
 func (x *TemplateDelete) Reset() {
 	*x = TemplateDelete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2441,7 @@ func (x *TemplateDelete) String() string {
 func (*TemplateDelete) ProtoMessage() {}
 
 func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2454,7 @@ func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
 func (*TemplateDelete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TemplateDelete) GetName() string {
@@ -2421,7 +2487,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2499,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2512,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -2499,7 +2565,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2577,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2590,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -2543,7 +2609,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2621,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2634,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -2587,7 +2653,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2665,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2678,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -2638,7 +2704,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2716,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2729,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -2709,7 +2775,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2787,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2800,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -2746,7 +2812,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +2824,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +2837,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 type RegisterRequest struct {
@@ -2784,14 +2850,17 @@ type RegisterRequest struct {
 	// The on-prem verified-name certificate (base64), kept as is.
 	Cert string `protobuf:"bytes,4,opt,name=cert,proto3" json:"cert,omitempty"`
 	// Display name (business vname or consumer profile name).
-	Name          string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	// The two-step verification pin, needed when the number has one and the
+	// request comes from another key than the number's (TwoStep).
+	Pin           string `protobuf:"bytes,6,opt,name=pin,proto3" json:"pin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2803,7 +2872,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2816,7 +2885,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2854,6 +2923,13 @@ func (x *RegisterRequest) GetName() string {
 	return ""
 }
 
+func (x *RegisterRequest) GetPin() string {
+	if x != nil {
+		return x.Pin
+	}
+	return ""
+}
+
 type RegisterResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "code_sent", or "registered" when this key already holds the number.
@@ -2864,7 +2940,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +2952,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +2965,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2909,7 +2985,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +2997,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3010,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -2959,7 +3035,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3047,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3060,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 type ContactCheck struct {
@@ -2997,7 +3073,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3085,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3098,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -3042,7 +3118,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3130,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3143,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -3093,7 +3169,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3181,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3194,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -3143,7 +3219,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3231,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3244,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -3209,7 +3285,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3297,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3310,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -3262,7 +3338,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3350,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3363,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -3324,7 +3400,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3336,7 +3412,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3349,7 +3425,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -3376,7 +3452,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3464,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3477,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -3427,7 +3503,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3515,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3528,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -3502,7 +3578,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3590,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3603,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -3559,7 +3635,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3647,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3660,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Notification) GetId() string {
@@ -3652,7 +3728,7 @@ type TemplateStatus struct {
 
 func (x *TemplateStatus) Reset() {
 	*x = TemplateStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3664,7 +3740,7 @@ func (x *TemplateStatus) String() string {
 func (*TemplateStatus) ProtoMessage() {}
 
 func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3677,7 +3753,7 @@ func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
 func (*TemplateStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TemplateStatus) GetId() string {
@@ -3732,7 +3808,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3744,7 +3820,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3757,7 +3833,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -3777,7 +3853,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3789,7 +3865,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3802,7 +3878,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -3835,7 +3911,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3923,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3936,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3903,7 +3979,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +3991,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4004,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{45}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -4030,7 +4106,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\xae\f\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\xde\f\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -4061,8 +4137,11 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\fwindow_query\x18\x1f \x01(\v2\x15.chatd.v1.WindowQueryH\x00R\vwindowQuery\x12=\n" +
 	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStates\x12=\n" +
 	"\rtemplate_edit\x18! \x01(\v2\x16.chatd.v1.TemplateEditH\x00R\ftemplateEdit\x12'\n" +
-	"\x05block\x18\" \x01(\v2\x0f.chatd.v1.BlockH\x00R\x05blockB\t\n" +
-	"\apayload\"9\n" +
+	"\x05block\x18\" \x01(\v2\x0f.chatd.v1.BlockH\x00R\x05block\x12.\n" +
+	"\btwo_step\x18# \x01(\v2\x11.chatd.v1.TwoStepH\x00R\atwoStepB\t\n" +
+	"\apayload\"\x1b\n" +
+	"\aTwoStep\x12\x10\n" +
+	"\x03pin\x18\x01 \x01(\tR\x03pin\"9\n" +
 	"\x05Block\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x18\n" +
 	"\ablocked\x18\x02 \x01(\bR\ablocked\"'\n" +
@@ -4112,13 +4191,14 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"certSha256\x12\x12\n" +
 	"\x04port\x18\x05 \x01(\rR\x04port\"\x06\n" +
 	"\x04Ping\"\b\n" +
-	"\x06Active\"\x94\x01\n" +
+	"\x06Active\"\xa6\x01\n" +
 	"\x0fRegisterRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12)\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x15.chatd.v1.AccountKindR\x04kind\x12\x16\n" +
 	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
 	"\x04cert\x18\x04 \x01(\tR\x04cert\x12\x12\n" +
-	"\x04name\x18\x05 \x01(\tR\x04name\"(\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x10\n" +
+	"\x03pin\x18\x06 \x01(\tR\x03pin\"(\n" +
 	"\x0eRegisterResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\";\n" +
 	"\rVerifyRequest\x12\x16\n" +
@@ -4260,7 +4340,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -4282,41 +4362,42 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*Retry)(nil),              // 17: chatd.v1.Retry
 	(*Receipt)(nil),            // 18: chatd.v1.Receipt
 	(*IQ)(nil),                 // 19: chatd.v1.IQ
-	(*Block)(nil),              // 20: chatd.v1.Block
-	(*WindowQuery)(nil),        // 21: chatd.v1.WindowQuery
-	(*WindowStates)(nil),       // 22: chatd.v1.WindowStates
-	(*WindowState)(nil),        // 23: chatd.v1.WindowState
-	(*TemplateCreate)(nil),     // 24: chatd.v1.TemplateCreate
-	(*TemplateQuery)(nil),      // 25: chatd.v1.TemplateQuery
-	(*TemplateEdit)(nil),       // 26: chatd.v1.TemplateEdit
-	(*TemplateDelete)(nil),     // 27: chatd.v1.TemplateDelete
-	(*TemplateRecords)(nil),    // 28: chatd.v1.TemplateRecords
-	(*SetShards)(nil),          // 29: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 30: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 31: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 32: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 33: chatd.v1.Ping
-	(*Active)(nil),             // 34: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 35: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 36: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 37: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 38: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 39: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 40: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 41: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 42: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 43: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 44: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 45: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 46: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 47: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 48: chatd.v1.IQError
-	(*Notification)(nil),       // 49: chatd.v1.Notification
-	(*TemplateStatus)(nil),     // 50: chatd.v1.TemplateStatus
-	(*OfflineComplete)(nil),    // 51: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 52: chatd.v1.StreamError
-	(*Success)(nil),            // 53: chatd.v1.Success
-	(*Failure)(nil),            // 54: chatd.v1.Failure
+	(*TwoStep)(nil),            // 20: chatd.v1.TwoStep
+	(*Block)(nil),              // 21: chatd.v1.Block
+	(*WindowQuery)(nil),        // 22: chatd.v1.WindowQuery
+	(*WindowStates)(nil),       // 23: chatd.v1.WindowStates
+	(*WindowState)(nil),        // 24: chatd.v1.WindowState
+	(*TemplateCreate)(nil),     // 25: chatd.v1.TemplateCreate
+	(*TemplateQuery)(nil),      // 26: chatd.v1.TemplateQuery
+	(*TemplateEdit)(nil),       // 27: chatd.v1.TemplateEdit
+	(*TemplateDelete)(nil),     // 28: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 29: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 30: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 31: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 32: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 33: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 34: chatd.v1.Ping
+	(*Active)(nil),             // 35: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 36: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 37: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 38: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 39: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 40: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 41: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 42: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 43: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 44: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 45: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 46: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 47: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 48: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 49: chatd.v1.IQError
+	(*Notification)(nil),       // 50: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 51: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 52: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 53: chatd.v1.StreamError
+	(*Success)(nil),            // 54: chatd.v1.Success
+	(*Failure)(nil),            // 55: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
@@ -4325,11 +4406,11 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
 	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
 	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	49, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	51, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	52, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	53, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	54, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	50, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	52, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	53, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	54, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	55, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
@@ -4337,47 +4418,48 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
 	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
 	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	33, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	34, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	35, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	36, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	37, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	38, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	39, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	41, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	48, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	42, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	45, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	46, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	47, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	31, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	32, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	29, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	30, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
-	24, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
-	25, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
-	27, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
-	28, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
-	21, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
-	22, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
-	26, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
-	20, // 42: chatd.v1.IQ.block:type_name -> chatd.v1.Block
-	23, // 43: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
-	1,  // 44: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	40, // 45: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	44, // 46: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	43, // 47: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	44, // 48: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	43, // 49: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 50: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	50, // 51: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
-	7,  // 52: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 53: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	34, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	35, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	36, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	37, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	38, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	39, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	40, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	42, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	49, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	43, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	46, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	47, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	48, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	32, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	33, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	30, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	31, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	25, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
+	26, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
+	28, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	29, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	22, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
+	23, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
+	27, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
+	21, // 42: chatd.v1.IQ.block:type_name -> chatd.v1.Block
+	20, // 43: chatd.v1.IQ.two_step:type_name -> chatd.v1.TwoStep
+	24, // 44: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
+	1,  // 45: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	41, // 46: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	45, // 47: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	44, // 48: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	45, // 49: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	44, // 50: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 51: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	51, // 52: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 53: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 54: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -4422,6 +4504,7 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_WindowStates)(nil),
 		(*IQ_TemplateEdit)(nil),
 		(*IQ_Block)(nil),
+		(*IQ_TwoStep)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4429,7 +4512,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   46,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

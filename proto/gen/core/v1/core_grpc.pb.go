@@ -56,6 +56,7 @@ const (
 	Core_CollectMessages_FullMethodName         = "/core.v1.Core/CollectMessages"
 	Core_GetSupport_FullMethodName              = "/core.v1.Core/GetSupport"
 	Core_SetBlocked_FullMethodName              = "/core.v1.Core/SetBlocked"
+	Core_SetTwoStep_FullMethodName              = "/core.v1.Core/SetTwoStep"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
@@ -142,6 +143,9 @@ type CoreClient interface {
 	// SetBlocked blocks or unblocks a customer of the number, on the
 	// network (POST /v1/contacts/{wa_id}/block and /unblock).
 	SetBlocked(ctx context.Context, in *SetBlockedRequest, opts ...grpc.CallOption) (*SetBlockedResponse, error)
+	// SetTwoStep turns two-step verification on (a 6-digit pin), changes
+	// it, or turns it off (pin "") (/v1/settings/account/two-step).
+	SetTwoStep(ctx context.Context, in *SetTwoStepRequest, opts ...grpc.CallOption) (*SetTwoStepResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
@@ -483,6 +487,16 @@ func (c *coreClient) SetBlocked(ctx context.Context, in *SetBlockedRequest, opts
 	return out, nil
 }
 
+func (c *coreClient) SetTwoStep(ctx context.Context, in *SetTwoStepRequest, opts ...grpc.CallOption) (*SetTwoStepResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTwoStepResponse)
+	err := c.cc.Invoke(ctx, Core_SetTwoStep_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MediaProviders)
@@ -648,6 +662,9 @@ type CoreServer interface {
 	// SetBlocked blocks or unblocks a customer of the number, on the
 	// network (POST /v1/contacts/{wa_id}/block and /unblock).
 	SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error)
+	// SetTwoStep turns two-step verification on (a 6-digit pin), changes
+	// it, or turns it off (pin "") (/v1/settings/account/two-step).
+	SetTwoStep(context.Context, *SetTwoStepRequest) (*SetTwoStepResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
@@ -766,6 +783,9 @@ func (UnimplementedCoreServer) GetSupport(context.Context, *GetSupportRequest) (
 }
 func (UnimplementedCoreServer) SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetBlocked not implemented")
+}
+func (UnimplementedCoreServer) SetTwoStep(context.Context, *SetTwoStepRequest) (*SetTwoStepResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTwoStep not implemented")
 }
 func (UnimplementedCoreServer) GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMediaProviders not implemented")
@@ -1337,6 +1357,24 @@ func _Core_SetBlocked_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_SetTwoStep_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTwoStepRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).SetTwoStep(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_SetTwoStep_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).SetTwoStep(ctx, req.(*SetTwoStepRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_GetMediaProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMediaProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1617,6 +1655,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetBlocked",
 			Handler:    _Core_SetBlocked_Handler,
+		},
+		{
+			MethodName: "SetTwoStep",
+			Handler:    _Core_SetTwoStep_Handler,
 		},
 		{
 			MethodName: "GetMediaProviders",
