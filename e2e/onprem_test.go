@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openwaba/openwaba/chatd/waphone"
 	"github.com/openwaba/openwaba/db/dbtest"
 	"github.com/openwaba/openwaba/e2e/stack"
 )
@@ -196,6 +197,11 @@ func TestTwoStep(t *testing.T) {
 		t.Fatalf("POST two-step = %d %s", r.Status, r.Raw)
 	}
 
+	// A customer who talked to the number before the move.
+	phone := s.NewPhone("15551230004", "Jo")
+	phone.OpenWindow(bizCC + bizPhone)
+	awaitMessage(t, phone, sendOne(t, s, tok, phone.Number(), "before the move"))
+
 	d := s.NewDeployment(stack.Options{})
 	tok2 := d.Login()
 	register := func(pin string) stack.Response {
@@ -218,12 +224,72 @@ func TestTwoStep(t *testing.T) {
 		t.Fatalf("verify on the new deployment = %d %s", r.Status, r.Raw)
 	}
 	d.WaitHealth(tok2, "connected", 30*time.Second)
-	phone := d.NewPhone("15551230004", "Jo")
-	phone.OpenWindow(bizCC + bizPhone)
 	id := sendOne(t, d, tok2, phone.Number(), "from the new deployment")
 	awaitMessage(t, phone, id)
+	// A new registration is a new identity, and the phone says so (the
+	// backup and restore of TestBackupRestore is not).
+	phone.WaitFor(30*time.Second, "the security code change", func(e waphone.Event) bool {
+		return e.Event == "security_code_changed" && e.From == bizCC+bizPhone
+	})
 	// The new deployment turns it off.
 	if r := d.Do("DELETE", "/v1/settings/account/two-step", bearer(tok2), nil); r.Status != 200 {
 		t.Errorf("DELETE two-step = %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestBackupRestore: a backup of a number on one deployment, restored on a
+// fresh one (other database, keystore and data directories, the same
+// network), sends and receives with the same keys: the customer's phone
+// sees no identity change, its old session still works, and the settings
+// (the webhook) and the profile came along. A wrong password changes
+// nothing.
+func TestBackupRestore(t *testing.T) {
+	s, tok, hook := encStack(t, stack.Options{})
+	biz := bizCC + bizPhone
+	if r := s.Do("PATCH", "/v1/settings/profile/about", bearer(tok), map[string]any{"text": "Moved but the same"}); r.Status != 200 {
+		t.Fatalf("PATCH about = %d %s", r.Status, r.Raw)
+	}
+	phone := s.NewPhone("15551230005", "Kai")
+	phone.OpenWindow(biz)
+	awaitMessage(t, phone, sendOne(t, s, tok, phone.Number(), "before the backup"))
+
+	if r := s.Do("POST", "/v1/settings/backup", bearer(tok), map[string]any{"password": "short"}); r.Status != 400 || r.ErrorCode() != 1009 {
+		t.Errorf("backup with a short password = %d %s, want 400 with 1009", r.Status, r.Raw)
+	}
+	r := s.Do("POST", "/v1/settings/backup", bearer(tok), map[string]any{"password": "correct horse battery"})
+	data, _ := dig(r.Body, "settings", "data").(string)
+	if r.Status != 200 || data == "" {
+		t.Fatalf("POST /v1/settings/backup = %d %s", r.Status, r.Raw)
+	}
+	s.StopCore(0) // the number moves: the old deployment stops
+
+	d := s.NewDeployment(stack.Options{})
+	tok2 := d.Login()
+	if r := d.Do("POST", "/v1/settings/restore", bearer(tok2), map[string]any{"password": "wrong horse battery", "data": data}); r.Status != 400 || r.ErrorCode() != 1009 {
+		t.Errorf("restore with a wrong password = %d %s, want 400 with 1009", r.Status, r.Raw)
+	}
+	if r := d.Do("GET", "/v1/health", bearer(tok2), nil); dig(r.Body, "health", "gateway_status") != "unregistered" {
+		t.Errorf("after a refused restore, health = %s; want unregistered", r.Raw)
+	}
+	if r := d.Do("POST", "/v1/settings/restore", bearer(tok2), map[string]any{"password": "correct horse battery", "data": data}); r.Status != 200 {
+		t.Fatalf("POST /v1/settings/restore = %d %s", r.Status, r.Raw)
+	}
+	d.WaitHealth(tok2, "connected", 30*time.Second)
+	if r := d.Do("POST", "/v1/settings/restore", bearer(tok2), map[string]any{"password": "correct horse battery", "data": data}); r.Status != 409 || r.ErrorCode() != 1004 {
+		t.Errorf("a second restore = %d %s, want 409 with 1004", r.Status, r.Raw)
+	}
+
+	// The customer writes on the session it had: the restored number reads
+	// it and posts it to the webhook the settings named.
+	in := phone.Text(biz, "did you move?")
+	hook.Wait(30*time.Second, "the message to the restored number", func(ps []stack.Payload) bool { return hasInbound(ps, in) })
+	awaitMessage(t, phone, sendOne(t, d, tok2, phone.Number(), "after the restore"))
+	for _, e := range phone.Events() {
+		if e.Event == "security_code_changed" {
+			t.Errorf("the phone saw a security code change (%s) after a restore", e.From)
+		}
+	}
+	if r := d.Do("GET", "/v1/settings/profile/about", bearer(tok2), nil); dig(r.Body, "settings", "profile", "about", "text") != "Moved but the same" {
+		t.Errorf("restored about = %s", r.Raw)
 	}
 }

@@ -104,6 +104,9 @@ type keyring struct {
 	added   []bufferEntry     // buffer changes since the last store
 	dropped []string
 	unsaved bool // a store failed: open stores again before acting
+	// onTrust, when set, is told of a peer whose new identity the phone
+	// trusted (k.mu is held).
+	onTrust func(ctx context.Context, peer string)
 }
 
 // Journal files.
@@ -351,6 +354,7 @@ func (k *keyring) seal(ctx context.Context, peer string, c *messagev1.Content, b
 		if err := e2ee.Trust(ctx, k.st, peer, key); err != nil {
 			return nil, err
 		}
+		k.trusted(ctx, peer)
 		enc, err = e2ee.Seal(ctx, k.st, peer, plain, b)
 	}
 	if err != nil {
@@ -417,6 +421,12 @@ func (k *keyring) preopen(ctx context.Context, msgs []*chatdv1.Message) {
 	}
 }
 
+func (k *keyring) trusted(ctx context.Context, peer string) {
+	if k.onTrust != nil {
+		k.onTrust(ctx, peer)
+	}
+}
+
 // decryptLocked opens enc from peer, trusting a changed identity; k.mu is
 // held.
 func (k *keyring) decryptLocked(ctx context.Context, peer string, enc *chatdv1.Enc) ([]byte, error) {
@@ -425,6 +435,7 @@ func (k *keyring) decryptLocked(ctx context.Context, peer string, enc *chatdv1.E
 		if err := e2ee.Trust(ctx, k.st, peer, opened.Identity); err != nil {
 			return nil, err
 		}
+		k.trusted(ctx, peer)
 		opened, err = e2ee.Open(ctx, k.st, peer, enc)
 	}
 	if err != nil {

@@ -53,7 +53,10 @@ import (
 // Event is one thing that happened on the phone; it is what `waphone --json`
 // prints, one per line.
 type Event struct {
-	Event string `json:"event"` // message, receipt, queued, ready, error
+	// message, receipt, queued, ready, error, or security_code_changed
+	// (From reinstalled or moved: the phone trusts its new identity, as
+	// WhatsApp does, and says so).
+	Event string `json:"event"`
 	ID    string `json:"id,omitempty"`
 	From  string `json:"from,omitempty"`
 	To    string `json:"to,omitempty"`
@@ -343,6 +346,9 @@ func Open(home string, o Options) (*Phone, error) {
 	p := &Phone{home: home, hc: hc, log: o.Log, events: make(chan Event, o.EventBuffer), keys: keys, in: newInbox(),
 		tasks: make(chan func(context.Context), 1024), seen: map[string]string{}, outbox: map[string]*chatdv1.Stanza{},
 		recent: map[string]*outMsg{}, retries: map[string]uint32{}, interactive: map[string]interactiveMsg{}}
+	keys.onTrust = func(ctx context.Context, peer string) {
+		p.emit(ctx, Event{Event: "security_code_changed", From: peer})
+	}
 	if err := p.prepareDirs(); err != nil {
 		return nil, err
 	}

@@ -401,12 +401,16 @@ func (s *Store) SetTwoStep(ctx context.Context, a Account, pin string) error {
 // Forget drops the cached account references (after a change made here).
 func (s *Store) Forget() { s.forget() }
 
+// ChatKeyContext is the keystore context of the account's sealed static
+// key (chat_keys.static_priv).
+func ChatKeyContext(accountID int64) string { return "chatkey/" + strconv.FormatInt(accountID, 10) }
+
 // ChatKey returns the account's static key on the network, creating it on
 // first use. The private key is stored sealed by the keystore.
 func (s *Store) ChatKey(ctx context.Context, accountID int64) (wire.KeyPair, error) {
 	var k wire.KeyPair
 	var sealed []byte
-	context := "chatkey/" + strconv.FormatInt(accountID, 10)
+	context := ChatKeyContext(accountID)
 	err := s.db.QueryRowContext(ctx, "SELECT static_priv, static_pub FROM chat_keys WHERE account_id = ?", accountID).Scan(&sealed, &k.Public)
 	if err == nil {
 		k.Private, err = s.ks.Open(sealed, context)

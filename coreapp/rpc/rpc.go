@@ -28,6 +28,7 @@ import (
 	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/api/phone"
 	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/backup"
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/messagegc"
@@ -60,6 +61,7 @@ type Server struct {
 	ks        *keystore.Keystore
 	profiles  *coreprofile.Store   // WithProfiles
 	messageGC *messagegc.Collector // WithMessageGC
+	backups   *backup.Store        // WithBackups
 	db        *sql.DB              // WithSupport
 	started   time.Time            // WithSupport
 }

@@ -53,9 +53,25 @@ func New(tx *sql.Tx, account int64, id *e2ee.Identity, ks *keystore.Keystore) *S
 		identities: map[string][]byte{}, dirtyIdentity: map[string]bool{}, deletedSession: map[string]bool{}}
 }
 
-func (s *Store) ctxSession(addr string) string {
-	return "session/" + strconv.FormatInt(s.account, 10) + "/" + addr
+func (s *Store) ctxSession(addr string) string { return SessionContext(s.account, addr) }
+
+// Keystore contexts of the sealed columns (keystore.Seal): a record
+// sealed for one account and key opens for that one only. Backups
+// (coreapp/backup) open them and seal them again for the account's new id.
+
+// SessionContext is the context of the session with addr.
+func SessionContext(account int64, addr string) string {
+	return "session/" + strconv.FormatInt(account, 10) + "/" + addr
 }
+
+// PreKeyContext is the context of one-time pre-key id.
+func PreKeyContext(account int64, id uint32) string { return fmt.Sprintf("prekey/%d/%d", account, id) }
+
+// SignedPreKeyContext is the context of signed pre-key id.
+func SignedPreKeyContext(account int64, id uint32) string { return fmt.Sprintf("spk/%d/%d", account, id) }
+
+// IdentityContext is the context of the account's identity key.
+func IdentityContext(account int64) string { return "identity/" + strconv.FormatInt(account, 10) }
 
 // Preload reads the sessions and identity keys of peers in two queries.
 // The session rows are locked until the transaction ends, so two
@@ -216,9 +232,7 @@ func (s *Store) IsTrustedIdentity(ctx context.Context, a *protocol.SignalAddress
 	return cur == nil || string(cur) == string(k.Serialize()), nil
 }
 
-func (s *Store) ctxPreKey(id uint32) string {
-	return fmt.Sprintf("prekey/%d/%d", s.account, id)
-}
+func (s *Store) ctxPreKey(id uint32) string { return PreKeyContext(s.account, id) }
 
 // LoadPreKey implements store.PreKey.
 func (s *Store) LoadPreKey(ctx context.Context, id uint32) (*record.PreKey, error) {
@@ -253,9 +267,7 @@ func (s *Store) RemovePreKey(ctx context.Context, id uint32) error {
 	return err
 }
 
-func (s *Store) ctxSigned(id uint32) string {
-	return fmt.Sprintf("spk/%d/%d", s.account, id)
-}
+func (s *Store) ctxSigned(id uint32) string { return SignedPreKeyContext(s.account, id) }
 
 func (s *Store) scanSigned(id uint32, sealed, sig []byte, ts int64) (*record.SignedPreKey, error) {
 	priv, err := s.ks.Open(sealed, s.ctxSigned(id))
@@ -389,7 +401,7 @@ func (s *Store) LoadSenderKey(context.Context, *protocol.SenderKeyName) (*grecor
 
 // LoadIdentity returns the account's identity, creating it on first use.
 func LoadIdentity(ctx context.Context, d *sql.DB, account int64, ks *keystore.Keystore) (*e2ee.Identity, error) {
-	ctxKey := "identity/" + strconv.FormatInt(account, 10)
+	ctxKey := IdentityContext(account)
 	var reg uint32
 	var sealed []byte
 	err := d.QueryRowContext(ctx, "SELECT registration_id, identity_priv FROM signal_identity WHERE account_id = ?", account).Scan(&reg, &sealed)

@@ -424,6 +424,15 @@ func TestErrors(t *testing.T) {
 		{"set password, missing", "PUT", "/v1/users/alice", `{}`, []reqOpt{alice}, 400, 1008, "password"},
 		{"set password, unknown user", "PUT", "/v1/users/nobody", `{"password":"N3w-passw0rd"}`, []reqOpt{admin}, 404, 1006, ""},
 
+		// Backup and restore.
+		{"backup without a password", "POST", "/v1/settings/backup", `{}`, []reqOpt{admin}, 400, 1008, "password"},
+		{"backup by an API key", "POST", "/v1/settings/backup", `{"password":"correct horse"}`, []reqOpt{key}, 403, 1005, "API keys"},
+		{"backup reaches coreapp", "POST", "/v1/settings/backup/", `{"password":"correct horse"}`, []reqOpt{admin}, 503, 1014, ""},
+		{"restore without data", "POST", "/v1/settings/restore", `{"password":"correct horse"}`, []reqOpt{admin}, 400, 1008, "data"},
+		{"restore with an unknown field", "POST", "/v1/settings/restore", `{"password":"correct horse","data":"x","shards":2}`, []reqOpt{admin}, 400, 1010, "shards"},
+		{"restore over its limit", "POST", "/v1/settings/restore", `{"password":"correct horse","data":"` + strings.Repeat("A", api.MaxRestoreBody) + `"}`, []reqOpt{admin}, 413, 1025, "larger than"},
+		{"restore over the body limit of other routes reaches coreapp", "POST", "/v1/settings/restore/", `{"password":"correct horse","data":"` + strings.Repeat("A", api.MaxBody+1) + `"}`, []reqOpt{admin}, 503, 1014, ""},
+
 		// Two-step.
 		{"two-step without a pin", "POST", "/v1/settings/account/two-step", `{}`, []reqOpt{admin}, 400, 1008, "pin"},
 		{"two-step, short pin", "POST", "/v1/settings/account/two-step", `{"pin":"12345"}`, []reqOpt{admin}, 400, 1009, "6 digits"},

@@ -84,8 +84,10 @@ var authzMatrix = map[string]string{
 	"POST /v1/settings/application/media/providers":         "UUFPPPUU",
 	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",
 
-	"GET /v1/health":  "UUPPPPUP",
-	"GET /v1/support": "UUFPFFUU",
+	"GET /v1/health":            "UUPPPPUP",
+	"GET /v1/support":           "UUFPFFUU",
+	"POST /v1/settings/backup":  "UUFPFFUU",
+	"POST /v1/settings/restore": "UUFPFFUU",
 
 	// The Cloud API: a bearer API key is the own key's column too.
 	"POST /:version/:id/messages":                   "UUPPPPUU",

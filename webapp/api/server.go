@@ -224,12 +224,14 @@ func (s *Server) newEcho() *echo.Echo {
 
 		{http.MethodGet, "/v1/health", monitoring, s.health},
 		{http.MethodGet, "/v1/support", adminOnly, s.support},
+		{http.MethodPost, "/v1/settings/backup", adminOnly, s.backup},
 	}
 	s.onprem = echo.New()
 	for _, r := range routes {
 		s.onprem.Add(r.method, r.path, func(echo.Context) error { return echo.ErrNotFound })
 	}
 	s.onprem.Add(http.MethodPost, "/v1/media", func(echo.Context) error { return echo.ErrNotFound })
+	s.onprem.Add(http.MethodPost, "/v1/settings/restore", func(echo.Context) error { return echo.ErrNotFound })
 	for _, r := range routes {
 		if r.access == public {
 			e.Add(r.method, r.path, r.h, s.shortRead, s.bodyLimit)
@@ -241,6 +243,8 @@ func (s *Server) newEcho() *echo.Echo {
 	// media.MaxUpload itself: it and the Cloud uploads are the routes
 	// without bodyLimit.
 	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
+	// A restore carries a backup: a limit of its own.
+	e.Add(http.MethodPost, "/v1/settings/restore", s.restore, limitBody(MaxRestoreBody), s.authenticate(adminOnly))
 
 	// The Cloud API (cloud.go): Graph routes, and 360dialog's Cloud flavour
 	// without version and number.
@@ -370,16 +374,25 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // bodyLimit refuses bodies over MaxBody: at once when Content-Length says so,
 // otherwise when reading passes the limit (see readBody). Every route but
 // POST /v1/media, which streams its body, has it.
-func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if r.ContentLength > MaxBody {
-			return tooLarge(MaxBody)
+func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc { return limitBody(MaxBody)(next) }
+
+// limitBody is bodyLimit with limit n.
+func limitBody(n int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > n {
+				return tooLarge(n)
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, n)
+			return next(c)
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
-		return next(c)
 	}
 }
+
+// MaxRestoreBody is the largest POST /v1/settings/restore body: a backup
+// (coreapp/backup.MaxData, 3 MiB of base64) and its password.
+const MaxRestoreBody = 4 << 20
 
 // access says who may call a route.
 type access int

@@ -28,6 +28,7 @@ import (
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/backup"
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/config"
 	"github.com/openwaba/openwaba/coreapp/e2e"
@@ -186,7 +187,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	)
 	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
 	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
-		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC).WithSupport(d, time.Now()))
+		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC).WithSupport(d, time.Now()).WithBackups(backup.New(d, ks)))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.

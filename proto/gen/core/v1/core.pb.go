@@ -1425,6 +1425,199 @@ func (*SetTwoStepResponse) Descriptor() ([]byte, []int) {
 	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BackupRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *BackupRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// base64 (coreapp/backup).
+	Data          string `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BackupResponse) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+type RestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Password      string                 `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	Data          string                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRequest) Reset() {
+	*x = RestoreRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRequest) ProtoMessage() {}
+
+func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RestoreRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *RestoreRequest) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+type RestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaId          string                 `protobuf:"bytes,1,opt,name=wa_id,json=waId,proto3" json:"wa_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreResponse) Reset() {
+	*x = RestoreResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreResponse) ProtoMessage() {}
+
+func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
+func (*RestoreResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RestoreResponse) GetWaId() string {
+	if x != nil {
+		return x.WaId
+	}
+	return ""
+}
+
 type GetSupportRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1433,7 +1626,7 @@ type GetSupportRequest struct {
 
 func (x *GetSupportRequest) Reset() {
 	*x = GetSupportRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1638,7 @@ func (x *GetSupportRequest) String() string {
 func (*GetSupportRequest) ProtoMessage() {}
 
 func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1651,7 @@ func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportRequest.ProtoReflect.Descriptor instead.
 func (*GetSupportRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 type GetSupportResponse struct {
@@ -1483,7 +1676,7 @@ type GetSupportResponse struct {
 
 func (x *GetSupportResponse) Reset() {
 	*x = GetSupportResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1688,7 @@ func (x *GetSupportResponse) String() string {
 func (*GetSupportResponse) ProtoMessage() {}
 
 func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1701,7 @@ func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportResponse.ProtoReflect.Descriptor instead.
 func (*GetSupportResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetSupportResponse) GetNode() string {
@@ -1589,7 +1782,7 @@ type SupportNode struct {
 
 func (x *SupportNode) Reset() {
 	*x = SupportNode{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1794,7 @@ func (x *SupportNode) String() string {
 func (*SupportNode) ProtoMessage() {}
 
 func (x *SupportNode) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1807,7 @@ func (x *SupportNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportNode.ProtoReflect.Descriptor instead.
 func (*SupportNode) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SupportNode) GetId() string {
@@ -1677,7 +1870,7 @@ type SupportAccount struct {
 
 func (x *SupportAccount) Reset() {
 	*x = SupportAccount{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1882,7 @@ func (x *SupportAccount) String() string {
 func (*SupportAccount) ProtoMessage() {}
 
 func (x *SupportAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1895,7 @@ func (x *SupportAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportAccount.ProtoReflect.Descriptor instead.
 func (*SupportAccount) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SupportAccount) GetWaId() string {
@@ -1746,7 +1939,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1951,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1964,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -1825,7 +2018,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2030,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2043,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -1869,7 +2062,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2074,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2087,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1915,7 +2108,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2120,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2133,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -1967,7 +2160,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2172,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2185,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -2024,7 +2217,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2229,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2242,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Error) GetCode() int32 {
@@ -2100,7 +2293,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2305,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2318,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -2168,7 +2361,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2373,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2386,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Account) GetWaId() string {
@@ -2266,7 +2459,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2471,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2484,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -2341,7 +2534,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2546,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2559,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -2394,7 +2587,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2599,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2612,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -2445,7 +2638,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2650,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2663,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -2489,7 +2682,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2694,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2707,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -2545,7 +2738,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2750,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2763,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -2631,7 +2824,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2836,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2849,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2676,7 +2869,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2881,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2894,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2726,7 +2919,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +2931,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +2944,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 type CheckContactsRequest struct {
@@ -2767,7 +2960,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2972,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2985,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -2835,7 +3028,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3040,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3053,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -2893,7 +3086,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2905,7 +3098,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2918,7 +3111,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -2937,7 +3130,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3142,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3155,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -2984,7 +3177,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3189,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3202,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -3035,7 +3228,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3240,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3253,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -3080,7 +3273,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3285,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3298,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -3124,7 +3317,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3136,7 +3329,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3149,7 +3342,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3169,7 +3362,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3374,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3387,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3228,7 +3421,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3433,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3446,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -3316,7 +3509,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3521,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3534,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -3423,7 +3616,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3628,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3641,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -3467,7 +3660,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3672,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3685,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -3512,7 +3705,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3524,7 +3717,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3537,7 +3730,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3572,7 +3765,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3584,7 +3777,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3597,7 +3790,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3666,7 +3859,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +3871,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +3884,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3758,7 +3951,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3770,7 +3963,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3783,7 +3976,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -3800,7 +3993,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +4005,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +4018,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -3874,7 +4067,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3886,7 +4079,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3899,7 +4092,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -3964,7 +4157,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4169,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4182,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4036,7 +4229,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4241,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4254,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -4134,7 +4327,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4339,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4352,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -4264,7 +4457,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4469,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4482,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -4319,7 +4512,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4331,7 +4524,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4344,7 +4537,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4377,7 +4570,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4582,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4595,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -4421,7 +4614,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4626,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4639,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -4472,7 +4665,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4484,7 +4677,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4497,7 +4690,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -4531,7 +4724,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4543,7 +4736,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4556,7 +4749,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -4589,7 +4782,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4601,7 +4794,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4614,7 +4807,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -4656,7 +4849,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4668,7 +4861,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4681,7 +4874,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -4728,7 +4921,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4740,7 +4933,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4753,7 +4946,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -4776,7 +4969,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4788,7 +4981,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4801,7 +4994,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -4840,7 +5033,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4852,7 +5045,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4865,7 +5058,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -4949,7 +5142,17 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x11SetTwoStepRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x10\n" +
 	"\x03pin\x18\x02 \x01(\tR\x03pin\"\x14\n" +
-	"\x12SetTwoStepResponse\"\x13\n" +
+	"\x12SetTwoStepResponse\"Z\n" +
+	"\rBackupRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"$\n" +
+	"\x0eBackupResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\tR\x04data\"@\n" +
+	"\x0eRestoreRequest\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\tR\x04data\"&\n" +
+	"\x0fRestoreResponse\x12\x13\n" +
+	"\x05wa_id\x18\x01 \x01(\tR\x04waId\"\x13\n" +
 	"\x11GetSupportRequest\"\xca\x02\n" +
 	"\x12GetSupportResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
@@ -5231,7 +5434,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xba\x18\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xb3\x19\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -5267,7 +5470,9 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\n" +
 	"SetBlocked\x12\x1a.core.v1.SetBlockedRequest\x1a\x1b.core.v1.SetBlockedResponse\x12E\n" +
 	"\n" +
-	"SetTwoStep\x12\x1a.core.v1.SetTwoStepRequest\x1a\x1b.core.v1.SetTwoStepResponse\x12O\n" +
+	"SetTwoStep\x12\x1a.core.v1.SetTwoStepRequest\x1a\x1b.core.v1.SetTwoStepResponse\x129\n" +
+	"\x06Backup\x12\x16.core.v1.BackupRequest\x1a\x17.core.v1.BackupResponse\x12<\n" +
+	"\aRestore\x12\x17.core.v1.RestoreRequest\x1a\x18.core.v1.RestoreResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
 	"\x13DeleteMediaProvider\x12#.core.v1.DeleteMediaProviderRequest\x1a\x17.core.v1.MediaProviders\x12R\n" +
@@ -5292,7 +5497,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -5319,210 +5524,219 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*SetBlockedResponse)(nil),              // 22: core.v1.SetBlockedResponse
 	(*SetTwoStepRequest)(nil),               // 23: core.v1.SetTwoStepRequest
 	(*SetTwoStepResponse)(nil),              // 24: core.v1.SetTwoStepResponse
-	(*GetSupportRequest)(nil),               // 25: core.v1.GetSupportRequest
-	(*GetSupportResponse)(nil),              // 26: core.v1.GetSupportResponse
-	(*SupportNode)(nil),                     // 27: core.v1.SupportNode
-	(*SupportAccount)(nil),                  // 28: core.v1.SupportAccount
-	(*MediaProvider)(nil),                   // 29: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 30: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 31: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 32: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 33: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 34: core.v1.Error
-	(*AccountRef)(nil),                      // 35: core.v1.AccountRef
-	(*Account)(nil),                         // 36: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 37: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 38: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 39: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 40: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 41: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 42: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 43: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 44: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 45: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 46: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 47: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 48: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 49: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 50: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 51: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 52: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 53: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 54: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 55: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 56: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 57: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 58: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 59: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 60: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 61: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 62: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 63: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 64: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 65: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 66: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 67: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 68: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 69: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 70: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 71: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 72: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 73: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 74: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 75: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 76: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 77: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 78: core.v1.WakeResponse
-	nil,                                     // 79: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 80: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 81: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 82: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 83: message.v1.Content
+	(*BackupRequest)(nil),                   // 25: core.v1.BackupRequest
+	(*BackupResponse)(nil),                  // 26: core.v1.BackupResponse
+	(*RestoreRequest)(nil),                  // 27: core.v1.RestoreRequest
+	(*RestoreResponse)(nil),                 // 28: core.v1.RestoreResponse
+	(*GetSupportRequest)(nil),               // 29: core.v1.GetSupportRequest
+	(*GetSupportResponse)(nil),              // 30: core.v1.GetSupportResponse
+	(*SupportNode)(nil),                     // 31: core.v1.SupportNode
+	(*SupportAccount)(nil),                  // 32: core.v1.SupportAccount
+	(*MediaProvider)(nil),                   // 33: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 34: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 35: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 36: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 37: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 38: core.v1.Error
+	(*AccountRef)(nil),                      // 39: core.v1.AccountRef
+	(*Account)(nil),                         // 40: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 41: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 42: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 43: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 44: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 45: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 46: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 47: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 48: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 49: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 50: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 51: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 52: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 53: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 54: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 55: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 56: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 57: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 58: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 59: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 60: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 61: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 62: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 63: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 64: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 65: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 66: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 67: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 68: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 69: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 70: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 71: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 72: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 73: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 74: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 75: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 76: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 77: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 78: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 79: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 80: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 81: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 82: core.v1.WakeResponse
+	nil,                                     // 83: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 84: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 85: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 86: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 87: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	35, // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	35, // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	35, // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	35, // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	35, // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	35, // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
-	10, // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	35, // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	35, // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
-	14, // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	35, // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	35, // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	35, // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
-	35, // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
-	35, // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
-	27, // 15: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
-	28, // 16: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
-	29, // 17: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	35, // 18: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	35, // 19: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	29, // 20: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	35, // 21: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,  // 22: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	35, // 23: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	36, // 24: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	35, // 25: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	35, // 26: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	83, // 27: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	35, // 28: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	35, // 29: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	47, // 30: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	35, // 31: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	35, // 32: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	35, // 33: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	35, // 34: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	35, // 35: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	55, // 36: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	79, // 37: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	80, // 38: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	56, // 39: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	35, // 40: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	35, // 41: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	35, // 42: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	81, // 43: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	35, // 44: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	82, // 45: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	35, // 46: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	35, // 47: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	64, // 48: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	66, // 49: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	67, // 50: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	35, // 51: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	64, // 52: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	35, // 53: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	74, // 54: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	73, // 55: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	35, // 56: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	77, // 57: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	37, // 58: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	39, // 59: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	41, // 60: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	42, // 61: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	44, // 62: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	46, // 63: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	49, // 64: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	50, // 65: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	51, // 66: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	53, // 67: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	54, // 68: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	58, // 69: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	60, // 70: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	59, // 71: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	61, // 72: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	59, // 73: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	63, // 74: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	59, // 75: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	65, // 76: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	69, // 77: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	71, // 78: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	75, // 79: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	76, // 80: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,  // 81: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12, // 82: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15, // 83: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17, // 84: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	19, // 85: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
-	25, // 86: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
-	21, // 87: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
-	23, // 88: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
-	31, // 89: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	32, // 90: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	33, // 91: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,  // 92: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,  // 93: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,  // 94: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,  // 95: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,  // 96: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,  // 97: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	38, // 98: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	40, // 99: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	36, // 100: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	43, // 101: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	45, // 102: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	48, // 103: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	52, // 104: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	52, // 105: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	52, // 106: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	55, // 107: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	55, // 108: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	57, // 109: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	56, // 110: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	56, // 111: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	56, // 112: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	62, // 113: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	56, // 114: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	56, // 115: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	68, // 116: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	70, // 117: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	72, // 118: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	36, // 119: core.v1.Core.SetShards:output_type -> core.v1.Account
-	78, // 120: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11, // 121: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13, // 122: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16, // 123: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18, // 124: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20, // 125: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
-	26, // 126: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
-	22, // 127: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
-	24, // 128: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
-	30, // 129: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	30, // 130: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	30, // 131: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,  // 132: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,  // 133: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,  // 134: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 135: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,  // 136: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,  // 137: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	98, // [98:138] is the sub-list for method output_type
-	58, // [58:98] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	39,  // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	39,  // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	39,  // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	39,  // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	39,  // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	39,  // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	10,  // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
+	39,  // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	39,  // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	14,  // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
+	39,  // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	39,  // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	39,  // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	39,  // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
+	39,  // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
+	39,  // 15: core.v1.BackupRequest.account:type_name -> core.v1.AccountRef
+	31,  // 16: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
+	32,  // 17: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
+	33,  // 18: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	39,  // 19: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	39,  // 20: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	33,  // 21: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	39,  // 22: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,   // 23: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	39,  // 24: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	40,  // 25: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	39,  // 26: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	39,  // 27: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	87,  // 28: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	39,  // 29: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	39,  // 30: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	51,  // 31: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	39,  // 32: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	39,  // 33: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	39,  // 34: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	39,  // 35: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	39,  // 36: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	59,  // 37: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	83,  // 38: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	84,  // 39: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	60,  // 40: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	39,  // 41: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	39,  // 42: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	39,  // 43: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	85,  // 44: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	39,  // 45: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	86,  // 46: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	39,  // 47: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	39,  // 48: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	68,  // 49: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	70,  // 50: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	71,  // 51: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	39,  // 52: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	68,  // 53: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	39,  // 54: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	78,  // 55: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	77,  // 56: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	39,  // 57: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	81,  // 58: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	41,  // 59: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	43,  // 60: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	45,  // 61: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	46,  // 62: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	48,  // 63: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	50,  // 64: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	53,  // 65: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	54,  // 66: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	55,  // 67: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	57,  // 68: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	58,  // 69: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	62,  // 70: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	64,  // 71: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	63,  // 72: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	65,  // 73: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	63,  // 74: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	67,  // 75: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	63,  // 76: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	69,  // 77: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	73,  // 78: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	75,  // 79: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	79,  // 80: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	80,  // 81: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,   // 82: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12,  // 83: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15,  // 84: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17,  // 85: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19,  // 86: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	29,  // 87: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
+	21,  // 88: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
+	23,  // 89: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
+	25,  // 90: core.v1.Core.Backup:input_type -> core.v1.BackupRequest
+	27,  // 91: core.v1.Core.Restore:input_type -> core.v1.RestoreRequest
+	35,  // 92: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	36,  // 93: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	37,  // 94: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,   // 95: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,   // 96: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,   // 97: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,   // 98: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,   // 99: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,   // 100: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	42,  // 101: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	44,  // 102: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	40,  // 103: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	47,  // 104: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	49,  // 105: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	52,  // 106: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	56,  // 107: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	56,  // 108: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	56,  // 109: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	59,  // 110: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	59,  // 111: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	61,  // 112: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	60,  // 113: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	60,  // 114: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	60,  // 115: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	66,  // 116: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	60,  // 117: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	60,  // 118: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	72,  // 119: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	74,  // 120: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	76,  // 121: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	40,  // 122: core.v1.Core.SetShards:output_type -> core.v1.Account
+	82,  // 123: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11,  // 124: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13,  // 125: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16,  // 126: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18,  // 127: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20,  // 128: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	30,  // 129: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
+	22,  // 130: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
+	24,  // 131: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
+	26,  // 132: core.v1.Core.Backup:output_type -> core.v1.BackupResponse
+	28,  // 133: core.v1.Core.Restore:output_type -> core.v1.RestoreResponse
+	34,  // 134: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	34,  // 135: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	34,  // 136: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,   // 137: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,   // 138: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,   // 139: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 140: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,   // 141: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 142: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	101, // [101:143] is the sub-list for method output_type
+	59,  // [59:101] is the sub-list for method input_type
+	59,  // [59:59] is the sub-list for extension type_name
+	59,  // [59:59] is the sub-list for extension extendee
+	0,   // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -5538,14 +5752,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[60].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[64].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   82,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,8 @@ const (
 	Core_GetSupport_FullMethodName              = "/core.v1.Core/GetSupport"
 	Core_SetBlocked_FullMethodName              = "/core.v1.Core/SetBlocked"
 	Core_SetTwoStep_FullMethodName              = "/core.v1.Core/SetTwoStep"
+	Core_Backup_FullMethodName                  = "/core.v1.Core/Backup"
+	Core_Restore_FullMethodName                 = "/core.v1.Core/Restore"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
 	Core_DeleteMediaProvider_FullMethodName     = "/core.v1.Core/DeleteMediaProvider"
@@ -146,6 +148,10 @@ type CoreClient interface {
 	// SetTwoStep turns two-step verification on (a 6-digit pin), changes
 	// it, or turns it off (pin "") (/v1/settings/account/two-step).
 	SetTwoStep(ctx context.Context, in *SetTwoStepRequest, opts ...grpc.CallOption) (*SetTwoStepResponse, error)
+	// Backup returns the number's encrypted backup (POST /v1/settings/backup);
+	// Restore creates a number from one (POST /v1/settings/restore).
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error)
+	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error)
@@ -497,6 +503,26 @@ func (c *coreClient) SetTwoStep(ctx context.Context, in *SetTwoStepRequest, opts
 	return out, nil
 }
 
+func (c *coreClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupResponse)
+	err := c.cc.Invoke(ctx, Core_Backup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreResponse)
+	err := c.cc.Invoke(ctx, Core_Restore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) GetMediaProviders(ctx context.Context, in *GetMediaProvidersRequest, opts ...grpc.CallOption) (*MediaProviders, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MediaProviders)
@@ -665,6 +691,10 @@ type CoreServer interface {
 	// SetTwoStep turns two-step verification on (a 6-digit pin), changes
 	// it, or turns it off (pin "") (/v1/settings/account/two-step).
 	SetTwoStep(context.Context, *SetTwoStepRequest) (*SetTwoStepResponse, error)
+	// Backup returns the number's encrypted backup (POST /v1/settings/backup);
+	// Restore creates a number from one (POST /v1/settings/restore).
+	Backup(context.Context, *BackupRequest) (*BackupResponse, error)
+	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
 	GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error)
@@ -786,6 +816,12 @@ func (UnimplementedCoreServer) SetBlocked(context.Context, *SetBlockedRequest) (
 }
 func (UnimplementedCoreServer) SetTwoStep(context.Context, *SetTwoStepRequest) (*SetTwoStepResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetTwoStep not implemented")
+}
+func (UnimplementedCoreServer) Backup(context.Context, *BackupRequest) (*BackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedCoreServer) Restore(context.Context, *RestoreRequest) (*RestoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
 }
 func (UnimplementedCoreServer) GetMediaProviders(context.Context, *GetMediaProvidersRequest) (*MediaProviders, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMediaProviders not implemented")
@@ -1375,6 +1411,42 @@ func _Core_SetTwoStep_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_Backup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).Backup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_Backup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).Backup(ctx, req.(*BackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_Restore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).Restore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_Restore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).Restore(ctx, req.(*RestoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_GetMediaProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMediaProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1659,6 +1731,14 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetTwoStep",
 			Handler:    _Core_SetTwoStep_Handler,
+		},
+		{
+			MethodName: "Backup",
+			Handler:    _Core_Backup_Handler,
+		},
+		{
+			MethodName: "Restore",
+			Handler:    _Core_Restore_Handler,
 		},
 		{
 			MethodName: "GetMediaProviders",
