@@ -68,7 +68,9 @@ func SessionContext(account int64, addr string) string {
 func PreKeyContext(account int64, id uint32) string { return fmt.Sprintf("prekey/%d/%d", account, id) }
 
 // SignedPreKeyContext is the context of signed pre-key id.
-func SignedPreKeyContext(account int64, id uint32) string { return fmt.Sprintf("spk/%d/%d", account, id) }
+func SignedPreKeyContext(account int64, id uint32) string {
+	return fmt.Sprintf("spk/%d/%d", account, id)
+}
 
 // IdentityContext is the context of the account's identity key.
 func IdentityContext(account int64) string { return "identity/" + strconv.FormatInt(account, 10) }
