@@ -2,12 +2,14 @@ package egress
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -162,5 +164,39 @@ func TestCheckURL(t *testing.T) {
 	}
 	if err := (Policy{AllowPrivate: true}).CheckURL(ctx, "http://127.0.0.1:8000/hook"); err != nil {
 		t.Errorf("CheckURL with AllowPrivate = %v", err)
+	}
+}
+
+// ExtraRoots are trusted besides the system's, as they are at each
+// handshake, and the host name is still checked.
+func TestExtraRoots(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	var extra atomic.Pointer[x509.CertPool]
+	c := Policy{AllowPrivate: true, Timeout: 5 * time.Second, ExtraRoots: extra.Load}.Client()
+	get := func(url string) error {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(srv.URL); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a certificate no root signed = %v, want a certificate error", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	extra.Store(pool)
+	if err := get(srv.URL); err != nil {
+		t.Fatalf("with its CA among the extra roots: %v", err)
+	}
+	// The name is checked: the certificate names 127.0.0.1 and example.com.
+	if err := get(strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)); err == nil {
+		t.Error("a host the certificate does not name was accepted")
+	}
+	extra.Store(nil)
+	c.CloseIdleConnections()
+	if err := get(srv.URL); err == nil {
+		t.Error("the roots were removed but the certificate is still trusted")
 	}
 }

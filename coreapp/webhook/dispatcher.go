@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openwaba/openwaba/api/graph"
@@ -100,6 +102,9 @@ type Dispatcher struct {
 	queuedTotal int
 	backoffs    map[endpointKey]backoff
 	nextDue     time.Time // earliest retry this node scheduled
+
+	caPool atomic.Pointer[x509.CertPool] // the webhook CA bundle (ca.go)
+	caPEM  []byte                        // caLoop's
 }
 
 // endpointKey names one endpoint of one number.
@@ -154,9 +159,11 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	}
 	disp := &Dispatcher{
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
-		client: admin.Client(), guarded: tenant.Client(), ks: o.Keystore, opts: o,
+		ks: o.Keystore, opts: o,
 		lanes: map[endpointKey]*lane{}, held: map[int64]bool{}, backoffs: map[endpointKey]backoff{},
 	}
+	admin.ExtraRoots, tenant.ExtraRoots = disp.extraRoots, disp.extraRoots
+	disp.client, disp.guarded = admin.Client(), tenant.Client()
 	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
 	return disp
 }
@@ -223,6 +230,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		owned.Wait()
 	}()
 	owned.Go(func() { d.pruneLoop(ctx) })
+	owned.Go(func() { d.caLoop(ctx) })
 	inflight := make(chan struct{}, maxInFlight)
 	lastExtend := time.Now()
 	for {

@@ -39,6 +39,13 @@ const (
 	// MediaURLKey signs the Cloud API's short-lived media URLs, so that a
 	// URL one webapp made works on every webapp.
 	MediaURLKey = "media_url_key"
+	// WebExternalCert is the certificate, chain and key the operator
+	// uploaded for the webapps' HTTPS (POST /v1/certificates/external):
+	// served instead of WebCert while it is set.
+	WebExternalCert = "web_tls_external"
+	// WebhookCA is the PEM bundle of CAs the webhook client trusts besides
+	// the system's (/v1/certificates/webhooks/ca).
+	WebhookCA = "webhook_ca"
 )
 
 // ErrNotFound is returned by Get for a secret nobody created yet.
@@ -106,6 +113,64 @@ func GetOrCreate(ctx context.Context, d *sql.DB, ks *keystore.Keystore, name str
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
 	return Get(ctx, d, ks, name)
+}
+
+// Put stores value as the secret called name, replacing any.
+func Put(ctx context.Context, d *sql.DB, ks *keystore.Keystore, name string, value []byte) error {
+	return db.Tx(ctx, d, func(tx *sql.Tx) error {
+		sealed := ks.Seal(value, sealContext(name))
+		res, err := tx.ExecContext(ctx, "UPDATE cluster_secrets SET value = ?, created_at = ? WHERE name = ?", sealed, db.NowMillis(), name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO cluster_secrets (name, value, created_at) VALUES (?, ?, ?)", name, sealed, db.NowMillis())
+		return err
+	})
+}
+
+// Delete removes the secret called name (none: no error).
+func Delete(ctx context.Context, d *sql.DB, name string) error {
+	_, err := d.ExecContext(ctx, "DELETE FROM cluster_secrets WHERE name = ?", name)
+	return err
+}
+
+// MaxCABundle is the longest CA bundle CABundle reads.
+const MaxCABundle = 512 << 10
+
+// CABundle parses a PEM bundle of CA certificates (at least one, nothing
+// but certificates) into a pool of them.
+func CABundle(pemBytes []byte) (*x509.CertPool, []*x509.Certificate, error) {
+	if len(pemBytes) > MaxCABundle {
+		return nil, nil, fmt.Errorf("the bundle is larger than %d bytes", MaxCABundle)
+	}
+	pool := x509.NewCertPool()
+	var certs []*x509.Certificate
+	for rest := pemBytes; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			if len(bytes.TrimSpace(rest)) > 0 {
+				return nil, nil, errors.New("the bundle holds something that is not PEM")
+			}
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, nil, fmt.Errorf("the bundle holds a %s; it must hold certificates only", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("certificate %d: %v", len(certs)+1, err)
+		}
+		pool.AddCert(c)
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, nil, errors.New("the bundle holds no certificate")
+	}
+	return pool, certs, nil
 }
 
 // Replace swaps the secret called name from old to next, unless another

@@ -84,10 +84,15 @@ var authzMatrix = map[string]string{
 	"POST /v1/settings/application/media/providers":         "UUFPPPUU",
 	"DELETE /v1/settings/application/media/providers/:name": "UUFPPPUU",
 
-	"GET /v1/health":            "UUPPPPUP",
-	"GET /v1/support":           "UUFPFFUU",
-	"POST /v1/settings/backup":  "UUFPFFUU",
-	"POST /v1/settings/restore": "UUFPFFUU",
+	"GET /v1/health":                      "UUPPPPUP",
+	"GET /v1/support":                     "UUFPFFUU",
+	"POST /v1/settings/backup":            "UUFPFFUU",
+	"POST /v1/settings/restore":           "UUFPFFUU",
+	"POST /v1/certificates/external":      "UUFPFFUU",
+	"GET /v1/certificates/external/ca":    "UUFPFFUU",
+	"GET /v1/certificates/webhooks/ca":    "UUFPFFUU",
+	"POST /v1/certificates/webhooks/ca":   "UUFPFFUU",
+	"DELETE /v1/certificates/webhooks/ca": "UUFPFFUU",
 
 	// The Cloud API: a bearer API key is the own key's column too.
 	"POST /:version/:id/messages":                   "UUPPPPUU",

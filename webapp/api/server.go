@@ -17,6 +17,7 @@ import (
 	"github.com/openwaba/openwaba/api/errcode"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/auth"
+	"github.com/openwaba/openwaba/webapp/webtls"
 )
 
 // Version is the meta.version of every response.
@@ -67,6 +68,9 @@ type Options struct {
 	// deployment needs the same: webapp keeps it in cluster_secrets); a
 	// random key of this process when empty.
 	MediaURLKey []byte
+	// Certificates keeps the HTTPS certificate and the webhook CA bundle
+	// (/v1/certificates); nil: those routes answer 404.
+	Certificates *webtls.Holder
 }
 
 // Server is the REST API. Build it with New and serve Handler().
@@ -225,6 +229,11 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodGet, "/v1/health", monitoring, s.health},
 		{http.MethodGet, "/v1/support", adminOnly, s.support},
 		{http.MethodPost, "/v1/settings/backup", adminOnly, s.backup},
+		{http.MethodPost, "/v1/certificates/external", adminOnly, s.setExternalCert},
+		{http.MethodGet, "/v1/certificates/external/ca", adminOnly, s.externalCA},
+		{http.MethodGet, "/v1/certificates/webhooks/ca", adminOnly, s.webhookCA},
+		{http.MethodPost, "/v1/certificates/webhooks/ca", adminOnly, s.setWebhookCA},
+		{http.MethodDelete, "/v1/certificates/webhooks/ca", adminOnly, s.deleteWebhookCA},
 	}
 	s.onprem = echo.New()
 	for _, r := range routes {

@@ -137,6 +137,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		MonitoringKey: cfg.APIKey,
 		CoreToken:     string(coreToken),
 		MediaURLKey:   mediaKey,
+		Certificates:  certs,
 	})
 	addr := net.JoinHostPort(cfg.Web.Addr, strconv.Itoa(cfg.Web.Port))
 	hs := &http.Server{
