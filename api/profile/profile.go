@@ -10,6 +10,9 @@ package profile
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	_ "image/jpeg"
+	_ "image/png"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -160,4 +163,30 @@ func Select(p Business, fields string) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// Profile photo limits (POST /v1/settings/profile/photo): on-prem asks for
+// 640×640 pixels at least; the file travels in one gRPC message.
+const (
+	MinPhotoSide = 640
+	MaxPhoto     = 3 << 20
+)
+
+// CheckPhoto checks an uploaded profile photo and returns its MIME type,
+// image/jpeg or image/png, read from the file itself.
+func CheckPhoto(b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", errcode.New(errcode.Missing, "the body must be the photo: a JPEG or PNG file")
+	}
+	if len(b) > MaxPhoto {
+		return "", errcode.New(errcode.Invalid, "the photo is larger than %d bytes", MaxPhoto)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil || (format != "jpeg" && format != "png") {
+		return "", errcode.New(errcode.Invalid, "the photo must be a JPEG or PNG file")
+	}
+	if cfg.Width < MinPhotoSide || cfg.Height < MinPhotoSide {
+		return "", errcode.New(errcode.Invalid, "the photo is %d×%d pixels; it must be at least %d×%d", cfg.Width, cfg.Height, MinPhotoSide, MinPhotoSide)
+	}
+	return "image/" + format, nil
 }

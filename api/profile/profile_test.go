@@ -1,6 +1,11 @@
 package profile
 
 import (
+	"bytes"
+	"errors"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"strings"
 	"testing"
 
@@ -58,4 +63,40 @@ func errorsAs(err error, ce **errcode.Error) bool {
 	e, ok := err.(*errcode.Error)
 	*ce = e
 	return ok
+}
+
+func TestCheckPhoto(t *testing.T) {
+	enc := func(w, h int, jpg bool) []byte {
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		var buf bytes.Buffer
+		if jpg {
+			jpeg.Encode(&buf, img, nil)
+		} else {
+			png.Encode(&buf, img)
+		}
+		return buf.Bytes()
+	}
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		mime string
+		code errcode.Code
+	}{
+		{"png 640", enc(640, 640, false), "image/png", 0},
+		{"jpeg 800x640", enc(800, 640, true), "image/jpeg", 0},
+		{"too narrow", enc(639, 640, false), "", errcode.Invalid},
+		{"too low", enc(640, 100, true), "", errcode.Invalid},
+		{"not an image", []byte("hello"), "", errcode.Invalid},
+		{"empty", nil, "", errcode.Missing},
+		{"too large", append(enc(640, 640, false), make([]byte, MaxPhoto)...), "", errcode.Invalid},
+	} {
+		mime, err := CheckPhoto(tt.b)
+		var ce *errcode.Error
+		switch {
+		case tt.code == 0 && (err != nil || mime != tt.mime):
+			t.Errorf("%s: %q, %v; want %s", tt.name, mime, err, tt.mime)
+		case tt.code != 0 && (!errors.As(err, &ce) || ce.Code != tt.code):
+			t.Errorf("%s: %v, want code %d", tt.name, err, tt.code)
+		}
+	}
 }

@@ -768,6 +768,10 @@ func (c *conn) onIQ(ctx context.Context, iq *chatdv1.IQ) error {
 		result, err = c.srv.block(ctx, c, p.Block)
 	case *chatdv1.IQ_TwoStep:
 		result, err = c.srv.twoStep(ctx, c, iq.Type, p.TwoStep)
+	case *chatdv1.IQ_ProfileSet:
+		result, err = c.srv.profileSet(ctx, c, iq.Type, p.ProfileSet)
+	case *chatdv1.IQ_ProfileGet:
+		result, err = c.srv.profileGet(ctx, c, p.ProfileGet)
 	default:
 		err = &chatdv1.IQError{Code: 400, Text: fmt.Sprintf("unsupported request %T", p)}
 	}

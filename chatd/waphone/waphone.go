@@ -53,7 +53,7 @@ import (
 // Event is one thing that happened on the phone; it is what `waphone --json`
 // prints, one per line.
 type Event struct {
-	// message, receipt, queued, ready, error, or security_code_changed
+	// message, receipt, queued, ready, error, profile, or security_code_changed
 	// (From reinstalled or moved: the phone trusts its new identity, as
 	// WhatsApp does, and says so).
 	Event string `json:"event"`
@@ -84,6 +84,12 @@ type Event struct {
 	Object any `json:"-"`
 	// Content is the received message as it travelled (for Go callers).
 	Content *messagev1.Content `json:"-"`
+	// A profile event (Phone.Profile): the account's number, about text,
+	// photo hash and business profile (Name is its name).
+	Number      string          `json:"number,omitempty"`
+	About       string          `json:"about,omitempty"`
+	PhotoSHA256 string          `json:"photo_sha256,omitempty"`
+	Business    json.RawMessage `json:"business,omitempty"`
 }
 
 // event is Event's JSON without Object.
@@ -392,6 +398,9 @@ func (p *Phone) loadSeen() error {
 
 // Number is the phone's number.
 func (p *Phone) Number() string { return p.hc.Number }
+
+// Home is the phone's home directory.
+func (p *Phone) Home() string { return p.home }
 
 // Events delivers what happens on the phone. It is closed when Run returns.
 func (p *Phone) Events() <-chan Event { return p.events }

@@ -7,7 +7,7 @@
 // (identity, registration id, pre-keys, signed pre-keys, sessions and the
 // peers' identity keys: the customers see no identity change), its
 // application settings (with the Cloud webhook's app secret), its business
-// profile and its webhook endpoints (with their signing secrets). It does
+// profile and photo, and its webhook endpoints (with their signing secrets). It does
 // not hold messages, webhook events or media (as on-prem), nor media
 // provider credentials (enter them again). Templates live on the network
 // under the number and need nothing.
@@ -32,6 +32,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -102,6 +103,8 @@ type bundle struct {
 	Settings  json.RawMessage `json:"settings,omitempty"` // app_settings.doc, app secret opened
 	AppSecret []byte          `json:"app_secret,omitempty"`
 	Profile   json.RawMessage `json:"profile,omitempty"`
+	PhotoMime string          `json:"photo_mime,omitempty"`
+	Photo     []byte          `json:"photo,omitempty"`
 	Endpoints []endpoint      `json:"webhook_endpoints"`
 }
 
@@ -305,6 +308,13 @@ func (s *Store) read(ctx context.Context, a account.Account) (*bundle, error) {
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("profile: %w", err)
 		}
+		b.PhotoMime, b.Photo = "", nil
+		var photoSHA []byte
+		switch err := tx.QueryRowContext(ctx, "SELECT mime, sha256, data FROM business_photos WHERE account_id = ?", id).Scan(&b.PhotoMime, &photoSHA, &b.Photo); {
+		case err == nil, errors.Is(err, sql.ErrNoRows):
+		default:
+			return fmt.Errorf("profile photo: %w", err)
+		}
 		return rows(ctx, tx, "SELECT is_default, url, headers, format, events, by_tenant, secret, prev_secret, prev_secret_until FROM webhook_endpoints WHERE account_id = ? ORDER BY id", id, func(r *sql.Rows) error {
 			var e endpoint
 			var def, tenant int
@@ -380,7 +390,7 @@ func (s *Store) Restore(ctx context.Context, data, password string) (string, err
 		case err == nil && state == account.StateVerified:
 			return ErrExists
 		case err == nil: // a pending registration: the backup replaces it
-			for _, t := range []string{"chat_keys", "app_settings", "signal_identity", "signal_prekeys", "signal_signed_prekeys", "signal_sessions", "signal_identities", "business_profiles", "webhook_endpoints"} {
+			for _, t := range []string{"chat_keys", "app_settings", "signal_identity", "signal_prekeys", "signal_signed_prekeys", "signal_sessions", "signal_identities", "business_profiles", "business_photos", "webhook_endpoints"} {
 				if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE account_id = ?", old); err != nil {
 					return err
 				}
@@ -444,6 +454,12 @@ func (s *Store) Restore(ctx context.Context, data, password string) (string, err
 		}
 		if len(b.Profile) > 0 {
 			if _, err := tx.ExecContext(ctx, "INSERT INTO business_profiles (account_id, doc, updated_at) VALUES (?, ?, ?)", id, []byte(b.Profile), now); err != nil {
+				return err
+			}
+		}
+		if len(b.Photo) > 0 {
+			sum := sha256.Sum256(b.Photo)
+			if _, err := tx.ExecContext(ctx, "INSERT INTO business_photos (account_id, mime, sha256, data, updated_at) VALUES (?, ?, ?, ?, ?)", id, b.PhotoMime, sum[:], b.Photo, now); err != nil {
 				return err
 			}
 		}

@@ -48,6 +48,7 @@ func source(t *testing.T) (*sql.DB, *keystore.Keystore, account.Account) {
 	sealedApp, _ := jsonBytes(ks.Seal([]byte("app-secret"), webhook.AppSecretContext))
 	exec(t, d, "INSERT INTO app_settings (account_id, doc, updated_at) VALUES (?, ?, 1)", id, `{"application":{"sent_status":true},"webhook_format":"cloud","webhook_app_secret":`+sealedApp+`}`)
 	exec(t, d, "INSERT INTO business_profiles (account_id, doc, updated_at) VALUES (?, ?, 1)", id, []byte(`{"about":"Tea"}`))
+	exec(t, d, "INSERT INTO business_photos (account_id, mime, sha256, data, updated_at) VALUES (?, 'image/png', ?, ?, 1)", id, []byte("0123456789abcdef0123456789abcdef"), []byte("png bytes"))
 	exec(t, d, "INSERT INTO webhook_endpoints (account_id, is_default, url, headers, format, events, by_tenant, secret, prev_secret, prev_secret_until, created_at, updated_at) VALUES (?, 0, 'https://hooks.example/in', '{}', 'cloud', '[]', 0, ?, NULL, 0, 1, 1)",
 		id, ks.Seal([]byte("whsec_x"), webhook.SecretContext))
 	return d, ks, account.Account{ID: id, WaID: "15550100", CC: "1", PhoneNumber: "5550100", State: account.StateVerified, VName: "Acme", Shards: 2}
@@ -138,6 +139,10 @@ func TestBackupRestoresOnAnotherDeployment(t *testing.T) {
 	var profile []byte
 	if err := dst.QueryRow("SELECT doc FROM business_profiles WHERE account_id = ?", id).Scan(&profile); err != nil || string(profile) != `{"about":"Tea"}` {
 		t.Errorf("profile = %s (%v)", profile, err)
+	}
+	var mime, photo string
+	if err := dst.QueryRow("SELECT mime, data FROM business_photos WHERE account_id = ?", id).Scan(&mime, &photo); err != nil || mime != "image/png" || photo != "png bytes" {
+		t.Errorf("photo = %s %q (%v)", mime, photo, err)
 	}
 	// The number is now here: a second restore is refused.
 	if _, err := r.Restore(t.Context(), data, "correct horse"); !errors.Is(err, ErrExists) {

@@ -6,6 +6,7 @@ package profile
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -71,4 +72,67 @@ func (s *Store) Update(ctx context.Context, accountID int64, update []byte) (pro
 		return err
 	})
 	return next, err
+}
+
+// Photo is a number's profile photo.
+type Photo struct {
+	Mime   string // image/jpeg or image/png
+	SHA256 []byte
+	Data   []byte
+}
+
+// Photo returns the account's photo; ok is false when it has none.
+func (s *Store) Photo(ctx context.Context, accountID int64) (p Photo, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT mime, sha256, data FROM business_photos WHERE account_id = ?", accountID).Scan(&p.Mime, &p.SHA256, &p.Data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("load profile photo: %w", err)
+	}
+	return p, true, nil
+}
+
+// SetPhoto stores the account's photo (checked by the caller:
+// api/profile.CheckPhoto).
+func (s *Store) SetPhoto(ctx context.Context, accountID int64, mime string, data []byte) error {
+	sum := sha256.Sum256(data)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO business_photos (account_id, mime, sha256, data, updated_at) VALUES (?, ?, ?, ?, ?) "+
+		"ON DUPLICATE KEY UPDATE mime = VALUES(mime), sha256 = VALUES(sha256), data = VALUES(data), updated_at = VALUES(updated_at)",
+		accountID, mime, sum[:], data, db.NowMillis())
+	return err
+}
+
+// DeletePhoto removes the account's photo (none: no error).
+func (s *Store) DeletePhoto(ctx context.Context, accountID int64) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM business_photos WHERE account_id = ?", accountID)
+	return err
+}
+
+// Published is what the network shows of a number besides its name: the
+// about text, the business profile (without about: it travels on its own)
+// and the photo (Data nil: none).
+type Published struct {
+	About    string
+	Business []byte // the Graph whatsapp_business_profile JSON
+	Photo    Photo
+}
+
+// Published returns what the account publishes.
+func (s *Store) Published(ctx context.Context, accountID int64) (Published, error) {
+	b, err := s.Get(ctx, accountID)
+	if err != nil {
+		return Published{}, err
+	}
+	out := Published{About: b.About}
+	b.About = ""
+	if out.Business, err = json.Marshal(b); err != nil {
+		return Published{}, err
+	}
+	if p, ok, err := s.Photo(ctx, accountID); err != nil {
+		return Published{}, err
+	} else if ok {
+		out.Photo = p
+	}
+	return out, nil
 }

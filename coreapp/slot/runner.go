@@ -220,6 +220,11 @@ func (r *runner) Connected(ctx context.Context, gen uint64) {
 	r.replies = nil // acks for the old connection's pushes are moot: chatd pushes again
 	r.mu.Unlock()
 	r.ensurePreKeys(ctx)
+	if r.key.Shard == 0 {
+		if err := r.publishProfile(ctx); err != nil {
+			r.m.log.Warn("publishing the profile failed; it is published again at the next connection or change", "wa_id", r.acct.WaID, "err", err)
+		}
+	}
 }
 
 // StateChanged implements session.Handler. Once the session is active,

@@ -59,6 +59,8 @@ type Config struct {
 	Sealer    e2e.Sealer
 	Media     *medialib.Store
 	Templates *templates.Cache
+	// Profiles is what the numbers publish (nil: nothing).
+	Profiles Profiles
 	// WebhookWake is called after a commit that enqueued webhooks.
 	WebhookWake func()
 	ChatAddrs   []string

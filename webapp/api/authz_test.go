@@ -55,6 +55,9 @@ var authzMatrix = map[string]string{
 	"POST /v1/settings/business/profile": "UUFPPPUU",
 	"GET /v1/settings/profile/about":     "UUFPPPUU",
 	"PATCH /v1/settings/profile/about":   "UUFPPPUU",
+	"GET /v1/settings/profile/photo":     "UUFPPPUU",
+	"POST /v1/settings/profile/photo":    "UUFPPPUU",
+	"DELETE /v1/settings/profile/photo":  "UUFPPPUU",
 
 	"GET /v1/configs/webhook":      "UUFPPPUU",
 	"POST /v1/configs/webhook":     "UUFPPPUU",
@@ -112,6 +115,7 @@ var authzMatrix = map[string]string{
 	"GET /:id":                                      "UUPPPPUU",
 	"DELETE /:id":                                   "UUPPPPUU",
 	"GET /cloud/media/:id":                          "FFFFFFFF", // no credentials: a signature, missing here
+	"GET /cloud/photo/:pnid":                        "FFFFFFFF", // the same
 }
 
 var pathParams = strings.NewReplacer(":username", "bobby", ":prefix", "ABCDEFGH", ":id", "wamid.HBgLMTIzNDU2Nzg5MBUCABEYEjVGN0E0", ":name", "prov", ":version", "v23.0", ":wa_id", "16315551000")

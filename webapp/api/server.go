@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/api/profile"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/auth"
 	"github.com/openwaba/openwaba/webapp/webtls"
@@ -198,6 +199,8 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodPost, "/v1/settings/business/profile", adminOrKey, s.setBusinessProfile},
 		{http.MethodGet, "/v1/settings/profile/about", adminOrKey, s.getAbout},
 		{http.MethodPatch, "/v1/settings/profile/about", adminOrKey, s.setAbout},
+		{http.MethodGet, "/v1/settings/profile/photo", adminOrKey, s.getPhoto},
+		{http.MethodDelete, "/v1/settings/profile/photo", adminOrKey, s.deletePhoto},
 
 		{http.MethodGet, "/v1/configs/webhook", adminOrKey, s.getWebhook},
 		{http.MethodPost, "/v1/configs/webhook", adminOrKey, s.setWebhook},
@@ -241,6 +244,7 @@ func (s *Server) newEcho() *echo.Echo {
 	}
 	s.onprem.Add(http.MethodPost, "/v1/media", func(echo.Context) error { return echo.ErrNotFound })
 	s.onprem.Add(http.MethodPost, "/v1/settings/restore", func(echo.Context) error { return echo.ErrNotFound })
+	s.onprem.Add(http.MethodPost, "/v1/settings/profile/photo", func(echo.Context) error { return echo.ErrNotFound })
 	for _, r := range routes {
 		if r.access == public {
 			e.Add(r.method, r.path, r.h, s.shortRead, s.bodyLimit)
@@ -254,6 +258,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
 	// A restore carries a backup: a limit of its own.
 	e.Add(http.MethodPost, "/v1/settings/restore", s.restore, limitBody(MaxRestoreBody), s.authenticate(adminOnly))
+	e.Add(http.MethodPost, "/v1/settings/profile/photo", s.setPhoto, limitBody(profile.MaxPhoto), s.authenticate(adminOrKey))
 
 	// The Cloud API (cloud.go): Graph routes, and 360dialog's Cloud flavour
 	// without version and number.
@@ -280,6 +285,7 @@ func (s *Server) newEcho() *echo.Echo {
 		e.Add(http.MethodPost, p, s.cloudUpload, s.graphRoute, s.authenticate(anyPrincipal))
 	}
 	e.Add(http.MethodGet, mediaURLPath+":id", s.signedMedia, s.graphRoute)
+	e.Add(http.MethodGet, photoLinkPath+":pnid", s.signedPhoto)
 	return e
 }
 

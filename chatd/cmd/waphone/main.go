@@ -18,6 +18,7 @@
 //	{"cmd":"send","to":"<digits>","reaction":{"message_id":"<id>","emoji":"👍"}}   (an empty emoji removes it)
 //	{"cmd":"choose","id":"<business message id>","choice":"<button or row id, or its number>"}
 //	{"cmd":"read","id":"<message id>"}
+//	{"cmd":"profile","number":"<digits>"}   → {"event":"profile","number","name","about","photo_sha256","business":{…},"file":"<saved photo>"}
 //
 // A send with a file sends it as an attachment (type defaults to document);
 // location, contacts and reaction take the API's object (package
@@ -34,7 +35,8 @@
 // Interactive commands: /to NUMBER, then text lines; /file PATH [TYPE]
 // [CAPTION]; /location LAT LON [NAME]; /react ID EMOJI; /choose ID N (a
 // button or list row of an interactive message, shown numbered); /read ID;
-// /quit.
+// /profile [NUMBER] (the chat's by default: name, about, photo, business
+// profile); /quit.
 package main
 
 import (
@@ -49,6 +51,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -231,7 +234,35 @@ func (o *output) event(e waphone.Event) {
 		fmt.Fprintf(o.w, "-- online as %s\n", e.From)
 	case "error":
 		fmt.Fprintf(o.w, "!! %s %s\n", e.ID, e.Error)
+	case "profile":
+		fmt.Fprintf(o.w, "== %s: %s\n", e.Number, e.Name)
+		if e.About != "" {
+			fmt.Fprintf(o.w, "   about: %s\n", e.About)
+		}
+		if e.File != "" {
+			fmt.Fprintf(o.w, "   photo: %s\n", e.File)
+		}
+		if len(e.Business) > 0 {
+			fmt.Fprintf(o.w, "   business: %s\n", e.Business)
+		}
+	case "security_code_changed":
+		fmt.Fprintf(o.w, "-- %s's security code changed\n", e.From)
 	}
+}
+
+// savePhoto writes a profile photo to the phone's home and returns its
+// path (media/<sha256>.jpg or .png).
+func savePhoto(home string, pr waphone.Profile) (string, error) {
+	ext := ".jpg"
+	if pr.PhotoMime == "image/png" {
+		ext = ".png"
+	}
+	dir := filepath.Join(home, "media")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, pr.PhotoSHA256+ext)
+	return path, os.WriteFile(path, pr.Photo, 0o600)
 }
 
 type command struct {
@@ -248,6 +279,7 @@ type command struct {
 	Contacts json.RawMessage `json:"contacts"`
 	Reaction json.RawMessage `json:"reaction"`
 	Choice   string          `json:"choice"`
+	Number   string          `json:"number"`
 }
 
 // object returns the message type and object of a send command that
@@ -302,6 +334,12 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 			case strings.HasPrefix(line, "/to "):
 				chat = strings.TrimSpace(strings.TrimPrefix(line, "/to "))
 				continue
+			case strings.HasPrefix(line, "/profile"):
+				number := strings.TrimSpace(strings.TrimPrefix(line, "/profile"))
+				if number == "" {
+					number = chat
+				}
+				c = command{Cmd: "profile", Number: number}
 			case strings.HasPrefix(line, "/read "):
 				c = command{Cmd: "read", ID: strings.TrimSpace(strings.TrimPrefix(line, "/read "))}
 			case strings.HasPrefix(line, "/choose "):
@@ -376,6 +414,21 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 			if err := p.Read(ctx, c.ID); err != nil {
 				out.event(waphone.Event{Event: "error", ID: c.ID, Error: err.Error()})
 			}
+		case "profile":
+			pr, err := p.Profile(ctx, c.Number)
+			if err != nil {
+				out.event(waphone.Event{Event: "error", Error: err.Error()})
+				continue
+			}
+			if pr.Photo != nil {
+				if f, err := savePhoto(p.Home(), pr); err == nil {
+					e := pr.Event()
+					e.File = f
+					out.event(e)
+					continue
+				}
+			}
+			out.event(pr.Event())
 		default:
 			out.event(waphone.Event{Event: "error", Error: fmt.Sprintf("unknown command %q", c.Cmd)})
 		}

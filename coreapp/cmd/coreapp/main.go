@@ -166,11 +166,12 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	sealer := e2e.NewSignal(d, ks)
 	recvStore := receive.NewStore(d, sealer, settingsStore, mediaLib, log, dispatcher.Wake)
 	hostname, _ := os.Hostname()
+	profiles := profile.NewStore(d)
 	var slots *slot.Manager
 	cl := cluster.New(cluster.Config{DB: d, Log: log, Settings: settingsStore, Node: cfg.NodeID, Hostname: hostname, Advertise: cfg.Advertise,
 		Dial: peerDialer(certPEM, token), OnWake: func(ws []*corev1.WakeSlot) { slots.Woken(ws) }})
 	slots = slot.New(slot.Config{DB: d, Log: log, Node: cfg.NodeID, Cluster: cl, Accounts: accounts, Send: sendStore, Receive: recvStore,
-		Committer: committer, Sealer: sealer, Media: mediaLib, Templates: templates.NewCache(), WebhookWake: dispatcher.Wake,
+		Committer: committer, Sealer: sealer, Media: mediaLib, Templates: templates.NewCache(), Profiles: profiles, WebhookWake: dispatcher.Wake,
 		ChatAddrs: cfg.ChatAddrs(), Session: session.Config{RootKey: rootKey}})
 	mediaLib.NetFor, mediaLib.Connected = slots.MediaNet, slots.ConnectedAccounts
 
@@ -187,7 +188,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	)
 	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
 	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
-		WithWebhooks(dispatcher, ks).WithProfiles(profile.NewStore(d)).WithMessageGC(messageGC).WithSupport(d, time.Now()).WithBackups(backup.New(d, ks)))
+		WithWebhooks(dispatcher, ks).WithProfiles(profiles).WithMessageGC(messageGC).WithSupport(d, time.Now()).WithBackups(backup.New(d, ks)))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.

@@ -1496,6 +1496,9 @@ type IQ struct {
 	//	*IQ_TemplateEdit
 	//	*IQ_Block
 	//	*IQ_TwoStep
+	//	*IQ_ProfileSet
+	//	*IQ_ProfileGet
+	//	*IQ_Profile
 	Payload       isIQ_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1786,6 +1789,33 @@ func (x *IQ) GetTwoStep() *TwoStep {
 	return nil
 }
 
+func (x *IQ) GetProfileSet() *ProfileSet {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_ProfileSet); ok {
+			return x.ProfileSet
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetProfileGet() *ProfileGet {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_ProfileGet); ok {
+			return x.ProfileGet
+		}
+	}
+	return nil
+}
+
+func (x *IQ) GetProfile() *Profile {
+	if x != nil {
+		if x, ok := x.Payload.(*IQ_Profile); ok {
+			return x.Profile
+		}
+	}
+	return nil
+}
+
 type isIQ_Payload interface {
 	isIQ_Payload()
 }
@@ -1894,6 +1924,18 @@ type IQ_TwoStep struct {
 	TwoStep *TwoStep `protobuf:"bytes,35,opt,name=two_step,json=twoStep,proto3,oneof"`
 }
 
+type IQ_ProfileSet struct {
+	ProfileSet *ProfileSet `protobuf:"bytes,36,opt,name=profile_set,json=profileSet,proto3,oneof"`
+}
+
+type IQ_ProfileGet struct {
+	ProfileGet *ProfileGet `protobuf:"bytes,37,opt,name=profile_get,json=profileGet,proto3,oneof"`
+}
+
+type IQ_Profile struct {
+	Profile *Profile `protobuf:"bytes,38,opt,name=profile,proto3,oneof"`
+}
+
 func (*IQ_Ping) isIQ_Payload() {}
 
 func (*IQ_Active) isIQ_Payload() {}
@@ -1946,6 +1988,246 @@ func (*IQ_Block) isIQ_Payload() {}
 
 func (*IQ_TwoStep) isIQ_Payload() {}
 
+func (*IQ_ProfileSet) isIQ_Payload() {}
+
+func (*IQ_ProfileGet) isIQ_Payload() {}
+
+func (*IQ_Profile) isIQ_Payload() {}
+
+// ProfileSet (SET, a business's session connection) publishes what the
+// business shows its customers, replacing what it published before: about
+// (at most 139 characters), the business profile (the Graph
+// whatsapp_business_profile JSON, at most 4 KiB) and the photo, a blob the
+// business uploaded to the media server (its plain JPEG or PNG file:
+// photo_direct_path "/v/<hex sha256>", photo_sha256 that hash, photo_mime),
+// or none (empty path). The network keeps the photo's blob while it is the
+// photo. The result is an empty IQ.
+type ProfileSet struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	About           string                 `protobuf:"bytes,1,opt,name=about,proto3" json:"about,omitempty"`
+	BusinessJson    []byte                 `protobuf:"bytes,2,opt,name=business_json,json=businessJson,proto3" json:"business_json,omitempty"`
+	PhotoDirectPath string                 `protobuf:"bytes,3,opt,name=photo_direct_path,json=photoDirectPath,proto3" json:"photo_direct_path,omitempty"`
+	PhotoSha256     []byte                 `protobuf:"bytes,4,opt,name=photo_sha256,json=photoSha256,proto3" json:"photo_sha256,omitempty"`
+	PhotoMime       string                 `protobuf:"bytes,5,opt,name=photo_mime,json=photoMime,proto3" json:"photo_mime,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ProfileSet) Reset() {
+	*x = ProfileSet{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileSet) ProtoMessage() {}
+
+func (x *ProfileSet) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileSet.ProtoReflect.Descriptor instead.
+func (*ProfileSet) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ProfileSet) GetAbout() string {
+	if x != nil {
+		return x.About
+	}
+	return ""
+}
+
+func (x *ProfileSet) GetBusinessJson() []byte {
+	if x != nil {
+		return x.BusinessJson
+	}
+	return nil
+}
+
+func (x *ProfileSet) GetPhotoDirectPath() string {
+	if x != nil {
+		return x.PhotoDirectPath
+	}
+	return ""
+}
+
+func (x *ProfileSet) GetPhotoSha256() []byte {
+	if x != nil {
+		return x.PhotoSha256
+	}
+	return nil
+}
+
+func (x *ProfileSet) GetPhotoMime() string {
+	if x != nil {
+		return x.PhotoMime
+	}
+	return ""
+}
+
+// ProfileGet (GET, any session connection) asks for an account's profile;
+// the result is a Profile (IQError 1006 for an unknown number).
+type ProfileGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileGet) Reset() {
+	*x = ProfileGet{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileGet) ProtoMessage() {}
+
+func (x *ProfileGet) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileGet.ProtoReflect.Descriptor instead.
+func (*ProfileGet) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ProfileGet) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+// Profile is an account's published profile: its name (a business's
+// verified name, a consumer's profile name) and what a business published
+// (ProfileSet). The photo is downloaded from the media server like any
+// blob, and is the plain image file.
+type Profile struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Number          string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	About           string                 `protobuf:"bytes,3,opt,name=about,proto3" json:"about,omitempty"`
+	BusinessJson    []byte                 `protobuf:"bytes,4,opt,name=business_json,json=businessJson,proto3" json:"business_json,omitempty"`
+	PhotoDirectPath string                 `protobuf:"bytes,5,opt,name=photo_direct_path,json=photoDirectPath,proto3" json:"photo_direct_path,omitempty"`
+	PhotoSha256     []byte                 `protobuf:"bytes,6,opt,name=photo_sha256,json=photoSha256,proto3" json:"photo_sha256,omitempty"`
+	PhotoMime       string                 `protobuf:"bytes,7,opt,name=photo_mime,json=photoMime,proto3" json:"photo_mime,omitempty"`
+	Kind            AccountKind            `protobuf:"varint,8,opt,name=kind,proto3,enum=chatd.v1.AccountKind" json:"kind,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Profile) Reset() {
+	*x = Profile{}
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Profile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Profile) ProtoMessage() {}
+
+func (x *Profile) ProtoReflect() protoreflect.Message {
+	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Profile.ProtoReflect.Descriptor instead.
+func (*Profile) Descriptor() ([]byte, []int) {
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Profile) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Profile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Profile) GetAbout() string {
+	if x != nil {
+		return x.About
+	}
+	return ""
+}
+
+func (x *Profile) GetBusinessJson() []byte {
+	if x != nil {
+		return x.BusinessJson
+	}
+	return nil
+}
+
+func (x *Profile) GetPhotoDirectPath() string {
+	if x != nil {
+		return x.PhotoDirectPath
+	}
+	return ""
+}
+
+func (x *Profile) GetPhotoSha256() []byte {
+	if x != nil {
+		return x.PhotoSha256
+	}
+	return nil
+}
+
+func (x *Profile) GetPhotoMime() string {
+	if x != nil {
+		return x.PhotoMime
+	}
+	return ""
+}
+
+func (x *Profile) GetKind() AccountKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AccountKind_ACCOUNT_KIND_UNSPECIFIED
+}
+
 // TwoStep (SET, on a CONN_KIND_REGISTER connection of a registered account,
 // proven by its key) turns two-step verification on with a 6-digit pin, or
 // changes it; an empty pin turns it off. While it is on, a RegisterRequest
@@ -1961,7 +2243,7 @@ type TwoStep struct {
 
 func (x *TwoStep) Reset() {
 	*x = TwoStep{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2255,7 @@ func (x *TwoStep) String() string {
 func (*TwoStep) ProtoMessage() {}
 
 func (x *TwoStep) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[11]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2268,7 @@ func (x *TwoStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TwoStep.ProtoReflect.Descriptor instead.
 func (*TwoStep) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{11}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TwoStep) GetPin() string {
@@ -2014,7 +2296,7 @@ type Block struct {
 
 func (x *Block) Reset() {
 	*x = Block{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2308,7 @@ func (x *Block) String() string {
 func (*Block) ProtoMessage() {}
 
 func (x *Block) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[12]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2321,7 @@ func (x *Block) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Block.ProtoReflect.Descriptor instead.
 func (*Block) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{12}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Block) GetNumber() string {
@@ -2068,7 +2350,7 @@ type WindowQuery struct {
 
 func (x *WindowQuery) Reset() {
 	*x = WindowQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2362,7 @@ func (x *WindowQuery) String() string {
 func (*WindowQuery) ProtoMessage() {}
 
 func (x *WindowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[13]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2375,7 @@ func (x *WindowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowQuery.ProtoReflect.Descriptor instead.
 func (*WindowQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{13}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WindowQuery) GetNumbers() []string {
@@ -2113,7 +2395,7 @@ type WindowStates struct {
 
 func (x *WindowStates) Reset() {
 	*x = WindowStates{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2407,7 @@ func (x *WindowStates) String() string {
 func (*WindowStates) ProtoMessage() {}
 
 func (x *WindowStates) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[14]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2420,7 @@ func (x *WindowStates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowStates.ProtoReflect.Descriptor instead.
 func (*WindowStates) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{14}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WindowStates) GetStates() []*WindowState {
@@ -2162,7 +2444,7 @@ type WindowState struct {
 
 func (x *WindowState) Reset() {
 	*x = WindowState{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2456,7 @@ func (x *WindowState) String() string {
 func (*WindowState) ProtoMessage() {}
 
 func (x *WindowState) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[15]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2469,7 @@ func (x *WindowState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowState.ProtoReflect.Descriptor instead.
 func (*WindowState) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{15}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WindowState) GetNumber() string {
@@ -2223,7 +2505,7 @@ type TemplateCreate struct {
 
 func (x *TemplateCreate) Reset() {
 	*x = TemplateCreate{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2517,7 @@ func (x *TemplateCreate) String() string {
 func (*TemplateCreate) ProtoMessage() {}
 
 func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[16]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2530,7 @@ func (x *TemplateCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateCreate.ProtoReflect.Descriptor instead.
 func (*TemplateCreate) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{16}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TemplateCreate) GetTemplateJson() []byte {
@@ -2278,7 +2560,7 @@ type TemplateQuery struct {
 
 func (x *TemplateQuery) Reset() {
 	*x = TemplateQuery{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2572,7 @@ func (x *TemplateQuery) String() string {
 func (*TemplateQuery) ProtoMessage() {}
 
 func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[17]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2585,7 @@ func (x *TemplateQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateQuery.ProtoReflect.Descriptor instead.
 func (*TemplateQuery) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{17}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TemplateQuery) GetName() string {
@@ -2375,7 +2657,7 @@ type TemplateEdit struct {
 
 func (x *TemplateEdit) Reset() {
 	*x = TemplateEdit{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2669,7 @@ func (x *TemplateEdit) String() string {
 func (*TemplateEdit) ProtoMessage() {}
 
 func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[18]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2682,7 @@ func (x *TemplateEdit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateEdit.ProtoReflect.Descriptor instead.
 func (*TemplateEdit) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{18}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TemplateEdit) GetId() string {
@@ -2429,7 +2711,7 @@ type TemplateDelete struct {
 
 func (x *TemplateDelete) Reset() {
 	*x = TemplateDelete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2723,7 @@ func (x *TemplateDelete) String() string {
 func (*TemplateDelete) ProtoMessage() {}
 
 func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[19]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2736,7 @@ func (x *TemplateDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateDelete.ProtoReflect.Descriptor instead.
 func (*TemplateDelete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{19}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TemplateDelete) GetName() string {
@@ -2487,7 +2769,7 @@ type TemplateRecords struct {
 
 func (x *TemplateRecords) Reset() {
 	*x = TemplateRecords{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2781,7 @@ func (x *TemplateRecords) String() string {
 func (*TemplateRecords) ProtoMessage() {}
 
 func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[20]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2794,7 @@ func (x *TemplateRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateRecords.ProtoReflect.Descriptor instead.
 func (*TemplateRecords) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{20}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TemplateRecords) GetTemplateJson() [][]byte {
@@ -2565,7 +2847,7 @@ type SetShards struct {
 
 func (x *SetShards) Reset() {
 	*x = SetShards{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2859,7 @@ func (x *SetShards) String() string {
 func (*SetShards) ProtoMessage() {}
 
 func (x *SetShards) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[21]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2872,7 @@ func (x *SetShards) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShards.ProtoReflect.Descriptor instead.
 func (*SetShards) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{21}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetShards) GetShards() uint32 {
@@ -2609,7 +2891,7 @@ type SetShardsResult struct {
 
 func (x *SetShardsResult) Reset() {
 	*x = SetShardsResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2903,7 @@ func (x *SetShardsResult) String() string {
 func (*SetShardsResult) ProtoMessage() {}
 
 func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[22]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2916,7 @@ func (x *SetShardsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsResult.ProtoReflect.Descriptor instead.
 func (*SetShardsResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{22}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetShardsResult) GetShards() uint32 {
@@ -2653,7 +2935,7 @@ type MediaConn struct {
 
 func (x *MediaConn) Reset() {
 	*x = MediaConn{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2947,7 @@ func (x *MediaConn) String() string {
 func (*MediaConn) ProtoMessage() {}
 
 func (x *MediaConn) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[23]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2960,7 @@ func (x *MediaConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConn.ProtoReflect.Descriptor instead.
 func (*MediaConn) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{23}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
 }
 
 // MediaConnResult says where the media server is and how to use it. The
@@ -2704,7 +2986,7 @@ type MediaConnResult struct {
 
 func (x *MediaConnResult) Reset() {
 	*x = MediaConnResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2998,7 @@ func (x *MediaConnResult) String() string {
 func (*MediaConnResult) ProtoMessage() {}
 
 func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[24]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +3011,7 @@ func (x *MediaConnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaConnResult.ProtoReflect.Descriptor instead.
 func (*MediaConnResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{24}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MediaConnResult) GetAuth() string {
@@ -2775,7 +3057,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +3069,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[25]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +3082,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{25}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
 }
 
 // Active ends the passive phase: chatd starts pushing the backlog.
@@ -2812,7 +3094,7 @@ type Active struct {
 
 func (x *Active) Reset() {
 	*x = Active{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3106,7 @@ func (x *Active) String() string {
 func (*Active) ProtoMessage() {}
 
 func (x *Active) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[26]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3119,7 @@ func (x *Active) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Active.ProtoReflect.Descriptor instead.
 func (*Active) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{26}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
 }
 
 type RegisterRequest struct {
@@ -2860,7 +3142,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3154,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[27]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3167,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{27}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RegisterRequest) GetNumber() string {
@@ -2940,7 +3222,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3234,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[28]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3247,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{28}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterResult) GetStatus() string {
@@ -2985,7 +3267,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3279,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[29]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3292,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{29}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *VerifyRequest) GetNumber() string {
@@ -3035,7 +3317,7 @@ type VerifyResult struct {
 
 func (x *VerifyResult) Reset() {
 	*x = VerifyResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3329,7 @@ func (x *VerifyResult) String() string {
 func (*VerifyResult) ProtoMessage() {}
 
 func (x *VerifyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[30]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3342,7 @@ func (x *VerifyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResult.ProtoReflect.Descriptor instead.
 func (*VerifyResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{30}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
 }
 
 type ContactCheck struct {
@@ -3073,7 +3355,7 @@ type ContactCheck struct {
 
 func (x *ContactCheck) Reset() {
 	*x = ContactCheck{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3367,7 @@ func (x *ContactCheck) String() string {
 func (*ContactCheck) ProtoMessage() {}
 
 func (x *ContactCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[31]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,7 +3380,7 @@ func (x *ContactCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheck.ProtoReflect.Descriptor instead.
 func (*ContactCheck) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{31}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ContactCheck) GetNumbers() []string {
@@ -3118,7 +3400,7 @@ type ContactStatus struct {
 
 func (x *ContactStatus) Reset() {
 	*x = ContactStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3412,7 @@ func (x *ContactStatus) String() string {
 func (*ContactStatus) ProtoMessage() {}
 
 func (x *ContactStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[32]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3425,7 @@ func (x *ContactStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactStatus.ProtoReflect.Descriptor instead.
 func (*ContactStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{32}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ContactStatus) GetNumber() string {
@@ -3169,7 +3451,7 @@ type ContactCheckResult struct {
 
 func (x *ContactCheckResult) Reset() {
 	*x = ContactCheckResult{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3463,7 @@ func (x *ContactCheckResult) String() string {
 func (*ContactCheckResult) ProtoMessage() {}
 
 func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[33]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3476,7 @@ func (x *ContactCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCheckResult.ProtoReflect.Descriptor instead.
 func (*ContactCheckResult) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{33}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ContactCheckResult) GetContacts() []*ContactStatus {
@@ -3219,7 +3501,7 @@ type PreKeyUpload struct {
 
 func (x *PreKeyUpload) Reset() {
 	*x = PreKeyUpload{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3513,7 @@ func (x *PreKeyUpload) String() string {
 func (*PreKeyUpload) ProtoMessage() {}
 
 func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[34]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3526,7 @@ func (x *PreKeyUpload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyUpload.ProtoReflect.Descriptor instead.
 func (*PreKeyUpload) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{34}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PreKeyUpload) GetRegistrationId() uint32 {
@@ -3285,7 +3567,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3579,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[35]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3592,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{35}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -3338,7 +3620,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3350,7 +3632,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[36]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3363,7 +3645,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{36}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -3400,7 +3682,7 @@ type PreKeyCount struct {
 
 func (x *PreKeyCount) Reset() {
 	*x = PreKeyCount{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +3694,7 @@ func (x *PreKeyCount) String() string {
 func (*PreKeyCount) ProtoMessage() {}
 
 func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[37]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +3707,7 @@ func (x *PreKeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCount.ProtoReflect.Descriptor instead.
 func (*PreKeyCount) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{37}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PreKeyCount) GetCount() uint32 {
@@ -3452,7 +3734,7 @@ type PreKeyFetch struct {
 
 func (x *PreKeyFetch) Reset() {
 	*x = PreKeyFetch{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3746,7 @@ func (x *PreKeyFetch) String() string {
 func (*PreKeyFetch) ProtoMessage() {}
 
 func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[38]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3759,7 @@ func (x *PreKeyFetch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyFetch.ProtoReflect.Descriptor instead.
 func (*PreKeyFetch) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{38}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PreKeyFetch) GetNumber() string {
@@ -3503,7 +3785,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3797,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[39]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3810,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{39}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PreKeyBundle) GetNumber() string {
@@ -3578,7 +3860,7 @@ type IQError struct {
 
 func (x *IQError) Reset() {
 	*x = IQError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3872,7 @@ func (x *IQError) String() string {
 func (*IQError) ProtoMessage() {}
 
 func (x *IQError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[40]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3885,7 @@ func (x *IQError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IQError.ProtoReflect.Descriptor instead.
 func (*IQError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{40}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IQError) GetCode() uint32 {
@@ -3635,7 +3917,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3647,7 +3929,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[41]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3660,7 +3942,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{41}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Notification) GetId() string {
@@ -3728,7 +4010,7 @@ type TemplateStatus struct {
 
 func (x *TemplateStatus) Reset() {
 	*x = TemplateStatus{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +4022,7 @@ func (x *TemplateStatus) String() string {
 func (*TemplateStatus) ProtoMessage() {}
 
 func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[42]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3753,7 +4035,7 @@ func (x *TemplateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateStatus.ProtoReflect.Descriptor instead.
 func (*TemplateStatus) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{42}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TemplateStatus) GetId() string {
@@ -3808,7 +4090,7 @@ type OfflineComplete struct {
 
 func (x *OfflineComplete) Reset() {
 	*x = OfflineComplete{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +4102,7 @@ func (x *OfflineComplete) String() string {
 func (*OfflineComplete) ProtoMessage() {}
 
 func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[43]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3833,7 +4115,7 @@ func (x *OfflineComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineComplete.ProtoReflect.Descriptor instead.
 func (*OfflineComplete) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{43}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *OfflineComplete) GetCount() uint32 {
@@ -3853,7 +4135,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3865,7 +4147,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[44]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3878,7 +4160,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{44}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StreamError) GetCode() StreamErrorCode {
@@ -3911,7 +4193,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3923,7 +4205,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[45]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3936,7 +4218,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{45}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Success) GetSessionId() string {
@@ -3979,7 +4261,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3991,7 +4273,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_chatd_v1_chatd_proto_msgTypes[46]
+	mi := &file_chatd_v1_chatd_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4004,7 +4286,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{46}
+	return file_chatd_v1_chatd_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Failure) GetReason() FailureReason {
@@ -4106,7 +4388,7 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\x01t\x18\x06 \x01(\x03R\x01t\x12\x1b\n" +
 	"\tqueue_seq\x18\a \x01(\x04R\bqueueSeq\x12%\n" +
 	"\x05retry\x18\b \x01(\v2\x0f.chatd.v1.RetryR\x05retry\x12\x18\n" +
-	"\aoffline\x18\t \x01(\bR\aoffline\"\xde\f\n" +
+	"\aoffline\x18\t \x01(\bR\aoffline\"\xff\r\n" +
 	"\x02IQ\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.chatd.v1.IQTypeR\x04type\x12$\n" +
@@ -4138,8 +4420,34 @@ const file_chatd_v1_chatd_proto_rawDesc = "" +
 	"\rwindow_states\x18  \x01(\v2\x16.chatd.v1.WindowStatesH\x00R\fwindowStates\x12=\n" +
 	"\rtemplate_edit\x18! \x01(\v2\x16.chatd.v1.TemplateEditH\x00R\ftemplateEdit\x12'\n" +
 	"\x05block\x18\" \x01(\v2\x0f.chatd.v1.BlockH\x00R\x05block\x12.\n" +
-	"\btwo_step\x18# \x01(\v2\x11.chatd.v1.TwoStepH\x00R\atwoStepB\t\n" +
-	"\apayload\"\x1b\n" +
+	"\btwo_step\x18# \x01(\v2\x11.chatd.v1.TwoStepH\x00R\atwoStep\x127\n" +
+	"\vprofile_set\x18$ \x01(\v2\x14.chatd.v1.ProfileSetH\x00R\n" +
+	"profileSet\x127\n" +
+	"\vprofile_get\x18% \x01(\v2\x14.chatd.v1.ProfileGetH\x00R\n" +
+	"profileGet\x12-\n" +
+	"\aprofile\x18& \x01(\v2\x11.chatd.v1.ProfileH\x00R\aprofileB\t\n" +
+	"\apayload\"\xb5\x01\n" +
+	"\n" +
+	"ProfileSet\x12\x14\n" +
+	"\x05about\x18\x01 \x01(\tR\x05about\x12#\n" +
+	"\rbusiness_json\x18\x02 \x01(\fR\fbusinessJson\x12*\n" +
+	"\x11photo_direct_path\x18\x03 \x01(\tR\x0fphotoDirectPath\x12!\n" +
+	"\fphoto_sha256\x18\x04 \x01(\fR\vphotoSha256\x12\x1d\n" +
+	"\n" +
+	"photo_mime\x18\x05 \x01(\tR\tphotoMime\"$\n" +
+	"\n" +
+	"ProfileGet\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\"\x89\x02\n" +
+	"\aProfile\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05about\x18\x03 \x01(\tR\x05about\x12#\n" +
+	"\rbusiness_json\x18\x04 \x01(\fR\fbusinessJson\x12*\n" +
+	"\x11photo_direct_path\x18\x05 \x01(\tR\x0fphotoDirectPath\x12!\n" +
+	"\fphoto_sha256\x18\x06 \x01(\fR\vphotoSha256\x12\x1d\n" +
+	"\n" +
+	"photo_mime\x18\a \x01(\tR\tphotoMime\x12)\n" +
+	"\x04kind\x18\b \x01(\x0e2\x15.chatd.v1.AccountKindR\x04kind\"\x1b\n" +
 	"\aTwoStep\x12\x10\n" +
 	"\x03pin\x18\x01 \x01(\tR\x03pin\"9\n" +
 	"\x05Block\x12\x16\n" +
@@ -4340,7 +4648,7 @@ func file_chatd_v1_chatd_proto_rawDescGZIP() []byte {
 }
 
 var file_chatd_v1_chatd_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_chatd_v1_chatd_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_chatd_v1_chatd_proto_goTypes = []any{
 	(ConnKind)(0),              // 0: chatd.v1.ConnKind
 	(AccountKind)(0),           // 1: chatd.v1.AccountKind
@@ -4362,42 +4670,45 @@ var file_chatd_v1_chatd_proto_goTypes = []any{
 	(*Retry)(nil),              // 17: chatd.v1.Retry
 	(*Receipt)(nil),            // 18: chatd.v1.Receipt
 	(*IQ)(nil),                 // 19: chatd.v1.IQ
-	(*TwoStep)(nil),            // 20: chatd.v1.TwoStep
-	(*Block)(nil),              // 21: chatd.v1.Block
-	(*WindowQuery)(nil),        // 22: chatd.v1.WindowQuery
-	(*WindowStates)(nil),       // 23: chatd.v1.WindowStates
-	(*WindowState)(nil),        // 24: chatd.v1.WindowState
-	(*TemplateCreate)(nil),     // 25: chatd.v1.TemplateCreate
-	(*TemplateQuery)(nil),      // 26: chatd.v1.TemplateQuery
-	(*TemplateEdit)(nil),       // 27: chatd.v1.TemplateEdit
-	(*TemplateDelete)(nil),     // 28: chatd.v1.TemplateDelete
-	(*TemplateRecords)(nil),    // 29: chatd.v1.TemplateRecords
-	(*SetShards)(nil),          // 30: chatd.v1.SetShards
-	(*SetShardsResult)(nil),    // 31: chatd.v1.SetShardsResult
-	(*MediaConn)(nil),          // 32: chatd.v1.MediaConn
-	(*MediaConnResult)(nil),    // 33: chatd.v1.MediaConnResult
-	(*Ping)(nil),               // 34: chatd.v1.Ping
-	(*Active)(nil),             // 35: chatd.v1.Active
-	(*RegisterRequest)(nil),    // 36: chatd.v1.RegisterRequest
-	(*RegisterResult)(nil),     // 37: chatd.v1.RegisterResult
-	(*VerifyRequest)(nil),      // 38: chatd.v1.VerifyRequest
-	(*VerifyResult)(nil),       // 39: chatd.v1.VerifyResult
-	(*ContactCheck)(nil),       // 40: chatd.v1.ContactCheck
-	(*ContactStatus)(nil),      // 41: chatd.v1.ContactStatus
-	(*ContactCheckResult)(nil), // 42: chatd.v1.ContactCheckResult
-	(*PreKeyUpload)(nil),       // 43: chatd.v1.PreKeyUpload
-	(*PreKey)(nil),             // 44: chatd.v1.PreKey
-	(*SignedPreKey)(nil),       // 45: chatd.v1.SignedPreKey
-	(*PreKeyCount)(nil),        // 46: chatd.v1.PreKeyCount
-	(*PreKeyFetch)(nil),        // 47: chatd.v1.PreKeyFetch
-	(*PreKeyBundle)(nil),       // 48: chatd.v1.PreKeyBundle
-	(*IQError)(nil),            // 49: chatd.v1.IQError
-	(*Notification)(nil),       // 50: chatd.v1.Notification
-	(*TemplateStatus)(nil),     // 51: chatd.v1.TemplateStatus
-	(*OfflineComplete)(nil),    // 52: chatd.v1.OfflineComplete
-	(*StreamError)(nil),        // 53: chatd.v1.StreamError
-	(*Success)(nil),            // 54: chatd.v1.Success
-	(*Failure)(nil),            // 55: chatd.v1.Failure
+	(*ProfileSet)(nil),         // 20: chatd.v1.ProfileSet
+	(*ProfileGet)(nil),         // 21: chatd.v1.ProfileGet
+	(*Profile)(nil),            // 22: chatd.v1.Profile
+	(*TwoStep)(nil),            // 23: chatd.v1.TwoStep
+	(*Block)(nil),              // 24: chatd.v1.Block
+	(*WindowQuery)(nil),        // 25: chatd.v1.WindowQuery
+	(*WindowStates)(nil),       // 26: chatd.v1.WindowStates
+	(*WindowState)(nil),        // 27: chatd.v1.WindowState
+	(*TemplateCreate)(nil),     // 28: chatd.v1.TemplateCreate
+	(*TemplateQuery)(nil),      // 29: chatd.v1.TemplateQuery
+	(*TemplateEdit)(nil),       // 30: chatd.v1.TemplateEdit
+	(*TemplateDelete)(nil),     // 31: chatd.v1.TemplateDelete
+	(*TemplateRecords)(nil),    // 32: chatd.v1.TemplateRecords
+	(*SetShards)(nil),          // 33: chatd.v1.SetShards
+	(*SetShardsResult)(nil),    // 34: chatd.v1.SetShardsResult
+	(*MediaConn)(nil),          // 35: chatd.v1.MediaConn
+	(*MediaConnResult)(nil),    // 36: chatd.v1.MediaConnResult
+	(*Ping)(nil),               // 37: chatd.v1.Ping
+	(*Active)(nil),             // 38: chatd.v1.Active
+	(*RegisterRequest)(nil),    // 39: chatd.v1.RegisterRequest
+	(*RegisterResult)(nil),     // 40: chatd.v1.RegisterResult
+	(*VerifyRequest)(nil),      // 41: chatd.v1.VerifyRequest
+	(*VerifyResult)(nil),       // 42: chatd.v1.VerifyResult
+	(*ContactCheck)(nil),       // 43: chatd.v1.ContactCheck
+	(*ContactStatus)(nil),      // 44: chatd.v1.ContactStatus
+	(*ContactCheckResult)(nil), // 45: chatd.v1.ContactCheckResult
+	(*PreKeyUpload)(nil),       // 46: chatd.v1.PreKeyUpload
+	(*PreKey)(nil),             // 47: chatd.v1.PreKey
+	(*SignedPreKey)(nil),       // 48: chatd.v1.SignedPreKey
+	(*PreKeyCount)(nil),        // 49: chatd.v1.PreKeyCount
+	(*PreKeyFetch)(nil),        // 50: chatd.v1.PreKeyFetch
+	(*PreKeyBundle)(nil),       // 51: chatd.v1.PreKeyBundle
+	(*IQError)(nil),            // 52: chatd.v1.IQError
+	(*Notification)(nil),       // 53: chatd.v1.Notification
+	(*TemplateStatus)(nil),     // 54: chatd.v1.TemplateStatus
+	(*OfflineComplete)(nil),    // 55: chatd.v1.OfflineComplete
+	(*StreamError)(nil),        // 56: chatd.v1.StreamError
+	(*Success)(nil),            // 57: chatd.v1.Success
+	(*Failure)(nil),            // 58: chatd.v1.Failure
 }
 var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	0,  // 0: chatd.v1.Login.kind:type_name -> chatd.v1.ConnKind
@@ -4406,11 +4717,11 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	15, // 3: chatd.v1.Stanza.ack:type_name -> chatd.v1.Ack
 	18, // 4: chatd.v1.Stanza.receipt:type_name -> chatd.v1.Receipt
 	19, // 5: chatd.v1.Stanza.iq:type_name -> chatd.v1.IQ
-	50, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
-	52, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
-	53, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
-	54, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
-	55, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
+	53, // 6: chatd.v1.Stanza.notification:type_name -> chatd.v1.Notification
+	55, // 7: chatd.v1.Stanza.offline_complete:type_name -> chatd.v1.OfflineComplete
+	56, // 8: chatd.v1.Stanza.stream_error:type_name -> chatd.v1.StreamError
+	57, // 9: chatd.v1.Stanza.success:type_name -> chatd.v1.Success
+	58, // 10: chatd.v1.Stanza.failure:type_name -> chatd.v1.Failure
 	2,  // 11: chatd.v1.Enc.type:type_name -> chatd.v1.EncType
 	13, // 12: chatd.v1.Message.enc:type_name -> chatd.v1.Enc
 	3,  // 13: chatd.v1.Ack.class:type_name -> chatd.v1.AckClass
@@ -4418,48 +4729,52 @@ var file_chatd_v1_chatd_proto_depIdxs = []int32{
 	4,  // 15: chatd.v1.Receipt.type:type_name -> chatd.v1.ReceiptType
 	17, // 16: chatd.v1.Receipt.retry:type_name -> chatd.v1.Retry
 	5,  // 17: chatd.v1.IQ.type:type_name -> chatd.v1.IQType
-	34, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
-	35, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
-	36, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
-	37, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
-	38, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
-	39, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
-	40, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
-	42, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
-	49, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
-	43, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
-	46, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
-	47, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
-	48, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
-	32, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
-	33, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
-	30, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
-	31, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
-	25, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
-	26, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
-	28, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
-	29, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
-	22, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
-	23, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
-	27, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
-	21, // 42: chatd.v1.IQ.block:type_name -> chatd.v1.Block
-	20, // 43: chatd.v1.IQ.two_step:type_name -> chatd.v1.TwoStep
-	24, // 44: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
-	1,  // 45: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
-	41, // 46: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
-	45, // 47: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	44, // 48: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
-	45, // 49: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
-	44, // 50: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
-	6,  // 51: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
-	51, // 52: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
-	7,  // 53: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
-	8,  // 54: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	37, // 18: chatd.v1.IQ.ping:type_name -> chatd.v1.Ping
+	38, // 19: chatd.v1.IQ.active:type_name -> chatd.v1.Active
+	39, // 20: chatd.v1.IQ.register:type_name -> chatd.v1.RegisterRequest
+	40, // 21: chatd.v1.IQ.register_result:type_name -> chatd.v1.RegisterResult
+	41, // 22: chatd.v1.IQ.verify:type_name -> chatd.v1.VerifyRequest
+	42, // 23: chatd.v1.IQ.verify_result:type_name -> chatd.v1.VerifyResult
+	43, // 24: chatd.v1.IQ.contact_check:type_name -> chatd.v1.ContactCheck
+	45, // 25: chatd.v1.IQ.contact_check_result:type_name -> chatd.v1.ContactCheckResult
+	52, // 26: chatd.v1.IQ.error:type_name -> chatd.v1.IQError
+	46, // 27: chatd.v1.IQ.prekey_upload:type_name -> chatd.v1.PreKeyUpload
+	49, // 28: chatd.v1.IQ.prekey_count:type_name -> chatd.v1.PreKeyCount
+	50, // 29: chatd.v1.IQ.prekey_fetch:type_name -> chatd.v1.PreKeyFetch
+	51, // 30: chatd.v1.IQ.prekey_bundle:type_name -> chatd.v1.PreKeyBundle
+	35, // 31: chatd.v1.IQ.media_conn:type_name -> chatd.v1.MediaConn
+	36, // 32: chatd.v1.IQ.media_conn_result:type_name -> chatd.v1.MediaConnResult
+	33, // 33: chatd.v1.IQ.set_shards:type_name -> chatd.v1.SetShards
+	34, // 34: chatd.v1.IQ.set_shards_result:type_name -> chatd.v1.SetShardsResult
+	28, // 35: chatd.v1.IQ.template_create:type_name -> chatd.v1.TemplateCreate
+	29, // 36: chatd.v1.IQ.template_query:type_name -> chatd.v1.TemplateQuery
+	31, // 37: chatd.v1.IQ.template_delete:type_name -> chatd.v1.TemplateDelete
+	32, // 38: chatd.v1.IQ.template_records:type_name -> chatd.v1.TemplateRecords
+	25, // 39: chatd.v1.IQ.window_query:type_name -> chatd.v1.WindowQuery
+	26, // 40: chatd.v1.IQ.window_states:type_name -> chatd.v1.WindowStates
+	30, // 41: chatd.v1.IQ.template_edit:type_name -> chatd.v1.TemplateEdit
+	24, // 42: chatd.v1.IQ.block:type_name -> chatd.v1.Block
+	23, // 43: chatd.v1.IQ.two_step:type_name -> chatd.v1.TwoStep
+	20, // 44: chatd.v1.IQ.profile_set:type_name -> chatd.v1.ProfileSet
+	21, // 45: chatd.v1.IQ.profile_get:type_name -> chatd.v1.ProfileGet
+	22, // 46: chatd.v1.IQ.profile:type_name -> chatd.v1.Profile
+	1,  // 47: chatd.v1.Profile.kind:type_name -> chatd.v1.AccountKind
+	27, // 48: chatd.v1.WindowStates.states:type_name -> chatd.v1.WindowState
+	1,  // 49: chatd.v1.RegisterRequest.kind:type_name -> chatd.v1.AccountKind
+	44, // 50: chatd.v1.ContactCheckResult.contacts:type_name -> chatd.v1.ContactStatus
+	48, // 51: chatd.v1.PreKeyUpload.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	47, // 52: chatd.v1.PreKeyUpload.prekeys:type_name -> chatd.v1.PreKey
+	48, // 53: chatd.v1.PreKeyBundle.signed_prekey:type_name -> chatd.v1.SignedPreKey
+	47, // 54: chatd.v1.PreKeyBundle.prekey:type_name -> chatd.v1.PreKey
+	6,  // 55: chatd.v1.Notification.type:type_name -> chatd.v1.NotificationType
+	54, // 56: chatd.v1.Notification.template:type_name -> chatd.v1.TemplateStatus
+	7,  // 57: chatd.v1.StreamError.code:type_name -> chatd.v1.StreamErrorCode
+	8,  // 58: chatd.v1.Failure.reason:type_name -> chatd.v1.FailureReason
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_chatd_v1_chatd_proto_init() }
@@ -4505,6 +4820,9 @@ func file_chatd_v1_chatd_proto_init() {
 		(*IQ_TemplateEdit)(nil),
 		(*IQ_Block)(nil),
 		(*IQ_TwoStep)(nil),
+		(*IQ_ProfileSet)(nil),
+		(*IQ_ProfileGet)(nil),
+		(*IQ_Profile)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4512,7 +4830,7 @@ func file_chatd_v1_chatd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chatd_v1_chatd_proto_rawDesc), len(file_chatd_v1_chatd_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   47,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

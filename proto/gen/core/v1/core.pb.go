@@ -1425,6 +1425,245 @@ func (*SetTwoStepResponse) Descriptor() ([]byte, []int) {
 	return file_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
+type GetProfilePhotoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProfilePhotoRequest) Reset() {
+	*x = GetProfilePhotoRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProfilePhotoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProfilePhotoRequest) ProtoMessage() {}
+
+func (x *GetProfilePhotoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProfilePhotoRequest.ProtoReflect.Descriptor instead.
+func (*GetProfilePhotoRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetProfilePhotoRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type SetProfilePhotoRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Account *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The JPEG or PNG file (api/profile.CheckPhoto).
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProfilePhotoRequest) Reset() {
+	*x = SetProfilePhotoRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProfilePhotoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProfilePhotoRequest) ProtoMessage() {}
+
+func (x *SetProfilePhotoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProfilePhotoRequest.ProtoReflect.Descriptor instead.
+func (*SetProfilePhotoRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetProfilePhotoRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *SetProfilePhotoRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type ProfilePhoto struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// image/jpeg or image/png.
+	Mime   string `protobuf:"bytes,1,opt,name=mime,proto3" json:"mime,omitempty"`
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Empty in SetProfilePhoto's answer.
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfilePhoto) Reset() {
+	*x = ProfilePhoto{}
+	mi := &file_core_v1_core_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfilePhoto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfilePhoto) ProtoMessage() {}
+
+func (x *ProfilePhoto) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfilePhoto.ProtoReflect.Descriptor instead.
+func (*ProfilePhoto) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ProfilePhoto) GetMime() string {
+	if x != nil {
+		return x.Mime
+	}
+	return ""
+}
+
+func (x *ProfilePhoto) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *ProfilePhoto) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type DeleteProfilePhotoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProfilePhotoRequest) Reset() {
+	*x = DeleteProfilePhotoRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProfilePhotoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProfilePhotoRequest) ProtoMessage() {}
+
+func (x *DeleteProfilePhotoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProfilePhotoRequest.ProtoReflect.Descriptor instead.
+func (*DeleteProfilePhotoRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeleteProfilePhotoRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type DeleteProfilePhotoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProfilePhotoResponse) Reset() {
+	*x = DeleteProfilePhotoResponse{}
+	mi := &file_core_v1_core_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProfilePhotoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProfilePhotoResponse) ProtoMessage() {}
+
+func (x *DeleteProfilePhotoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProfilePhotoResponse.ProtoReflect.Descriptor instead.
+func (*DeleteProfilePhotoResponse) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+}
+
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -1435,7 +1674,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1686,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[24]
+	mi := &file_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1699,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BackupRequest) GetAccount() *AccountRef {
@@ -1487,7 +1726,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1738,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[25]
+	mi := &file_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1751,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BackupResponse) GetData() string {
@@ -1532,7 +1771,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1783,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[26]
+	mi := &file_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1796,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RestoreRequest) GetPassword() string {
@@ -1583,7 +1822,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1834,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[27]
+	mi := &file_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1847,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RestoreResponse) GetWaId() string {
@@ -1626,7 +1865,7 @@ type GetSupportRequest struct {
 
 func (x *GetSupportRequest) Reset() {
 	*x = GetSupportRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1877,7 @@ func (x *GetSupportRequest) String() string {
 func (*GetSupportRequest) ProtoMessage() {}
 
 func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[28]
+	mi := &file_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1890,7 @@ func (x *GetSupportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportRequest.ProtoReflect.Descriptor instead.
 func (*GetSupportRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 type GetSupportResponse struct {
@@ -1676,7 +1915,7 @@ type GetSupportResponse struct {
 
 func (x *GetSupportResponse) Reset() {
 	*x = GetSupportResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1927,7 @@ func (x *GetSupportResponse) String() string {
 func (*GetSupportResponse) ProtoMessage() {}
 
 func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[29]
+	mi := &file_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1940,7 @@ func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportResponse.ProtoReflect.Descriptor instead.
 func (*GetSupportResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetSupportResponse) GetNode() string {
@@ -1782,7 +2021,7 @@ type SupportNode struct {
 
 func (x *SupportNode) Reset() {
 	*x = SupportNode{}
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2033,7 @@ func (x *SupportNode) String() string {
 func (*SupportNode) ProtoMessage() {}
 
 func (x *SupportNode) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[30]
+	mi := &file_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2046,7 @@ func (x *SupportNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportNode.ProtoReflect.Descriptor instead.
 func (*SupportNode) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SupportNode) GetId() string {
@@ -1870,7 +2109,7 @@ type SupportAccount struct {
 
 func (x *SupportAccount) Reset() {
 	*x = SupportAccount{}
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2121,7 @@ func (x *SupportAccount) String() string {
 func (*SupportAccount) ProtoMessage() {}
 
 func (x *SupportAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[31]
+	mi := &file_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2134,7 @@ func (x *SupportAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportAccount.ProtoReflect.Descriptor instead.
 func (*SupportAccount) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SupportAccount) GetWaId() string {
@@ -1939,7 +2178,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2190,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[32]
+	mi := &file_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2203,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -2018,7 +2257,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2269,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[33]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2282,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -2062,7 +2301,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2313,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2326,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -2108,7 +2347,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2359,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2372,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -2160,7 +2399,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2411,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2424,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -2217,7 +2456,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2468,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2481,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Error) GetCode() int32 {
@@ -2293,7 +2532,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2544,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2557,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -2361,7 +2600,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2612,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2625,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Account) GetWaId() string {
@@ -2459,7 +2698,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2471,7 +2710,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2484,7 +2723,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -2534,7 +2773,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2785,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2798,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -2587,7 +2826,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2838,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2851,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -2638,7 +2877,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2889,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2902,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -2682,7 +2921,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2694,7 +2933,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2707,7 +2946,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -2738,7 +2977,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2989,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +3002,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -2824,7 +3063,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3075,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3088,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -2869,7 +3108,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3120,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3133,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -2919,7 +3158,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3170,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3183,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 type CheckContactsRequest struct {
@@ -2960,7 +3199,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3211,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3224,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -3028,7 +3267,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3279,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3292,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -3086,7 +3325,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3337,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3350,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -3130,7 +3369,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3381,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3394,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -3177,7 +3416,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3428,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3441,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -3228,7 +3467,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3479,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3492,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -3273,7 +3512,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3524,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3537,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -3317,7 +3556,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3568,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3581,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3362,7 +3601,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3613,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3626,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3421,7 +3660,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3672,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3685,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -3509,7 +3748,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3521,7 +3760,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3534,7 +3773,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -3616,7 +3855,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +3867,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +3880,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -3660,7 +3899,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3911,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3924,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -3705,7 +3944,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +3956,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +3969,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3765,7 +4004,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +4016,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +4029,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3859,7 +4098,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +4110,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +4123,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -3951,7 +4190,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4202,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4215,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -3993,7 +4232,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4005,7 +4244,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4018,7 +4257,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -4067,7 +4306,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +4318,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +4331,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -4157,7 +4396,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +4408,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +4421,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4229,7 +4468,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4241,7 +4480,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4254,7 +4493,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -4327,7 +4566,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4339,7 +4578,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4352,7 +4591,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -4457,7 +4696,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4708,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4721,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -4512,7 +4751,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +4763,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +4776,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4570,7 +4809,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4582,7 +4821,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4595,7 +4834,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -4614,7 +4853,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4865,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4878,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -4665,7 +4904,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4677,7 +4916,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4690,7 +4929,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -4724,7 +4963,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4736,7 +4975,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4749,7 +4988,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -4782,7 +5021,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4794,7 +5033,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4807,7 +5046,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -4849,7 +5088,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[78]
+	mi := &file_core_v1_core_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4861,7 +5100,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[78]
+	mi := &file_core_v1_core_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4874,7 +5113,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{78}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -4921,7 +5160,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[79]
+	mi := &file_core_v1_core_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4933,7 +5172,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[79]
+	mi := &file_core_v1_core_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4946,7 +5185,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{79}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -4969,7 +5208,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[80]
+	mi := &file_core_v1_core_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4981,7 +5220,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[80]
+	mi := &file_core_v1_core_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4994,7 +5233,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{80}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -5033,7 +5272,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[81]
+	mi := &file_core_v1_core_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5284,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[81]
+	mi := &file_core_v1_core_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5297,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{81}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{86}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -5142,7 +5381,19 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x11SetTwoStepRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x10\n" +
 	"\x03pin\x18\x02 \x01(\tR\x03pin\"\x14\n" +
-	"\x12SetTwoStepResponse\"Z\n" +
+	"\x12SetTwoStepResponse\"G\n" +
+	"\x16GetProfilePhotoRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"[\n" +
+	"\x16SetProfilePhotoRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"N\n" +
+	"\fProfilePhoto\x12\x12\n" +
+	"\x04mime\x18\x01 \x01(\tR\x04mime\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"J\n" +
+	"\x19DeleteProfilePhotoRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\"\x1c\n" +
+	"\x1aDeleteProfilePhotoResponse\"Z\n" +
 	"\rBackupRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"$\n" +
@@ -5434,7 +5685,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xb3\x19\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xa8\x1b\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -5471,7 +5722,10 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"SetBlocked\x12\x1a.core.v1.SetBlockedRequest\x1a\x1b.core.v1.SetBlockedResponse\x12E\n" +
 	"\n" +
 	"SetTwoStep\x12\x1a.core.v1.SetTwoStepRequest\x1a\x1b.core.v1.SetTwoStepResponse\x129\n" +
-	"\x06Backup\x12\x16.core.v1.BackupRequest\x1a\x17.core.v1.BackupResponse\x12<\n" +
+	"\x06Backup\x12\x16.core.v1.BackupRequest\x1a\x17.core.v1.BackupResponse\x12I\n" +
+	"\x0fGetProfilePhoto\x12\x1f.core.v1.GetProfilePhotoRequest\x1a\x15.core.v1.ProfilePhoto\x12I\n" +
+	"\x0fSetProfilePhoto\x12\x1f.core.v1.SetProfilePhotoRequest\x1a\x15.core.v1.ProfilePhoto\x12]\n" +
+	"\x12DeleteProfilePhoto\x12\".core.v1.DeleteProfilePhotoRequest\x1a#.core.v1.DeleteProfilePhotoResponse\x12<\n" +
 	"\aRestore\x12\x17.core.v1.RestoreRequest\x1a\x18.core.v1.RestoreResponse\x12O\n" +
 	"\x11GetMediaProviders\x12!.core.v1.GetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12O\n" +
 	"\x11SetMediaProviders\x12!.core.v1.SetMediaProvidersRequest\x1a\x17.core.v1.MediaProviders\x12S\n" +
@@ -5497,7 +5751,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -5524,219 +5778,233 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*SetBlockedResponse)(nil),              // 22: core.v1.SetBlockedResponse
 	(*SetTwoStepRequest)(nil),               // 23: core.v1.SetTwoStepRequest
 	(*SetTwoStepResponse)(nil),              // 24: core.v1.SetTwoStepResponse
-	(*BackupRequest)(nil),                   // 25: core.v1.BackupRequest
-	(*BackupResponse)(nil),                  // 26: core.v1.BackupResponse
-	(*RestoreRequest)(nil),                  // 27: core.v1.RestoreRequest
-	(*RestoreResponse)(nil),                 // 28: core.v1.RestoreResponse
-	(*GetSupportRequest)(nil),               // 29: core.v1.GetSupportRequest
-	(*GetSupportResponse)(nil),              // 30: core.v1.GetSupportResponse
-	(*SupportNode)(nil),                     // 31: core.v1.SupportNode
-	(*SupportAccount)(nil),                  // 32: core.v1.SupportAccount
-	(*MediaProvider)(nil),                   // 33: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 34: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 35: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 36: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 37: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 38: core.v1.Error
-	(*AccountRef)(nil),                      // 39: core.v1.AccountRef
-	(*Account)(nil),                         // 40: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 41: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 42: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 43: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 44: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 45: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 46: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 47: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 48: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 49: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 50: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 51: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 52: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 53: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 54: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 55: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 56: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 57: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 58: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 59: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 60: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 61: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 62: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 63: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 64: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 65: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 66: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 67: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 68: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 69: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 70: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 71: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 72: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 73: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 74: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 75: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 76: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 77: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 78: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 79: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 80: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 81: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 82: core.v1.WakeResponse
-	nil,                                     // 83: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 84: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 85: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 86: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 87: message.v1.Content
+	(*GetProfilePhotoRequest)(nil),          // 25: core.v1.GetProfilePhotoRequest
+	(*SetProfilePhotoRequest)(nil),          // 26: core.v1.SetProfilePhotoRequest
+	(*ProfilePhoto)(nil),                    // 27: core.v1.ProfilePhoto
+	(*DeleteProfilePhotoRequest)(nil),       // 28: core.v1.DeleteProfilePhotoRequest
+	(*DeleteProfilePhotoResponse)(nil),      // 29: core.v1.DeleteProfilePhotoResponse
+	(*BackupRequest)(nil),                   // 30: core.v1.BackupRequest
+	(*BackupResponse)(nil),                  // 31: core.v1.BackupResponse
+	(*RestoreRequest)(nil),                  // 32: core.v1.RestoreRequest
+	(*RestoreResponse)(nil),                 // 33: core.v1.RestoreResponse
+	(*GetSupportRequest)(nil),               // 34: core.v1.GetSupportRequest
+	(*GetSupportResponse)(nil),              // 35: core.v1.GetSupportResponse
+	(*SupportNode)(nil),                     // 36: core.v1.SupportNode
+	(*SupportAccount)(nil),                  // 37: core.v1.SupportAccount
+	(*MediaProvider)(nil),                   // 38: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 39: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 40: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 41: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 42: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 43: core.v1.Error
+	(*AccountRef)(nil),                      // 44: core.v1.AccountRef
+	(*Account)(nil),                         // 45: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 46: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 47: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 48: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 49: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 50: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 51: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 52: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 53: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 54: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 55: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 56: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 57: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 58: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 59: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 60: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 61: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 62: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 63: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 64: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 65: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 66: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 67: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 68: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 69: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 70: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 71: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 72: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 73: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 74: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 75: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 76: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 77: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 78: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 79: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 80: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 81: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 82: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 83: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 84: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 85: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 86: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 87: core.v1.WakeResponse
+	nil,                                     // 88: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 89: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 90: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 91: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 92: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	39,  // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	39,  // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	39,  // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	39,  // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	39,  // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	39,  // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	44,  // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	44,  // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	44,  // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	44,  // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	44,  // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	44,  // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
 	10,  // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	39,  // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	39,  // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	44,  // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	44,  // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
 	14,  // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	39,  // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	39,  // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	39,  // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
-	39,  // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
-	39,  // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
-	39,  // 15: core.v1.BackupRequest.account:type_name -> core.v1.AccountRef
-	31,  // 16: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
-	32,  // 17: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
-	33,  // 18: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	39,  // 19: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	39,  // 20: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	33,  // 21: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	39,  // 22: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,   // 23: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	39,  // 24: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	40,  // 25: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	39,  // 26: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	39,  // 27: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	87,  // 28: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	39,  // 29: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	39,  // 30: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	51,  // 31: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	39,  // 32: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	39,  // 33: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	39,  // 34: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	39,  // 35: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	39,  // 36: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	59,  // 37: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	83,  // 38: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	84,  // 39: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	60,  // 40: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	39,  // 41: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	39,  // 42: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	39,  // 43: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	85,  // 44: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	39,  // 45: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	86,  // 46: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	39,  // 47: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	39,  // 48: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	68,  // 49: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	70,  // 50: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	71,  // 51: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	39,  // 52: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	68,  // 53: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	39,  // 54: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	78,  // 55: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	77,  // 56: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	39,  // 57: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	81,  // 58: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	41,  // 59: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	43,  // 60: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	45,  // 61: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	46,  // 62: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	48,  // 63: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	50,  // 64: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	53,  // 65: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	54,  // 66: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	55,  // 67: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	57,  // 68: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	58,  // 69: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	62,  // 70: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	64,  // 71: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	63,  // 72: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	65,  // 73: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	63,  // 74: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	67,  // 75: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	63,  // 76: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	69,  // 77: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	73,  // 78: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	75,  // 79: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	79,  // 80: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	80,  // 81: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,   // 82: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12,  // 83: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15,  // 84: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17,  // 85: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	19,  // 86: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
-	29,  // 87: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
-	21,  // 88: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
-	23,  // 89: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
-	25,  // 90: core.v1.Core.Backup:input_type -> core.v1.BackupRequest
-	27,  // 91: core.v1.Core.Restore:input_type -> core.v1.RestoreRequest
-	35,  // 92: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	36,  // 93: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	37,  // 94: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,   // 95: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,   // 96: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,   // 97: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,   // 98: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,   // 99: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,   // 100: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	42,  // 101: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	44,  // 102: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	40,  // 103: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	47,  // 104: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	49,  // 105: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	52,  // 106: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	56,  // 107: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	56,  // 108: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	56,  // 109: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	59,  // 110: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	59,  // 111: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	61,  // 112: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	60,  // 113: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	60,  // 114: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	60,  // 115: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	66,  // 116: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	60,  // 117: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	60,  // 118: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	72,  // 119: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	74,  // 120: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	76,  // 121: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	40,  // 122: core.v1.Core.SetShards:output_type -> core.v1.Account
-	82,  // 123: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11,  // 124: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13,  // 125: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16,  // 126: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18,  // 127: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20,  // 128: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
-	30,  // 129: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
-	22,  // 130: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
-	24,  // 131: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
-	26,  // 132: core.v1.Core.Backup:output_type -> core.v1.BackupResponse
-	28,  // 133: core.v1.Core.Restore:output_type -> core.v1.RestoreResponse
-	34,  // 134: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	34,  // 135: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	34,  // 136: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,   // 137: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,   // 138: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,   // 139: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,   // 140: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,   // 141: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,   // 142: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	101, // [101:143] is the sub-list for method output_type
-	59,  // [59:101] is the sub-list for method input_type
-	59,  // [59:59] is the sub-list for extension type_name
-	59,  // [59:59] is the sub-list for extension extendee
-	0,   // [0:59] is the sub-list for field type_name
+	44,  // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	44,  // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	44,  // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	44,  // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
+	44,  // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
+	44,  // 15: core.v1.GetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	44,  // 16: core.v1.SetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	44,  // 17: core.v1.DeleteProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	44,  // 18: core.v1.BackupRequest.account:type_name -> core.v1.AccountRef
+	36,  // 19: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
+	37,  // 20: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
+	38,  // 21: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	44,  // 22: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	44,  // 23: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	38,  // 24: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	44,  // 25: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,   // 26: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	44,  // 27: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	45,  // 28: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	44,  // 29: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	44,  // 30: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	92,  // 31: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	44,  // 32: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	44,  // 33: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	56,  // 34: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	44,  // 35: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	44,  // 36: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	44,  // 37: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	44,  // 38: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	44,  // 39: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	64,  // 40: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	88,  // 41: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	89,  // 42: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	65,  // 43: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	44,  // 44: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	44,  // 45: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	44,  // 46: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	90,  // 47: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	44,  // 48: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	91,  // 49: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	44,  // 50: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	44,  // 51: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	73,  // 52: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	75,  // 53: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	76,  // 54: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	44,  // 55: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	73,  // 56: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	44,  // 57: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	83,  // 58: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	82,  // 59: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	44,  // 60: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	86,  // 61: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	46,  // 62: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	48,  // 63: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	50,  // 64: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	51,  // 65: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	53,  // 66: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	55,  // 67: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	58,  // 68: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	59,  // 69: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	60,  // 70: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	62,  // 71: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	63,  // 72: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	67,  // 73: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	69,  // 74: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	68,  // 75: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	70,  // 76: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	68,  // 77: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	72,  // 78: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	68,  // 79: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	74,  // 80: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	78,  // 81: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	80,  // 82: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	84,  // 83: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	85,  // 84: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,   // 85: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12,  // 86: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15,  // 87: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17,  // 88: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19,  // 89: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	34,  // 90: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
+	21,  // 91: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
+	23,  // 92: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
+	30,  // 93: core.v1.Core.Backup:input_type -> core.v1.BackupRequest
+	25,  // 94: core.v1.Core.GetProfilePhoto:input_type -> core.v1.GetProfilePhotoRequest
+	26,  // 95: core.v1.Core.SetProfilePhoto:input_type -> core.v1.SetProfilePhotoRequest
+	28,  // 96: core.v1.Core.DeleteProfilePhoto:input_type -> core.v1.DeleteProfilePhotoRequest
+	32,  // 97: core.v1.Core.Restore:input_type -> core.v1.RestoreRequest
+	40,  // 98: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	41,  // 99: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	42,  // 100: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,   // 101: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,   // 102: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,   // 103: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,   // 104: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,   // 105: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,   // 106: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	47,  // 107: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	49,  // 108: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	45,  // 109: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	52,  // 110: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	54,  // 111: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	57,  // 112: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	61,  // 113: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	61,  // 114: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	61,  // 115: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	64,  // 116: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	64,  // 117: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	66,  // 118: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	65,  // 119: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	65,  // 120: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	65,  // 121: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	71,  // 122: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	65,  // 123: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	65,  // 124: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	77,  // 125: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	79,  // 126: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	81,  // 127: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	45,  // 128: core.v1.Core.SetShards:output_type -> core.v1.Account
+	87,  // 129: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11,  // 130: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13,  // 131: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16,  // 132: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18,  // 133: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20,  // 134: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	35,  // 135: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
+	22,  // 136: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
+	24,  // 137: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
+	31,  // 138: core.v1.Core.Backup:output_type -> core.v1.BackupResponse
+	27,  // 139: core.v1.Core.GetProfilePhoto:output_type -> core.v1.ProfilePhoto
+	27,  // 140: core.v1.Core.SetProfilePhoto:output_type -> core.v1.ProfilePhoto
+	29,  // 141: core.v1.Core.DeleteProfilePhoto:output_type -> core.v1.DeleteProfilePhotoResponse
+	33,  // 142: core.v1.Core.Restore:output_type -> core.v1.RestoreResponse
+	39,  // 143: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	39,  // 144: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	39,  // 145: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,   // 146: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,   // 147: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,   // 148: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 149: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,   // 150: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 151: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	107, // [107:152] is the sub-list for method output_type
+	62,  // [62:107] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -5752,14 +6020,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[64].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[69].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   86,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -58,6 +58,9 @@ const (
 	Core_SetBlocked_FullMethodName              = "/core.v1.Core/SetBlocked"
 	Core_SetTwoStep_FullMethodName              = "/core.v1.Core/SetTwoStep"
 	Core_Backup_FullMethodName                  = "/core.v1.Core/Backup"
+	Core_GetProfilePhoto_FullMethodName         = "/core.v1.Core/GetProfilePhoto"
+	Core_SetProfilePhoto_FullMethodName         = "/core.v1.Core/SetProfilePhoto"
+	Core_DeleteProfilePhoto_FullMethodName      = "/core.v1.Core/DeleteProfilePhoto"
 	Core_Restore_FullMethodName                 = "/core.v1.Core/Restore"
 	Core_GetMediaProviders_FullMethodName       = "/core.v1.Core/GetMediaProviders"
 	Core_SetMediaProviders_FullMethodName       = "/core.v1.Core/SetMediaProviders"
@@ -151,6 +154,11 @@ type CoreClient interface {
 	// Backup returns the number's encrypted backup (POST /v1/settings/backup);
 	// Restore creates a number from one (POST /v1/settings/restore).
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error)
+	// The profile photo (/v1/settings/profile/photo), published to the
+	// network with the profile.
+	GetProfilePhoto(ctx context.Context, in *GetProfilePhotoRequest, opts ...grpc.CallOption) (*ProfilePhoto, error)
+	SetProfilePhoto(ctx context.Context, in *SetProfilePhotoRequest, opts ...grpc.CallOption) (*ProfilePhoto, error)
+	DeleteProfilePhoto(ctx context.Context, in *DeleteProfilePhotoRequest, opts ...grpc.CallOption) (*DeleteProfilePhotoResponse, error)
 	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
@@ -513,6 +521,36 @@ func (c *coreClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *coreClient) GetProfilePhoto(ctx context.Context, in *GetProfilePhotoRequest, opts ...grpc.CallOption) (*ProfilePhoto, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProfilePhoto)
+	err := c.cc.Invoke(ctx, Core_GetProfilePhoto_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) SetProfilePhoto(ctx context.Context, in *SetProfilePhotoRequest, opts ...grpc.CallOption) (*ProfilePhoto, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProfilePhoto)
+	err := c.cc.Invoke(ctx, Core_SetProfilePhoto_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreClient) DeleteProfilePhoto(ctx context.Context, in *DeleteProfilePhotoRequest, opts ...grpc.CallOption) (*DeleteProfilePhotoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteProfilePhotoResponse)
+	err := c.cc.Invoke(ctx, Core_DeleteProfilePhoto_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RestoreResponse)
@@ -694,6 +732,11 @@ type CoreServer interface {
 	// Backup returns the number's encrypted backup (POST /v1/settings/backup);
 	// Restore creates a number from one (POST /v1/settings/restore).
 	Backup(context.Context, *BackupRequest) (*BackupResponse, error)
+	// The profile photo (/v1/settings/profile/photo), published to the
+	// network with the profile.
+	GetProfilePhoto(context.Context, *GetProfilePhotoRequest) (*ProfilePhoto, error)
+	SetProfilePhoto(context.Context, *SetProfilePhotoRequest) (*ProfilePhoto, error)
+	DeleteProfilePhoto(context.Context, *DeleteProfilePhotoRequest) (*DeleteProfilePhotoResponse, error)
 	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
 	// Media providers: credentials added when coreapp fetches a link
 	// (/v1/settings/application/media/providers).
@@ -819,6 +862,15 @@ func (UnimplementedCoreServer) SetTwoStep(context.Context, *SetTwoStepRequest) (
 }
 func (UnimplementedCoreServer) Backup(context.Context, *BackupRequest) (*BackupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedCoreServer) GetProfilePhoto(context.Context, *GetProfilePhotoRequest) (*ProfilePhoto, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProfilePhoto not implemented")
+}
+func (UnimplementedCoreServer) SetProfilePhoto(context.Context, *SetProfilePhotoRequest) (*ProfilePhoto, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetProfilePhoto not implemented")
+}
+func (UnimplementedCoreServer) DeleteProfilePhoto(context.Context, *DeleteProfilePhotoRequest) (*DeleteProfilePhotoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteProfilePhoto not implemented")
 }
 func (UnimplementedCoreServer) Restore(context.Context, *RestoreRequest) (*RestoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
@@ -1429,6 +1481,60 @@ func _Core_Backup_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_GetProfilePhoto_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProfilePhotoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).GetProfilePhoto(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_GetProfilePhoto_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).GetProfilePhoto(ctx, req.(*GetProfilePhotoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_SetProfilePhoto_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetProfilePhotoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).SetProfilePhoto(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_SetProfilePhoto_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).SetProfilePhoto(ctx, req.(*SetProfilePhotoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Core_DeleteProfilePhoto_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteProfilePhotoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).DeleteProfilePhoto(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_DeleteProfilePhoto_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).DeleteProfilePhoto(ctx, req.(*DeleteProfilePhotoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_Restore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RestoreRequest)
 	if err := dec(in); err != nil {
@@ -1735,6 +1841,18 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Backup",
 			Handler:    _Core_Backup_Handler,
+		},
+		{
+			MethodName: "GetProfilePhoto",
+			Handler:    _Core_GetProfilePhoto_Handler,
+		},
+		{
+			MethodName: "SetProfilePhoto",
+			Handler:    _Core_SetProfilePhoto_Handler,
+		},
+		{
+			MethodName: "DeleteProfilePhoto",
+			Handler:    _Core_DeleteProfilePhoto_Handler,
 		},
 		{
 			MethodName: "Restore",
