@@ -546,6 +546,21 @@ type Auth struct {
 	Header map[string]string
 }
 
+// set puts the credentials on req.
+func (a Auth) set(req *http.Request) {
+	switch {
+	case a.Bearer != "":
+		req.Header.Set("Authorization", "Bearer "+a.Bearer)
+	case a.APIKey != "":
+		req.Header.Set("D360-API-KEY", a.APIKey)
+	case a.Basic[0] != "":
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.Basic[0]+":"+a.Basic[1])))
+	}
+	for k, v := range a.Header {
+		req.Header.Set(k, v)
+	}
+}
+
 // Do sends an API request with a JSON body (nil for none; []byte is sent as
 // is) to the first webapp and fails the test if no answer comes.
 func (s *Stack) Do(method, path string, auth Auth, body any) Response {
@@ -613,17 +628,7 @@ func request(ctx context.Context, c *http.Client, base, method, path string, aut
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	switch {
-	case auth.Bearer != "":
-		req.Header.Set("Authorization", "Bearer "+auth.Bearer)
-	case auth.APIKey != "":
-		req.Header.Set("D360-API-KEY", auth.APIKey)
-	case auth.Basic[0] != "":
-		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(auth.Basic[0]+":"+auth.Basic[1])))
-	}
-	for k, v := range auth.Header {
-		req.Header.Set(k, v)
-	}
+	auth.set(req)
 	resp, err := c.Do(req)
 	if err != nil {
 		return Response{}, err
@@ -761,12 +766,7 @@ func rawRequest(t testing.TB, c *http.Client, base, method, path string, auth Au
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if auth.Bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+auth.Bearer)
-	}
-	if auth.APIKey != "" {
-		req.Header.Set("D360-API-KEY", auth.APIKey)
-	}
+	auth.set(req)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
