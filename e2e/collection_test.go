@@ -18,9 +18,9 @@ import (
 type collection struct {
 	Requests []struct {
 		Name, Method, Path, Auth, Raw, Pending string
-		ContentType                             string            `json:"content_type"`
-		Body                                    json.RawMessage   `json:"body"`
-		Capture                                 map[string]string `json:"capture"`
+		ContentType                            string            `json:"content_type"`
+		Body                                   json.RawMessage   `json:"body"`
+		Capture                                map[string]string `json:"capture"`
 	} `json:"requests"`
 }
 
