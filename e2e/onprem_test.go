@@ -293,3 +293,68 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("restored about = %s", r.Raw)
 	}
 }
+
+// TestStats: /v1/stats/app and /v1/stats/db count what the number did, in
+// on-prem's JSON and in the Prometheus text format, with a bearer token or
+// the monitoring key; a tenant's API key sees its own rows and no table
+// sizes.
+func TestStats(t *testing.T) {
+	s, tok, hook := encStack(t, stack.Options{})
+	phone := s.NewPhone("15551230010", "Quinn")
+	in := phone.OpenWindow(bizWaID)
+	hook.Wait(30*time.Second, "the inbound message", func(ps []stack.Payload) bool { return hasInbound(ps, in) })
+	id := sendOne(t, s, tok, phone.Number(), "counted")
+	awaitMessage(t, phone, id)
+	hook.Wait(30*time.Second, "delivered", func(ps []stack.Payload) bool { return statusOf(ps, id, "delivered") != nil })
+
+	value := func(r stack.Response, kind, name string, labels map[string]string) (float64, bool) {
+		m, _ := dig(r.Body, "stats", kind, name).(map[string]any)
+		data, _ := m["data"].([]any)
+		for _, d := range data {
+			p := d.(map[string]any)
+			ls, _ := p["labels"].(map[string]any)
+			ok := true
+			for k, v := range labels {
+				ok = ok && ls[k] == v
+			}
+			if ok {
+				return p["value"].(float64), true
+			}
+		}
+		return 0, false
+	}
+	monitor := stack.Auth{Header: map[string]string{"Authorization": "Apikey monitoring-key-0123456789"}}
+	r := s.Do("GET", "/v1/stats/app", monitor, nil)
+	if r.Status != 200 {
+		t.Fatalf("GET /v1/stats/app = %d %s", r.Status, r.Raw)
+	}
+	if v, ok := value(r, "app", "messages", map[string]string{"status": "delivered", "node": "core1"}); !ok || v < 1 {
+		t.Errorf("delivered messages = %v (%v) in %s", v, ok, r.Raw)
+	}
+	if v, ok := value(r, "app", "inbound_messages", nil); !ok || v < 1 {
+		t.Errorf("inbound messages = %v (%v)", v, ok)
+	}
+	if v, ok := value(r, "app", "callback_requests", map[string]string{"result": "success"}); !ok || v < 1 {
+		t.Errorf("successful webhook POSTs = %v (%v)", v, ok)
+	}
+	if _, ok := value(r, "app", "callback_queue_size", nil); !ok {
+		t.Errorf("no callback_queue_size in %s", r.Raw)
+	}
+	code, hdr, body := s.Raw("GET", "/v1/stats/app?format=prometheus", bearer(tok), "", nil)
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") || !strings.Contains(string(body), `messages{node="core1",status="delivered"} `) {
+		t.Errorf("prometheus stats = %d %s\n%s", code, hdr.Get("Content-Type"), body)
+	}
+	r = s.Do("GET", "/v1/stats/db/internal", bearer(tok), nil)
+	if v, ok := value(r, "db", "db_rows", map[string]string{"table": "outbound_messages"}); r.Status != 200 || !ok || v < 1 {
+		t.Errorf("db stats = %d %s", r.Status, r.Raw)
+	}
+	if _, ok := value(r, "db", "db_size_bytes", nil); !ok {
+		t.Errorf("the admin gets no table sizes: %s", r.Raw)
+	}
+	kr := s.Do("POST", "/v1/account/api_keys", bearer(tok), nil)
+	key := kr.Body["api_keys"].([]any)[0].(map[string]any)["key"].(string)
+	r = s.Do("GET", "/v1/stats/db", stack.Auth{APIKey: key}, nil)
+	if _, ok := value(r, "db", "db_size_bytes", nil); r.Status != 200 || ok {
+		t.Errorf("a tenant's db stats = %d %s; want its rows without the deployment's sizes", r.Status, r.Raw)
+	}
+}

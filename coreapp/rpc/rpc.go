@@ -37,6 +37,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/slot"
+	"github.com/openwaba/openwaba/coreapp/stats"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/keystore"
@@ -62,6 +63,7 @@ type Server struct {
 	profiles  *coreprofile.Store   // WithProfiles
 	messageGC *messagegc.Collector // WithMessageGC
 	backups   *backup.Store        // WithBackups
+	stats     *stats.Source        // WithStats
 	db        *sql.DB              // WithSupport
 	started   time.Time            // WithSupport
 }

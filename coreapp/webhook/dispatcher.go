@@ -103,6 +103,9 @@ type Dispatcher struct {
 	backoffs    map[endpointKey]backoff
 	nextDue     time.Time // earliest retry this node scheduled
 
+	// postsOK and postsFailed count this node's POSTs by result (Posts).
+	postsOK, postsFailed atomic.Int64
+
 	caPool atomic.Pointer[x509.CertPool] // the webhook CA bundle (ca.go)
 	caPEM  []byte                        // caLoop's
 }
@@ -842,10 +845,19 @@ type result struct {
 	keep bool
 }
 
+// Posts is how many webhook POSTs this node made since it started, by
+// result (/v1/stats/app).
+func (d *Dispatcher) Posts() (success, failure int64) { return d.postsOK.Load(), d.postsFailed.Load() }
+
 // record writes a batch's outcome.
 func (d *Dispatcher) record(b batch, a *attemptLog, state int, next, pin int64) {
 	r := result{ids: b.ids(), attempt: a, state: state, next: next, pin: pin, counted: a != nil}
 	if a != nil {
+		if state == StateDelivered {
+			d.postsOK.Add(1)
+		} else {
+			d.postsFailed.Add(1)
+		}
 		r.ns = make([]int, len(b.deliveries))
 		for i, dl := range b.deliveries {
 			r.ns[i] = dl.attempts + 1

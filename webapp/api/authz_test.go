@@ -89,6 +89,10 @@ var authzMatrix = map[string]string{
 
 	"GET /v1/health":                      "UUPPPPUP",
 	"GET /v1/support":                     "UUFPFFUU",
+	"GET /v1/stats/app":                   "UUPPPPUP",
+	"GET /v1/stats/app/internal":          "UUPPPPUP",
+	"GET /v1/stats/db":                    "UUPPPPUP",
+	"GET /v1/stats/db/internal":           "UUPPPPUP",
 	"POST /v1/settings/backup":            "UUFPFFUU",
 	"POST /v1/settings/restore":           "UUFPFFUU",
 	"POST /v1/certificates/external":      "UUFPFFUU",

@@ -230,6 +230,10 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodDelete, "/v1/settings/application/media/providers/:name", adminOrKey, s.deleteMediaProvider},
 
 		{http.MethodGet, "/v1/health", monitoring, s.health},
+		{http.MethodGet, "/v1/stats/app", monitoring, s.statsApp},
+		{http.MethodGet, "/v1/stats/app/internal", monitoring, s.statsApp},
+		{http.MethodGet, "/v1/stats/db", monitoring, s.statsDB},
+		{http.MethodGet, "/v1/stats/db/internal", monitoring, s.statsDB},
 		{http.MethodGet, "/v1/support", adminOnly, s.support},
 		{http.MethodPost, "/v1/settings/backup", adminOnly, s.backup},
 		{http.MethodPost, "/v1/certificates/external", adminOnly, s.setExternalCert},

@@ -41,6 +41,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/slot"
+	"github.com/openwaba/openwaba/coreapp/stats"
 	"github.com/openwaba/openwaba/coreapp/templates"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
@@ -186,9 +187,11 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
+	started := time.Now()
 	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
 	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
-		WithWebhooks(dispatcher, ks).WithProfiles(profiles).WithMessageGC(messageGC).WithSupport(d, time.Now()).WithBackups(backup.New(d, ks)))
+		WithWebhooks(dispatcher, ks).WithProfiles(profiles).WithMessageGC(messageGC).WithSupport(d, started).WithBackups(backup.New(d, ks)).
+		WithStats(stats.Source{DB: d, Node: cfg.NodeID, Started: started, Posts: dispatcher.Posts}))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.

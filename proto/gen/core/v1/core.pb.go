@@ -1893,6 +1893,225 @@ func (*GetSupportRequest) Descriptor() ([]byte, []int) {
 	return file_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
+type GetStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Db            bool                   `protobuf:"varint,2,opt,name=db,proto3" json:"db,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_core_v1_core_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetStatsRequest) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *GetStatsRequest) GetDb() bool {
+	if x != nil {
+		return x.Db
+	}
+	return false
+}
+
+// Stats are on-prem's metric objects: {"type","help","data":[{"labels",
+// "value"}]} by name.
+type Stats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metrics       []*Metric              `protobuf:"bytes,1,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stats) Reset() {
+	*x = Stats{}
+	mi := &file_core_v1_core_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stats) ProtoMessage() {}
+
+func (x *Stats) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stats.ProtoReflect.Descriptor instead.
+func (*Stats) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Stats) GetMetrics() []*Metric {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+type Metric struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "gauge" or "counter".
+	Type          string         `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Help          string         `protobuf:"bytes,3,opt,name=help,proto3" json:"help,omitempty"`
+	Data          []*MetricPoint `protobuf:"bytes,4,rep,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Metric) Reset() {
+	*x = Metric{}
+	mi := &file_core_v1_core_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Metric) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Metric) ProtoMessage() {}
+
+func (x *Metric) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Metric.ProtoReflect.Descriptor instead.
+func (*Metric) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Metric) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Metric) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Metric) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *Metric) GetData() []*MetricPoint {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type MetricPoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricPoint) Reset() {
+	*x = MetricPoint{}
+	mi := &file_core_v1_core_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricPoint) ProtoMessage() {}
+
+func (x *MetricPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_core_v1_core_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricPoint.ProtoReflect.Descriptor instead.
+func (*MetricPoint) Descriptor() ([]byte, []int) {
+	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *MetricPoint) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *MetricPoint) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 type GetSupportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node that answered.
@@ -1915,7 +2134,7 @@ type GetSupportResponse struct {
 
 func (x *GetSupportResponse) Reset() {
 	*x = GetSupportResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2146,7 @@ func (x *GetSupportResponse) String() string {
 func (*GetSupportResponse) ProtoMessage() {}
 
 func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[34]
+	mi := &file_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2159,7 @@ func (x *GetSupportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSupportResponse.ProtoReflect.Descriptor instead.
 func (*GetSupportResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetSupportResponse) GetNode() string {
@@ -2021,7 +2240,7 @@ type SupportNode struct {
 
 func (x *SupportNode) Reset() {
 	*x = SupportNode{}
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2252,7 @@ func (x *SupportNode) String() string {
 func (*SupportNode) ProtoMessage() {}
 
 func (x *SupportNode) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[35]
+	mi := &file_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2265,7 @@ func (x *SupportNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportNode.ProtoReflect.Descriptor instead.
 func (*SupportNode) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SupportNode) GetId() string {
@@ -2109,7 +2328,7 @@ type SupportAccount struct {
 
 func (x *SupportAccount) Reset() {
 	*x = SupportAccount{}
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2340,7 @@ func (x *SupportAccount) String() string {
 func (*SupportAccount) ProtoMessage() {}
 
 func (x *SupportAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[36]
+	mi := &file_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2353,7 @@ func (x *SupportAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupportAccount.ProtoReflect.Descriptor instead.
 func (*SupportAccount) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SupportAccount) GetWaId() string {
@@ -2178,7 +2397,7 @@ type MediaProvider struct {
 
 func (x *MediaProvider) Reset() {
 	*x = MediaProvider{}
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2409,7 @@ func (x *MediaProvider) String() string {
 func (*MediaProvider) ProtoMessage() {}
 
 func (x *MediaProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[37]
+	mi := &file_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2422,7 @@ func (x *MediaProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProvider.ProtoReflect.Descriptor instead.
 func (*MediaProvider) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MediaProvider) GetName() string {
@@ -2257,7 +2476,7 @@ type MediaProviders struct {
 
 func (x *MediaProviders) Reset() {
 	*x = MediaProviders{}
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2488,7 @@ func (x *MediaProviders) String() string {
 func (*MediaProviders) ProtoMessage() {}
 
 func (x *MediaProviders) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[38]
+	mi := &file_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2501,7 @@ func (x *MediaProviders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaProviders.ProtoReflect.Descriptor instead.
 func (*MediaProviders) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MediaProviders) GetProviders() []*MediaProvider {
@@ -2301,7 +2520,7 @@ type GetMediaProvidersRequest struct {
 
 func (x *GetMediaProvidersRequest) Reset() {
 	*x = GetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2532,7 @@ func (x *GetMediaProvidersRequest) String() string {
 func (*GetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[39]
+	mi := &file_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2545,7 @@ func (x *GetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*GetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -2347,7 +2566,7 @@ type SetMediaProvidersRequest struct {
 
 func (x *SetMediaProvidersRequest) Reset() {
 	*x = SetMediaProvidersRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2578,7 @@ func (x *SetMediaProvidersRequest) String() string {
 func (*SetMediaProvidersRequest) ProtoMessage() {}
 
 func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[40]
+	mi := &file_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2591,7 @@ func (x *SetMediaProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMediaProvidersRequest.ProtoReflect.Descriptor instead.
 func (*SetMediaProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetMediaProvidersRequest) GetAccount() *AccountRef {
@@ -2399,7 +2618,7 @@ type DeleteMediaProviderRequest struct {
 
 func (x *DeleteMediaProviderRequest) Reset() {
 	*x = DeleteMediaProviderRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2630,7 @@ func (x *DeleteMediaProviderRequest) String() string {
 func (*DeleteMediaProviderRequest) ProtoMessage() {}
 
 func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[41]
+	mi := &file_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2643,7 @@ func (x *DeleteMediaProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMediaProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMediaProviderRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteMediaProviderRequest) GetAccount() *AccountRef {
@@ -2456,7 +2675,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2687,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[42]
+	mi := &file_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2700,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Error) GetCode() int32 {
@@ -2532,7 +2751,7 @@ type AccountRef struct {
 
 func (x *AccountRef) Reset() {
 	*x = AccountRef{}
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2763,7 @@ func (x *AccountRef) String() string {
 func (*AccountRef) ProtoMessage() {}
 
 func (x *AccountRef) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[43]
+	mi := &file_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2776,7 @@ func (x *AccountRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRef.ProtoReflect.Descriptor instead.
 func (*AccountRef) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AccountRef) GetWaId() string {
@@ -2600,7 +2819,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2831,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[44]
+	mi := &file_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2844,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Account) GetWaId() string {
@@ -2698,7 +2917,7 @@ type RegisterAccountRequest struct {
 
 func (x *RegisterAccountRequest) Reset() {
 	*x = RegisterAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2929,7 @@ func (x *RegisterAccountRequest) String() string {
 func (*RegisterAccountRequest) ProtoMessage() {}
 
 func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[45]
+	mi := &file_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2942,7 @@ func (x *RegisterAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RegisterAccountRequest) GetCc() string {
@@ -2773,7 +2992,7 @@ type RegisterAccountResponse struct {
 
 func (x *RegisterAccountResponse) Reset() {
 	*x = RegisterAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +3004,7 @@ func (x *RegisterAccountResponse) String() string {
 func (*RegisterAccountResponse) ProtoMessage() {}
 
 func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[46]
+	mi := &file_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +3017,7 @@ func (x *RegisterAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAccountResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RegisterAccountResponse) GetAlreadyRegistered() bool {
@@ -2826,7 +3045,7 @@ type VerifyAccountRequest struct {
 
 func (x *VerifyAccountRequest) Reset() {
 	*x = VerifyAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +3057,7 @@ func (x *VerifyAccountRequest) String() string {
 func (*VerifyAccountRequest) ProtoMessage() {}
 
 func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[47]
+	mi := &file_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +3070,7 @@ func (x *VerifyAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *VerifyAccountRequest) GetAccount() *AccountRef {
@@ -2877,7 +3096,7 @@ type VerifyAccountResponse struct {
 
 func (x *VerifyAccountResponse) Reset() {
 	*x = VerifyAccountResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3108,7 @@ func (x *VerifyAccountResponse) String() string {
 func (*VerifyAccountResponse) ProtoMessage() {}
 
 func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[48]
+	mi := &file_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3121,7 @@ func (x *VerifyAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAccountResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAccountResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *VerifyAccountResponse) GetAccount() *Account {
@@ -2921,7 +3140,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3152,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[49]
+	mi := &file_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3165,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetAccountRequest) GetAccount() *AccountRef {
@@ -2977,7 +3196,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3208,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[50]
+	mi := &file_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3221,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SendMessageRequest) GetAccount() *AccountRef {
@@ -3063,7 +3282,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3294,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[51]
+	mi := &file_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3307,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SendMessageResponse) GetId() string {
@@ -3108,7 +3327,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3339,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[52]
+	mi := &file_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3352,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MarkReadRequest) GetAccount() *AccountRef {
@@ -3158,7 +3377,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3389,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[53]
+	mi := &file_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3402,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 type CheckContactsRequest struct {
@@ -3199,7 +3418,7 @@ type CheckContactsRequest struct {
 
 func (x *CheckContactsRequest) Reset() {
 	*x = CheckContactsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3430,7 @@ func (x *CheckContactsRequest) String() string {
 func (*CheckContactsRequest) ProtoMessage() {}
 
 func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[54]
+	mi := &file_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3443,7 @@ func (x *CheckContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsRequest.ProtoReflect.Descriptor instead.
 func (*CheckContactsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CheckContactsRequest) GetAccount() *AccountRef {
@@ -3267,7 +3486,7 @@ type ContactResult struct {
 
 func (x *ContactResult) Reset() {
 	*x = ContactResult{}
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3498,7 @@ func (x *ContactResult) String() string {
 func (*ContactResult) ProtoMessage() {}
 
 func (x *ContactResult) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[55]
+	mi := &file_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3511,7 @@ func (x *ContactResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactResult.ProtoReflect.Descriptor instead.
 func (*ContactResult) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ContactResult) GetInput() string {
@@ -3325,7 +3544,7 @@ type CheckContactsResponse struct {
 
 func (x *CheckContactsResponse) Reset() {
 	*x = CheckContactsResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3556,7 @@ func (x *CheckContactsResponse) String() string {
 func (*CheckContactsResponse) ProtoMessage() {}
 
 func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[56]
+	mi := &file_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3569,7 @@ func (x *CheckContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckContactsResponse.ProtoReflect.Descriptor instead.
 func (*CheckContactsResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CheckContactsResponse) GetContacts() []*ContactResult {
@@ -3369,7 +3588,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3600,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[57]
+	mi := &file_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3613,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetSettingsRequest) GetAccount() *AccountRef {
@@ -3416,7 +3635,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3428,7 +3647,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[58]
+	mi := &file_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3441,7 +3660,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateSettingsRequest) GetAccount() *AccountRef {
@@ -3467,7 +3686,7 @@ type ResetSettingsRequest struct {
 
 func (x *ResetSettingsRequest) Reset() {
 	*x = ResetSettingsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3698,7 @@ func (x *ResetSettingsRequest) String() string {
 func (*ResetSettingsRequest) ProtoMessage() {}
 
 func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[59]
+	mi := &file_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3711,7 @@ func (x *ResetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResetSettingsRequest) GetAccount() *AccountRef {
@@ -3512,7 +3731,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3524,7 +3743,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[60]
+	mi := &file_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3537,7 +3756,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Settings) GetJson() []byte {
@@ -3556,7 +3775,7 @@ type GetWebhookConfigRequest struct {
 
 func (x *GetWebhookConfigRequest) Reset() {
 	*x = GetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3568,7 +3787,7 @@ func (x *GetWebhookConfigRequest) String() string {
 func (*GetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[61]
+	mi := &file_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3581,7 +3800,7 @@ func (x *GetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3601,7 +3820,7 @@ type SetWebhookConfigRequest struct {
 
 func (x *SetWebhookConfigRequest) Reset() {
 	*x = SetWebhookConfigRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3832,7 @@ func (x *SetWebhookConfigRequest) String() string {
 func (*SetWebhookConfigRequest) ProtoMessage() {}
 
 func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[62]
+	mi := &file_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3845,7 @@ func (x *SetWebhookConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWebhookConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetWebhookConfigRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetWebhookConfigRequest) GetAccount() *AccountRef {
@@ -3660,7 +3879,7 @@ type WebhookConfig struct {
 
 func (x *WebhookConfig) Reset() {
 	*x = WebhookConfig{}
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3891,7 @@ func (x *WebhookConfig) String() string {
 func (*WebhookConfig) ProtoMessage() {}
 
 func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[63]
+	mi := &file_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3904,7 @@ func (x *WebhookConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookConfig.ProtoReflect.Descriptor instead.
 func (*WebhookConfig) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WebhookConfig) GetUrl() string {
@@ -3748,7 +3967,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3979,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[64]
+	mi := &file_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3992,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WebhookEndpoint) GetId() int64 {
@@ -3855,7 +4074,7 @@ type WebhookEndpoints struct {
 
 func (x *WebhookEndpoints) Reset() {
 	*x = WebhookEndpoints{}
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +4086,7 @@ func (x *WebhookEndpoints) String() string {
 func (*WebhookEndpoints) ProtoMessage() {}
 
 func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[65]
+	mi := &file_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +4099,7 @@ func (x *WebhookEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoints.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoints) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WebhookEndpoints) GetEndpoints() []*WebhookEndpoint {
@@ -3899,7 +4118,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4130,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[66]
+	mi := &file_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4143,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListWebhookEndpointsRequest) GetAccount() *AccountRef {
@@ -3944,7 +4163,7 @@ type WebhookEndpointRequest struct {
 
 func (x *WebhookEndpointRequest) Reset() {
 	*x = WebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4175,7 @@ func (x *WebhookEndpointRequest) String() string {
 func (*WebhookEndpointRequest) ProtoMessage() {}
 
 func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[67]
+	mi := &file_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4188,7 @@ func (x *WebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *WebhookEndpointRequest) GetAccount() *AccountRef {
@@ -4004,7 +4223,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4235,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[68]
+	mi := &file_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4248,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CreateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -4098,7 +4317,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4110,7 +4329,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[69]
+	mi := &file_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4123,7 +4342,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetAccount() *AccountRef {
@@ -4190,7 +4409,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4202,7 +4421,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[70]
+	mi := &file_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4215,7 +4434,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 // RotateWebhookSecretRequest: secret "" makes a fresh one; grace_seconds is
@@ -4232,7 +4451,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4463,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[71]
+	mi := &file_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4476,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RotateWebhookSecretRequest) GetAccount() *AccountRef {
@@ -4306,7 +4525,7 @@ type WebhookDeliveryFilter struct {
 
 func (x *WebhookDeliveryFilter) Reset() {
 	*x = WebhookDeliveryFilter{}
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4318,7 +4537,7 @@ func (x *WebhookDeliveryFilter) String() string {
 func (*WebhookDeliveryFilter) ProtoMessage() {}
 
 func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[72]
+	mi := &file_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4331,7 +4550,7 @@ func (x *WebhookDeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveryFilter.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *WebhookDeliveryFilter) GetStates() []string {
@@ -4396,7 +4615,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4408,7 +4627,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[73]
+	mi := &file_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4421,7 +4640,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4468,7 +4687,7 @@ type WebhookAttempt struct {
 
 func (x *WebhookAttempt) Reset() {
 	*x = WebhookAttempt{}
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4480,7 +4699,7 @@ func (x *WebhookAttempt) String() string {
 func (*WebhookAttempt) ProtoMessage() {}
 
 func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[74]
+	mi := &file_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4493,7 +4712,7 @@ func (x *WebhookAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookAttempt.ProtoReflect.Descriptor instead.
 func (*WebhookAttempt) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *WebhookAttempt) GetN() int32 {
@@ -4566,7 +4785,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4797,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[75]
+	mi := &file_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4810,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WebhookDelivery) GetId() int64 {
@@ -4696,7 +4915,7 @@ type WebhookDeliveries struct {
 
 func (x *WebhookDeliveries) Reset() {
 	*x = WebhookDeliveries{}
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4708,7 +4927,7 @@ func (x *WebhookDeliveries) String() string {
 func (*WebhookDeliveries) ProtoMessage() {}
 
 func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[76]
+	mi := &file_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4721,7 +4940,7 @@ func (x *WebhookDeliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeliveries.ProtoReflect.Descriptor instead.
 func (*WebhookDeliveries) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WebhookDeliveries) GetDeliveries() []*WebhookDelivery {
@@ -4751,7 +4970,7 @@ type ReplayWebhookDeliveriesRequest struct {
 
 func (x *ReplayWebhookDeliveriesRequest) Reset() {
 	*x = ReplayWebhookDeliveriesRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4763,7 +4982,7 @@ func (x *ReplayWebhookDeliveriesRequest) String() string {
 func (*ReplayWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[77]
+	mi := &file_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4776,7 +4995,7 @@ func (x *ReplayWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{77}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReplayWebhookDeliveriesRequest) GetAccount() *AccountRef {
@@ -4809,7 +5028,7 @@ type ReplayWebhookDeliveriesResponse struct {
 
 func (x *ReplayWebhookDeliveriesResponse) Reset() {
 	*x = ReplayWebhookDeliveriesResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[78]
+	mi := &file_core_v1_core_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4821,7 +5040,7 @@ func (x *ReplayWebhookDeliveriesResponse) String() string {
 func (*ReplayWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[78]
+	mi := &file_core_v1_core_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4834,7 +5053,7 @@ func (x *ReplayWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ReplayWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{78}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ReplayWebhookDeliveriesResponse) GetReplayed() int64 {
@@ -4853,7 +5072,7 @@ type GetHealthRequest struct {
 
 func (x *GetHealthRequest) Reset() {
 	*x = GetHealthRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[79]
+	mi := &file_core_v1_core_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4865,7 +5084,7 @@ func (x *GetHealthRequest) String() string {
 func (*GetHealthRequest) ProtoMessage() {}
 
 func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[79]
+	mi := &file_core_v1_core_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4878,7 +5097,7 @@ func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{79}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *GetHealthRequest) GetAccount() *AccountRef {
@@ -4904,7 +5123,7 @@ type GetHealthResponse struct {
 
 func (x *GetHealthResponse) Reset() {
 	*x = GetHealthResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[80]
+	mi := &file_core_v1_core_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4916,7 +5135,7 @@ func (x *GetHealthResponse) String() string {
 func (*GetHealthResponse) ProtoMessage() {}
 
 func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[80]
+	mi := &file_core_v1_core_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4929,7 +5148,7 @@ func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{80}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *GetHealthResponse) GetGatewayStatus() string {
@@ -4963,7 +5182,7 @@ type WebhookCounts struct {
 
 func (x *WebhookCounts) Reset() {
 	*x = WebhookCounts{}
-	mi := &file_core_v1_core_proto_msgTypes[81]
+	mi := &file_core_v1_core_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4975,7 +5194,7 @@ func (x *WebhookCounts) String() string {
 func (*WebhookCounts) ProtoMessage() {}
 
 func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[81]
+	mi := &file_core_v1_core_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4988,7 +5207,7 @@ func (x *WebhookCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookCounts.ProtoReflect.Descriptor instead.
 func (*WebhookCounts) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{81}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *WebhookCounts) GetFailing() int64 {
@@ -5021,7 +5240,7 @@ type NodeHealth struct {
 
 func (x *NodeHealth) Reset() {
 	*x = NodeHealth{}
-	mi := &file_core_v1_core_proto_msgTypes[82]
+	mi := &file_core_v1_core_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5033,7 +5252,7 @@ func (x *NodeHealth) String() string {
 func (*NodeHealth) ProtoMessage() {}
 
 func (x *NodeHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[82]
+	mi := &file_core_v1_core_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5046,7 +5265,7 @@ func (x *NodeHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHealth.ProtoReflect.Descriptor instead.
 func (*NodeHealth) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{82}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *NodeHealth) GetNode() string {
@@ -5088,7 +5307,7 @@ type SetShardsRequest struct {
 
 func (x *SetShardsRequest) Reset() {
 	*x = SetShardsRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[83]
+	mi := &file_core_v1_core_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5100,7 +5319,7 @@ func (x *SetShardsRequest) String() string {
 func (*SetShardsRequest) ProtoMessage() {}
 
 func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[83]
+	mi := &file_core_v1_core_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5113,7 +5332,7 @@ func (x *SetShardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetShardsRequest.ProtoReflect.Descriptor instead.
 func (*SetShardsRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{83}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SetShardsRequest) GetAccount() *AccountRef {
@@ -5160,7 +5379,7 @@ type WakeRequest struct {
 
 func (x *WakeRequest) Reset() {
 	*x = WakeRequest{}
-	mi := &file_core_v1_core_proto_msgTypes[84]
+	mi := &file_core_v1_core_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5172,7 +5391,7 @@ func (x *WakeRequest) String() string {
 func (*WakeRequest) ProtoMessage() {}
 
 func (x *WakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[84]
+	mi := &file_core_v1_core_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5185,7 +5404,7 @@ func (x *WakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeRequest.ProtoReflect.Descriptor instead.
 func (*WakeRequest) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{84}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *WakeRequest) GetSlots() []*WakeSlot {
@@ -5208,7 +5427,7 @@ type WakeSlot struct {
 
 func (x *WakeSlot) Reset() {
 	*x = WakeSlot{}
-	mi := &file_core_v1_core_proto_msgTypes[85]
+	mi := &file_core_v1_core_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5220,7 +5439,7 @@ func (x *WakeSlot) String() string {
 func (*WakeSlot) ProtoMessage() {}
 
 func (x *WakeSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[85]
+	mi := &file_core_v1_core_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5233,7 +5452,7 @@ func (x *WakeSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeSlot.ProtoReflect.Descriptor instead.
 func (*WakeSlot) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{85}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *WakeSlot) GetAccountId() int64 {
@@ -5272,7 +5491,7 @@ type WakeResponse struct {
 
 func (x *WakeResponse) Reset() {
 	*x = WakeResponse{}
-	mi := &file_core_v1_core_proto_msgTypes[86]
+	mi := &file_core_v1_core_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5284,7 +5503,7 @@ func (x *WakeResponse) String() string {
 func (*WakeResponse) ProtoMessage() {}
 
 func (x *WakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_core_proto_msgTypes[86]
+	mi := &file_core_v1_core_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5297,7 +5516,7 @@ func (x *WakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeResponse.ProtoReflect.Descriptor instead.
 func (*WakeResponse) Descriptor() ([]byte, []int) {
-	return file_core_v1_core_proto_rawDescGZIP(), []int{86}
+	return file_core_v1_core_proto_rawDescGZIP(), []int{90}
 }
 
 var File_core_v1_core_proto protoreflect.FileDescriptor
@@ -5404,7 +5623,23 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\tR\x04data\"&\n" +
 	"\x0fRestoreResponse\x12\x13\n" +
 	"\x05wa_id\x18\x01 \x01(\tR\x04waId\"\x13\n" +
-	"\x11GetSupportRequest\"\xca\x02\n" +
+	"\x11GetSupportRequest\"P\n" +
+	"\x0fGetStatsRequest\x12-\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
+	"\x02db\x18\x02 \x01(\bR\x02db\"2\n" +
+	"\x05Stats\x12)\n" +
+	"\ametrics\x18\x01 \x03(\v2\x0f.core.v1.MetricR\ametrics\"n\n" +
+	"\x06Metric\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04help\x18\x03 \x01(\tR\x04help\x12(\n" +
+	"\x04data\x18\x04 \x03(\v2\x14.core.v1.MetricPointR\x04data\"\x98\x01\n" +
+	"\vMetricPoint\x128\n" +
+	"\x06labels\x18\x01 \x03(\v2 .core.v1.MetricPoint.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
 	"\x12GetSupportResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
@@ -5685,7 +5920,7 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCALLER_ADMIN\x10\x01\x12\x0f\n" +
 	"\vCALLER_USER\x10\x02\x12\x12\n" +
 	"\x0eCALLER_API_KEY\x10\x03\x12\x12\n" +
-	"\x0eCALLER_MONITOR\x10\x042\xa8\x1b\n" +
+	"\x0eCALLER_MONITOR\x10\x042\xde\x1b\n" +
 	"\x04Core\x12T\n" +
 	"\x0fRegisterAccount\x12\x1f.core.v1.RegisterAccountRequest\x1a .core.v1.RegisterAccountResponse\x12N\n" +
 	"\rVerifyAccount\x12\x1d.core.v1.VerifyAccountRequest\x1a\x1e.core.v1.VerifyAccountResponse\x12:\n" +
@@ -5717,7 +5952,8 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\fCollectMedia\x12\x1c.core.v1.CollectMediaRequest\x1a\x1d.core.v1.CollectMediaResponse\x12T\n" +
 	"\x0fCollectMessages\x12\x1f.core.v1.CollectMessagesRequest\x1a .core.v1.CollectMessagesResponse\x12E\n" +
 	"\n" +
-	"GetSupport\x12\x1a.core.v1.GetSupportRequest\x1a\x1b.core.v1.GetSupportResponse\x12E\n" +
+	"GetSupport\x12\x1a.core.v1.GetSupportRequest\x1a\x1b.core.v1.GetSupportResponse\x124\n" +
+	"\bGetStats\x12\x18.core.v1.GetStatsRequest\x1a\x0e.core.v1.Stats\x12E\n" +
 	"\n" +
 	"SetBlocked\x12\x1a.core.v1.SetBlockedRequest\x1a\x1b.core.v1.SetBlockedResponse\x12E\n" +
 	"\n" +
@@ -5751,7 +5987,7 @@ func file_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_core_v1_core_proto_goTypes = []any{
 	(Caller)(0),                             // 0: core.v1.Caller
 	(*GetBusinessProfileRequest)(nil),       // 1: core.v1.GetBusinessProfileRequest
@@ -5788,223 +6024,234 @@ var file_core_v1_core_proto_goTypes = []any{
 	(*RestoreRequest)(nil),                  // 32: core.v1.RestoreRequest
 	(*RestoreResponse)(nil),                 // 33: core.v1.RestoreResponse
 	(*GetSupportRequest)(nil),               // 34: core.v1.GetSupportRequest
-	(*GetSupportResponse)(nil),              // 35: core.v1.GetSupportResponse
-	(*SupportNode)(nil),                     // 36: core.v1.SupportNode
-	(*SupportAccount)(nil),                  // 37: core.v1.SupportAccount
-	(*MediaProvider)(nil),                   // 38: core.v1.MediaProvider
-	(*MediaProviders)(nil),                  // 39: core.v1.MediaProviders
-	(*GetMediaProvidersRequest)(nil),        // 40: core.v1.GetMediaProvidersRequest
-	(*SetMediaProvidersRequest)(nil),        // 41: core.v1.SetMediaProvidersRequest
-	(*DeleteMediaProviderRequest)(nil),      // 42: core.v1.DeleteMediaProviderRequest
-	(*Error)(nil),                           // 43: core.v1.Error
-	(*AccountRef)(nil),                      // 44: core.v1.AccountRef
-	(*Account)(nil),                         // 45: core.v1.Account
-	(*RegisterAccountRequest)(nil),          // 46: core.v1.RegisterAccountRequest
-	(*RegisterAccountResponse)(nil),         // 47: core.v1.RegisterAccountResponse
-	(*VerifyAccountRequest)(nil),            // 48: core.v1.VerifyAccountRequest
-	(*VerifyAccountResponse)(nil),           // 49: core.v1.VerifyAccountResponse
-	(*GetAccountRequest)(nil),               // 50: core.v1.GetAccountRequest
-	(*SendMessageRequest)(nil),              // 51: core.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),             // 52: core.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),                 // 53: core.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                // 54: core.v1.MarkReadResponse
-	(*CheckContactsRequest)(nil),            // 55: core.v1.CheckContactsRequest
-	(*ContactResult)(nil),                   // 56: core.v1.ContactResult
-	(*CheckContactsResponse)(nil),           // 57: core.v1.CheckContactsResponse
-	(*GetSettingsRequest)(nil),              // 58: core.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),           // 59: core.v1.UpdateSettingsRequest
-	(*ResetSettingsRequest)(nil),            // 60: core.v1.ResetSettingsRequest
-	(*Settings)(nil),                        // 61: core.v1.Settings
-	(*GetWebhookConfigRequest)(nil),         // 62: core.v1.GetWebhookConfigRequest
-	(*SetWebhookConfigRequest)(nil),         // 63: core.v1.SetWebhookConfigRequest
-	(*WebhookConfig)(nil),                   // 64: core.v1.WebhookConfig
-	(*WebhookEndpoint)(nil),                 // 65: core.v1.WebhookEndpoint
-	(*WebhookEndpoints)(nil),                // 66: core.v1.WebhookEndpoints
-	(*ListWebhookEndpointsRequest)(nil),     // 67: core.v1.ListWebhookEndpointsRequest
-	(*WebhookEndpointRequest)(nil),          // 68: core.v1.WebhookEndpointRequest
-	(*CreateWebhookEndpointRequest)(nil),    // 69: core.v1.CreateWebhookEndpointRequest
-	(*UpdateWebhookEndpointRequest)(nil),    // 70: core.v1.UpdateWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),   // 71: core.v1.DeleteWebhookEndpointResponse
-	(*RotateWebhookSecretRequest)(nil),      // 72: core.v1.RotateWebhookSecretRequest
-	(*WebhookDeliveryFilter)(nil),           // 73: core.v1.WebhookDeliveryFilter
-	(*ListWebhookDeliveriesRequest)(nil),    // 74: core.v1.ListWebhookDeliveriesRequest
-	(*WebhookAttempt)(nil),                  // 75: core.v1.WebhookAttempt
-	(*WebhookDelivery)(nil),                 // 76: core.v1.WebhookDelivery
-	(*WebhookDeliveries)(nil),               // 77: core.v1.WebhookDeliveries
-	(*ReplayWebhookDeliveriesRequest)(nil),  // 78: core.v1.ReplayWebhookDeliveriesRequest
-	(*ReplayWebhookDeliveriesResponse)(nil), // 79: core.v1.ReplayWebhookDeliveriesResponse
-	(*GetHealthRequest)(nil),                // 80: core.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),               // 81: core.v1.GetHealthResponse
-	(*WebhookCounts)(nil),                   // 82: core.v1.WebhookCounts
-	(*NodeHealth)(nil),                      // 83: core.v1.NodeHealth
-	(*SetShardsRequest)(nil),                // 84: core.v1.SetShardsRequest
-	(*WakeRequest)(nil),                     // 85: core.v1.WakeRequest
-	(*WakeSlot)(nil),                        // 86: core.v1.WakeSlot
-	(*WakeResponse)(nil),                    // 87: core.v1.WakeResponse
-	nil,                                     // 88: core.v1.WebhookConfig.HeadersEntry
-	nil,                                     // 89: core.v1.WebhookEndpoint.HeadersEntry
-	nil,                                     // 90: core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	nil,                                     // 91: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	(*v1.Content)(nil),                      // 92: message.v1.Content
+	(*GetStatsRequest)(nil),                 // 35: core.v1.GetStatsRequest
+	(*Stats)(nil),                           // 36: core.v1.Stats
+	(*Metric)(nil),                          // 37: core.v1.Metric
+	(*MetricPoint)(nil),                     // 38: core.v1.MetricPoint
+	(*GetSupportResponse)(nil),              // 39: core.v1.GetSupportResponse
+	(*SupportNode)(nil),                     // 40: core.v1.SupportNode
+	(*SupportAccount)(nil),                  // 41: core.v1.SupportAccount
+	(*MediaProvider)(nil),                   // 42: core.v1.MediaProvider
+	(*MediaProviders)(nil),                  // 43: core.v1.MediaProviders
+	(*GetMediaProvidersRequest)(nil),        // 44: core.v1.GetMediaProvidersRequest
+	(*SetMediaProvidersRequest)(nil),        // 45: core.v1.SetMediaProvidersRequest
+	(*DeleteMediaProviderRequest)(nil),      // 46: core.v1.DeleteMediaProviderRequest
+	(*Error)(nil),                           // 47: core.v1.Error
+	(*AccountRef)(nil),                      // 48: core.v1.AccountRef
+	(*Account)(nil),                         // 49: core.v1.Account
+	(*RegisterAccountRequest)(nil),          // 50: core.v1.RegisterAccountRequest
+	(*RegisterAccountResponse)(nil),         // 51: core.v1.RegisterAccountResponse
+	(*VerifyAccountRequest)(nil),            // 52: core.v1.VerifyAccountRequest
+	(*VerifyAccountResponse)(nil),           // 53: core.v1.VerifyAccountResponse
+	(*GetAccountRequest)(nil),               // 54: core.v1.GetAccountRequest
+	(*SendMessageRequest)(nil),              // 55: core.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),             // 56: core.v1.SendMessageResponse
+	(*MarkReadRequest)(nil),                 // 57: core.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                // 58: core.v1.MarkReadResponse
+	(*CheckContactsRequest)(nil),            // 59: core.v1.CheckContactsRequest
+	(*ContactResult)(nil),                   // 60: core.v1.ContactResult
+	(*CheckContactsResponse)(nil),           // 61: core.v1.CheckContactsResponse
+	(*GetSettingsRequest)(nil),              // 62: core.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),           // 63: core.v1.UpdateSettingsRequest
+	(*ResetSettingsRequest)(nil),            // 64: core.v1.ResetSettingsRequest
+	(*Settings)(nil),                        // 65: core.v1.Settings
+	(*GetWebhookConfigRequest)(nil),         // 66: core.v1.GetWebhookConfigRequest
+	(*SetWebhookConfigRequest)(nil),         // 67: core.v1.SetWebhookConfigRequest
+	(*WebhookConfig)(nil),                   // 68: core.v1.WebhookConfig
+	(*WebhookEndpoint)(nil),                 // 69: core.v1.WebhookEndpoint
+	(*WebhookEndpoints)(nil),                // 70: core.v1.WebhookEndpoints
+	(*ListWebhookEndpointsRequest)(nil),     // 71: core.v1.ListWebhookEndpointsRequest
+	(*WebhookEndpointRequest)(nil),          // 72: core.v1.WebhookEndpointRequest
+	(*CreateWebhookEndpointRequest)(nil),    // 73: core.v1.CreateWebhookEndpointRequest
+	(*UpdateWebhookEndpointRequest)(nil),    // 74: core.v1.UpdateWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),   // 75: core.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookSecretRequest)(nil),      // 76: core.v1.RotateWebhookSecretRequest
+	(*WebhookDeliveryFilter)(nil),           // 77: core.v1.WebhookDeliveryFilter
+	(*ListWebhookDeliveriesRequest)(nil),    // 78: core.v1.ListWebhookDeliveriesRequest
+	(*WebhookAttempt)(nil),                  // 79: core.v1.WebhookAttempt
+	(*WebhookDelivery)(nil),                 // 80: core.v1.WebhookDelivery
+	(*WebhookDeliveries)(nil),               // 81: core.v1.WebhookDeliveries
+	(*ReplayWebhookDeliveriesRequest)(nil),  // 82: core.v1.ReplayWebhookDeliveriesRequest
+	(*ReplayWebhookDeliveriesResponse)(nil), // 83: core.v1.ReplayWebhookDeliveriesResponse
+	(*GetHealthRequest)(nil),                // 84: core.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),               // 85: core.v1.GetHealthResponse
+	(*WebhookCounts)(nil),                   // 86: core.v1.WebhookCounts
+	(*NodeHealth)(nil),                      // 87: core.v1.NodeHealth
+	(*SetShardsRequest)(nil),                // 88: core.v1.SetShardsRequest
+	(*WakeRequest)(nil),                     // 89: core.v1.WakeRequest
+	(*WakeSlot)(nil),                        // 90: core.v1.WakeSlot
+	(*WakeResponse)(nil),                    // 91: core.v1.WakeResponse
+	nil,                                     // 92: core.v1.MetricPoint.LabelsEntry
+	nil,                                     // 93: core.v1.WebhookConfig.HeadersEntry
+	nil,                                     // 94: core.v1.WebhookEndpoint.HeadersEntry
+	nil,                                     // 95: core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	nil,                                     // 96: core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	(*v1.Content)(nil),                      // 97: message.v1.Content
 }
 var file_core_v1_core_proto_depIdxs = []int32{
-	44,  // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	44,  // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
-	44,  // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
-	44,  // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
-	44,  // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
-	44,  // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
+	48,  // 0: core.v1.GetBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	48,  // 1: core.v1.UpdateBusinessProfileRequest.account:type_name -> core.v1.AccountRef
+	48,  // 2: core.v1.CreateTemplateRequest.account:type_name -> core.v1.AccountRef
+	48,  // 3: core.v1.ListTemplatesRequest.account:type_name -> core.v1.AccountRef
+	48,  // 4: core.v1.EditTemplateRequest.account:type_name -> core.v1.AccountRef
+	48,  // 5: core.v1.DeleteTemplateRequest.account:type_name -> core.v1.AccountRef
 	10,  // 6: core.v1.UploadMediaRequest.header:type_name -> core.v1.UploadMediaHeader
-	44,  // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
-	44,  // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
+	48,  // 7: core.v1.UploadMediaHeader.account:type_name -> core.v1.AccountRef
+	48,  // 8: core.v1.DownloadMediaRequest.account:type_name -> core.v1.AccountRef
 	14,  // 9: core.v1.DownloadMediaResponse.header:type_name -> core.v1.DownloadMediaHeader
-	44,  // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
-	44,  // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
-	44,  // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
-	44,  // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
-	44,  // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
-	44,  // 15: core.v1.GetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
-	44,  // 16: core.v1.SetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
-	44,  // 17: core.v1.DeleteProfilePhotoRequest.account:type_name -> core.v1.AccountRef
-	44,  // 18: core.v1.BackupRequest.account:type_name -> core.v1.AccountRef
-	36,  // 19: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
-	37,  // 20: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
-	38,  // 21: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
-	44,  // 22: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	44,  // 23: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
-	38,  // 24: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
-	44,  // 25: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
-	0,   // 26: core.v1.AccountRef.caller:type_name -> core.v1.Caller
-	44,  // 27: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
-	45,  // 28: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
-	44,  // 29: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
-	44,  // 30: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
-	92,  // 31: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
-	44,  // 32: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
-	44,  // 33: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
-	56,  // 34: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
-	44,  // 35: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
-	44,  // 36: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
-	44,  // 37: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
-	44,  // 38: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	44,  // 39: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
-	64,  // 40: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
-	88,  // 41: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
-	89,  // 42: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
-	65,  // 43: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
-	44,  // 44: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
-	44,  // 45: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	44,  // 46: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	90,  // 47: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
-	44,  // 48: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
-	91,  // 49: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
-	44,  // 50: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
-	44,  // 51: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	73,  // 52: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	75,  // 53: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
-	76,  // 54: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
-	44,  // 55: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
-	73,  // 56: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
-	44,  // 57: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
-	83,  // 58: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
-	82,  // 59: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
-	44,  // 60: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
-	86,  // 61: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
-	46,  // 62: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
-	48,  // 63: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
-	50,  // 64: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
-	51,  // 65: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
-	53,  // 66: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
-	55,  // 67: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
-	58,  // 68: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
-	59,  // 69: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
-	60,  // 70: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
-	62,  // 71: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
-	63,  // 72: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
-	67,  // 73: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
-	69,  // 74: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
-	68,  // 75: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	70,  // 76: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
-	68,  // 77: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
-	72,  // 78: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
-	68,  // 79: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
-	74,  // 80: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
-	78,  // 81: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
-	80,  // 82: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
-	84,  // 83: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
-	85,  // 84: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
-	9,   // 85: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
-	12,  // 86: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
-	15,  // 87: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
-	17,  // 88: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
-	19,  // 89: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
-	34,  // 90: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
-	21,  // 91: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
-	23,  // 92: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
-	30,  // 93: core.v1.Core.Backup:input_type -> core.v1.BackupRequest
-	25,  // 94: core.v1.Core.GetProfilePhoto:input_type -> core.v1.GetProfilePhotoRequest
-	26,  // 95: core.v1.Core.SetProfilePhoto:input_type -> core.v1.SetProfilePhotoRequest
-	28,  // 96: core.v1.Core.DeleteProfilePhoto:input_type -> core.v1.DeleteProfilePhotoRequest
-	32,  // 97: core.v1.Core.Restore:input_type -> core.v1.RestoreRequest
-	40,  // 98: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
-	41,  // 99: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
-	42,  // 100: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
-	1,   // 101: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
-	2,   // 102: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
-	4,   // 103: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
-	5,   // 104: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
-	7,   // 105: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
-	6,   // 106: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
-	47,  // 107: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
-	49,  // 108: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
-	45,  // 109: core.v1.Core.GetAccount:output_type -> core.v1.Account
-	52,  // 110: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
-	54,  // 111: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
-	57,  // 112: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
-	61,  // 113: core.v1.Core.GetSettings:output_type -> core.v1.Settings
-	61,  // 114: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
-	61,  // 115: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
-	64,  // 116: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
-	64,  // 117: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
-	66,  // 118: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
-	65,  // 119: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	65,  // 120: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	65,  // 121: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
-	71,  // 122: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
-	65,  // 123: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	65,  // 124: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
-	77,  // 125: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
-	79,  // 126: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
-	81,  // 127: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
-	45,  // 128: core.v1.Core.SetShards:output_type -> core.v1.Account
-	87,  // 129: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
-	11,  // 130: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
-	13,  // 131: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
-	16,  // 132: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
-	18,  // 133: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
-	20,  // 134: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
-	35,  // 135: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
-	22,  // 136: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
-	24,  // 137: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
-	31,  // 138: core.v1.Core.Backup:output_type -> core.v1.BackupResponse
-	27,  // 139: core.v1.Core.GetProfilePhoto:output_type -> core.v1.ProfilePhoto
-	27,  // 140: core.v1.Core.SetProfilePhoto:output_type -> core.v1.ProfilePhoto
-	29,  // 141: core.v1.Core.DeleteProfilePhoto:output_type -> core.v1.DeleteProfilePhotoResponse
-	33,  // 142: core.v1.Core.Restore:output_type -> core.v1.RestoreResponse
-	39,  // 143: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
-	39,  // 144: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
-	39,  // 145: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
-	3,   // 146: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
-	3,   // 147: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
-	8,   // 148: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
-	8,   // 149: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
-	8,   // 150: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
-	8,   // 151: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
-	107, // [107:152] is the sub-list for method output_type
-	62,  // [62:107] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	48,  // 10: core.v1.DeleteMediaRequest.account:type_name -> core.v1.AccountRef
+	48,  // 11: core.v1.CollectMediaRequest.account:type_name -> core.v1.AccountRef
+	48,  // 12: core.v1.CollectMessagesRequest.account:type_name -> core.v1.AccountRef
+	48,  // 13: core.v1.SetBlockedRequest.account:type_name -> core.v1.AccountRef
+	48,  // 14: core.v1.SetTwoStepRequest.account:type_name -> core.v1.AccountRef
+	48,  // 15: core.v1.GetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	48,  // 16: core.v1.SetProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	48,  // 17: core.v1.DeleteProfilePhotoRequest.account:type_name -> core.v1.AccountRef
+	48,  // 18: core.v1.BackupRequest.account:type_name -> core.v1.AccountRef
+	48,  // 19: core.v1.GetStatsRequest.account:type_name -> core.v1.AccountRef
+	37,  // 20: core.v1.Stats.metrics:type_name -> core.v1.Metric
+	38,  // 21: core.v1.Metric.data:type_name -> core.v1.MetricPoint
+	92,  // 22: core.v1.MetricPoint.labels:type_name -> core.v1.MetricPoint.LabelsEntry
+	40,  // 23: core.v1.GetSupportResponse.nodes:type_name -> core.v1.SupportNode
+	41,  // 24: core.v1.GetSupportResponse.accounts:type_name -> core.v1.SupportAccount
+	42,  // 25: core.v1.MediaProviders.providers:type_name -> core.v1.MediaProvider
+	48,  // 26: core.v1.GetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	48,  // 27: core.v1.SetMediaProvidersRequest.account:type_name -> core.v1.AccountRef
+	42,  // 28: core.v1.SetMediaProvidersRequest.providers:type_name -> core.v1.MediaProvider
+	48,  // 29: core.v1.DeleteMediaProviderRequest.account:type_name -> core.v1.AccountRef
+	0,   // 30: core.v1.AccountRef.caller:type_name -> core.v1.Caller
+	48,  // 31: core.v1.VerifyAccountRequest.account:type_name -> core.v1.AccountRef
+	49,  // 32: core.v1.VerifyAccountResponse.account:type_name -> core.v1.Account
+	48,  // 33: core.v1.GetAccountRequest.account:type_name -> core.v1.AccountRef
+	48,  // 34: core.v1.SendMessageRequest.account:type_name -> core.v1.AccountRef
+	97,  // 35: core.v1.SendMessageRequest.content:type_name -> message.v1.Content
+	48,  // 36: core.v1.MarkReadRequest.account:type_name -> core.v1.AccountRef
+	48,  // 37: core.v1.CheckContactsRequest.account:type_name -> core.v1.AccountRef
+	60,  // 38: core.v1.CheckContactsResponse.contacts:type_name -> core.v1.ContactResult
+	48,  // 39: core.v1.GetSettingsRequest.account:type_name -> core.v1.AccountRef
+	48,  // 40: core.v1.UpdateSettingsRequest.account:type_name -> core.v1.AccountRef
+	48,  // 41: core.v1.ResetSettingsRequest.account:type_name -> core.v1.AccountRef
+	48,  // 42: core.v1.GetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	48,  // 43: core.v1.SetWebhookConfigRequest.account:type_name -> core.v1.AccountRef
+	68,  // 44: core.v1.SetWebhookConfigRequest.config:type_name -> core.v1.WebhookConfig
+	93,  // 45: core.v1.WebhookConfig.headers:type_name -> core.v1.WebhookConfig.HeadersEntry
+	94,  // 46: core.v1.WebhookEndpoint.headers:type_name -> core.v1.WebhookEndpoint.HeadersEntry
+	69,  // 47: core.v1.WebhookEndpoints.endpoints:type_name -> core.v1.WebhookEndpoint
+	48,  // 48: core.v1.ListWebhookEndpointsRequest.account:type_name -> core.v1.AccountRef
+	48,  // 49: core.v1.WebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	48,  // 50: core.v1.CreateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	95,  // 51: core.v1.CreateWebhookEndpointRequest.headers:type_name -> core.v1.CreateWebhookEndpointRequest.HeadersEntry
+	48,  // 52: core.v1.UpdateWebhookEndpointRequest.account:type_name -> core.v1.AccountRef
+	96,  // 53: core.v1.UpdateWebhookEndpointRequest.headers:type_name -> core.v1.UpdateWebhookEndpointRequest.HeadersEntry
+	48,  // 54: core.v1.RotateWebhookSecretRequest.account:type_name -> core.v1.AccountRef
+	48,  // 55: core.v1.ListWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	77,  // 56: core.v1.ListWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	79,  // 57: core.v1.WebhookDelivery.log:type_name -> core.v1.WebhookAttempt
+	80,  // 58: core.v1.WebhookDeliveries.deliveries:type_name -> core.v1.WebhookDelivery
+	48,  // 59: core.v1.ReplayWebhookDeliveriesRequest.account:type_name -> core.v1.AccountRef
+	77,  // 60: core.v1.ReplayWebhookDeliveriesRequest.filter:type_name -> core.v1.WebhookDeliveryFilter
+	48,  // 61: core.v1.GetHealthRequest.account:type_name -> core.v1.AccountRef
+	87,  // 62: core.v1.GetHealthResponse.nodes:type_name -> core.v1.NodeHealth
+	86,  // 63: core.v1.GetHealthResponse.webhooks:type_name -> core.v1.WebhookCounts
+	48,  // 64: core.v1.SetShardsRequest.account:type_name -> core.v1.AccountRef
+	90,  // 65: core.v1.WakeRequest.slots:type_name -> core.v1.WakeSlot
+	50,  // 66: core.v1.Core.RegisterAccount:input_type -> core.v1.RegisterAccountRequest
+	52,  // 67: core.v1.Core.VerifyAccount:input_type -> core.v1.VerifyAccountRequest
+	54,  // 68: core.v1.Core.GetAccount:input_type -> core.v1.GetAccountRequest
+	55,  // 69: core.v1.Core.SendMessage:input_type -> core.v1.SendMessageRequest
+	57,  // 70: core.v1.Core.MarkRead:input_type -> core.v1.MarkReadRequest
+	59,  // 71: core.v1.Core.CheckContacts:input_type -> core.v1.CheckContactsRequest
+	62,  // 72: core.v1.Core.GetSettings:input_type -> core.v1.GetSettingsRequest
+	63,  // 73: core.v1.Core.UpdateSettings:input_type -> core.v1.UpdateSettingsRequest
+	64,  // 74: core.v1.Core.ResetSettings:input_type -> core.v1.ResetSettingsRequest
+	66,  // 75: core.v1.Core.GetWebhookConfig:input_type -> core.v1.GetWebhookConfigRequest
+	67,  // 76: core.v1.Core.SetWebhookConfig:input_type -> core.v1.SetWebhookConfigRequest
+	71,  // 77: core.v1.Core.ListWebhookEndpoints:input_type -> core.v1.ListWebhookEndpointsRequest
+	73,  // 78: core.v1.Core.CreateWebhookEndpoint:input_type -> core.v1.CreateWebhookEndpointRequest
+	72,  // 79: core.v1.Core.GetWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	74,  // 80: core.v1.Core.UpdateWebhookEndpoint:input_type -> core.v1.UpdateWebhookEndpointRequest
+	72,  // 81: core.v1.Core.DeleteWebhookEndpoint:input_type -> core.v1.WebhookEndpointRequest
+	76,  // 82: core.v1.Core.RotateWebhookSecret:input_type -> core.v1.RotateWebhookSecretRequest
+	72,  // 83: core.v1.Core.RemoveWebhookSecret:input_type -> core.v1.WebhookEndpointRequest
+	78,  // 84: core.v1.Core.ListWebhookDeliveries:input_type -> core.v1.ListWebhookDeliveriesRequest
+	82,  // 85: core.v1.Core.ReplayWebhookDeliveries:input_type -> core.v1.ReplayWebhookDeliveriesRequest
+	84,  // 86: core.v1.Core.GetHealth:input_type -> core.v1.GetHealthRequest
+	88,  // 87: core.v1.Core.SetShards:input_type -> core.v1.SetShardsRequest
+	89,  // 88: core.v1.Core.Wake:input_type -> core.v1.WakeRequest
+	9,   // 89: core.v1.Core.UploadMedia:input_type -> core.v1.UploadMediaRequest
+	12,  // 90: core.v1.Core.DownloadMedia:input_type -> core.v1.DownloadMediaRequest
+	15,  // 91: core.v1.Core.DeleteMedia:input_type -> core.v1.DeleteMediaRequest
+	17,  // 92: core.v1.Core.CollectMedia:input_type -> core.v1.CollectMediaRequest
+	19,  // 93: core.v1.Core.CollectMessages:input_type -> core.v1.CollectMessagesRequest
+	34,  // 94: core.v1.Core.GetSupport:input_type -> core.v1.GetSupportRequest
+	35,  // 95: core.v1.Core.GetStats:input_type -> core.v1.GetStatsRequest
+	21,  // 96: core.v1.Core.SetBlocked:input_type -> core.v1.SetBlockedRequest
+	23,  // 97: core.v1.Core.SetTwoStep:input_type -> core.v1.SetTwoStepRequest
+	30,  // 98: core.v1.Core.Backup:input_type -> core.v1.BackupRequest
+	25,  // 99: core.v1.Core.GetProfilePhoto:input_type -> core.v1.GetProfilePhotoRequest
+	26,  // 100: core.v1.Core.SetProfilePhoto:input_type -> core.v1.SetProfilePhotoRequest
+	28,  // 101: core.v1.Core.DeleteProfilePhoto:input_type -> core.v1.DeleteProfilePhotoRequest
+	32,  // 102: core.v1.Core.Restore:input_type -> core.v1.RestoreRequest
+	44,  // 103: core.v1.Core.GetMediaProviders:input_type -> core.v1.GetMediaProvidersRequest
+	45,  // 104: core.v1.Core.SetMediaProviders:input_type -> core.v1.SetMediaProvidersRequest
+	46,  // 105: core.v1.Core.DeleteMediaProvider:input_type -> core.v1.DeleteMediaProviderRequest
+	1,   // 106: core.v1.Core.GetBusinessProfile:input_type -> core.v1.GetBusinessProfileRequest
+	2,   // 107: core.v1.Core.UpdateBusinessProfile:input_type -> core.v1.UpdateBusinessProfileRequest
+	4,   // 108: core.v1.Core.CreateTemplate:input_type -> core.v1.CreateTemplateRequest
+	5,   // 109: core.v1.Core.ListTemplates:input_type -> core.v1.ListTemplatesRequest
+	7,   // 110: core.v1.Core.DeleteTemplate:input_type -> core.v1.DeleteTemplateRequest
+	6,   // 111: core.v1.Core.EditTemplate:input_type -> core.v1.EditTemplateRequest
+	51,  // 112: core.v1.Core.RegisterAccount:output_type -> core.v1.RegisterAccountResponse
+	53,  // 113: core.v1.Core.VerifyAccount:output_type -> core.v1.VerifyAccountResponse
+	49,  // 114: core.v1.Core.GetAccount:output_type -> core.v1.Account
+	56,  // 115: core.v1.Core.SendMessage:output_type -> core.v1.SendMessageResponse
+	58,  // 116: core.v1.Core.MarkRead:output_type -> core.v1.MarkReadResponse
+	61,  // 117: core.v1.Core.CheckContacts:output_type -> core.v1.CheckContactsResponse
+	65,  // 118: core.v1.Core.GetSettings:output_type -> core.v1.Settings
+	65,  // 119: core.v1.Core.UpdateSettings:output_type -> core.v1.Settings
+	65,  // 120: core.v1.Core.ResetSettings:output_type -> core.v1.Settings
+	68,  // 121: core.v1.Core.GetWebhookConfig:output_type -> core.v1.WebhookConfig
+	68,  // 122: core.v1.Core.SetWebhookConfig:output_type -> core.v1.WebhookConfig
+	70,  // 123: core.v1.Core.ListWebhookEndpoints:output_type -> core.v1.WebhookEndpoints
+	69,  // 124: core.v1.Core.CreateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	69,  // 125: core.v1.Core.GetWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	69,  // 126: core.v1.Core.UpdateWebhookEndpoint:output_type -> core.v1.WebhookEndpoint
+	75,  // 127: core.v1.Core.DeleteWebhookEndpoint:output_type -> core.v1.DeleteWebhookEndpointResponse
+	69,  // 128: core.v1.Core.RotateWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	69,  // 129: core.v1.Core.RemoveWebhookSecret:output_type -> core.v1.WebhookEndpoint
+	81,  // 130: core.v1.Core.ListWebhookDeliveries:output_type -> core.v1.WebhookDeliveries
+	83,  // 131: core.v1.Core.ReplayWebhookDeliveries:output_type -> core.v1.ReplayWebhookDeliveriesResponse
+	85,  // 132: core.v1.Core.GetHealth:output_type -> core.v1.GetHealthResponse
+	49,  // 133: core.v1.Core.SetShards:output_type -> core.v1.Account
+	91,  // 134: core.v1.Core.Wake:output_type -> core.v1.WakeResponse
+	11,  // 135: core.v1.Core.UploadMedia:output_type -> core.v1.UploadMediaResponse
+	13,  // 136: core.v1.Core.DownloadMedia:output_type -> core.v1.DownloadMediaResponse
+	16,  // 137: core.v1.Core.DeleteMedia:output_type -> core.v1.DeleteMediaResponse
+	18,  // 138: core.v1.Core.CollectMedia:output_type -> core.v1.CollectMediaResponse
+	20,  // 139: core.v1.Core.CollectMessages:output_type -> core.v1.CollectMessagesResponse
+	39,  // 140: core.v1.Core.GetSupport:output_type -> core.v1.GetSupportResponse
+	36,  // 141: core.v1.Core.GetStats:output_type -> core.v1.Stats
+	22,  // 142: core.v1.Core.SetBlocked:output_type -> core.v1.SetBlockedResponse
+	24,  // 143: core.v1.Core.SetTwoStep:output_type -> core.v1.SetTwoStepResponse
+	31,  // 144: core.v1.Core.Backup:output_type -> core.v1.BackupResponse
+	27,  // 145: core.v1.Core.GetProfilePhoto:output_type -> core.v1.ProfilePhoto
+	27,  // 146: core.v1.Core.SetProfilePhoto:output_type -> core.v1.ProfilePhoto
+	29,  // 147: core.v1.Core.DeleteProfilePhoto:output_type -> core.v1.DeleteProfilePhotoResponse
+	33,  // 148: core.v1.Core.Restore:output_type -> core.v1.RestoreResponse
+	43,  // 149: core.v1.Core.GetMediaProviders:output_type -> core.v1.MediaProviders
+	43,  // 150: core.v1.Core.SetMediaProviders:output_type -> core.v1.MediaProviders
+	43,  // 151: core.v1.Core.DeleteMediaProvider:output_type -> core.v1.MediaProviders
+	3,   // 152: core.v1.Core.GetBusinessProfile:output_type -> core.v1.BusinessProfile
+	3,   // 153: core.v1.Core.UpdateBusinessProfile:output_type -> core.v1.BusinessProfile
+	8,   // 154: core.v1.Core.CreateTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 155: core.v1.Core.ListTemplates:output_type -> core.v1.TemplateRecords
+	8,   // 156: core.v1.Core.DeleteTemplate:output_type -> core.v1.TemplateRecords
+	8,   // 157: core.v1.Core.EditTemplate:output_type -> core.v1.TemplateRecords
+	112, // [112:158] is the sub-list for method output_type
+	66,  // [66:112] is the sub-list for method input_type
+	66,  // [66:66] is the sub-list for extension type_name
+	66,  // [66:66] is the sub-list for extension extendee
+	0,   // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_core_v1_core_proto_init() }
@@ -6020,14 +6267,14 @@ func file_core_v1_core_proto_init() {
 		(*DownloadMediaResponse_Header)(nil),
 		(*DownloadMediaResponse_Chunk)(nil),
 	}
-	file_core_v1_core_proto_msgTypes[69].OneofWrappers = []any{}
+	file_core_v1_core_proto_msgTypes[73].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_core_proto_rawDesc), len(file_core_v1_core_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   91,
+			NumMessages:   96,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

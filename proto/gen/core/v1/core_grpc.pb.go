@@ -55,6 +55,7 @@ const (
 	Core_CollectMedia_FullMethodName            = "/core.v1.Core/CollectMedia"
 	Core_CollectMessages_FullMethodName         = "/core.v1.Core/CollectMessages"
 	Core_GetSupport_FullMethodName              = "/core.v1.Core/GetSupport"
+	Core_GetStats_FullMethodName                = "/core.v1.Core/GetStats"
 	Core_SetBlocked_FullMethodName              = "/core.v1.Core/SetBlocked"
 	Core_SetTwoStep_FullMethodName              = "/core.v1.Core/SetTwoStep"
 	Core_Backup_FullMethodName                  = "/core.v1.Core/Backup"
@@ -145,6 +146,9 @@ type CoreClient interface {
 	// GetSupport describes this node and the deployment for a support
 	// report (GET /v1/support).
 	GetSupport(ctx context.Context, in *GetSupportRequest, opts ...grpc.CallOption) (*GetSupportResponse, error)
+	// GetStats answers on-prem's /v1/stats/app (db false) or /v1/stats/db
+	// (db true) for the number, measured on this node.
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error)
 	// SetBlocked blocks or unblocks a customer of the number, on the
 	// network (POST /v1/contacts/{wa_id}/block and /unblock).
 	SetBlocked(ctx context.Context, in *SetBlockedRequest, opts ...grpc.CallOption) (*SetBlockedResponse, error)
@@ -491,6 +495,16 @@ func (c *coreClient) GetSupport(ctx context.Context, in *GetSupportRequest, opts
 	return out, nil
 }
 
+func (c *coreClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Stats)
+	err := c.cc.Invoke(ctx, Core_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coreClient) SetBlocked(ctx context.Context, in *SetBlockedRequest, opts ...grpc.CallOption) (*SetBlockedResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetBlockedResponse)
@@ -723,6 +737,9 @@ type CoreServer interface {
 	// GetSupport describes this node and the deployment for a support
 	// report (GET /v1/support).
 	GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error)
+	// GetStats answers on-prem's /v1/stats/app (db false) or /v1/stats/db
+	// (db true) for the number, measured on this node.
+	GetStats(context.Context, *GetStatsRequest) (*Stats, error)
 	// SetBlocked blocks or unblocks a customer of the number, on the
 	// network (POST /v1/contacts/{wa_id}/block and /unblock).
 	SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error)
@@ -853,6 +870,9 @@ func (UnimplementedCoreServer) CollectMessages(context.Context, *CollectMessages
 }
 func (UnimplementedCoreServer) GetSupport(context.Context, *GetSupportRequest) (*GetSupportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSupport not implemented")
+}
+func (UnimplementedCoreServer) GetStats(context.Context, *GetStatsRequest) (*Stats, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
 }
 func (UnimplementedCoreServer) SetBlocked(context.Context, *SetBlockedRequest) (*SetBlockedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetBlocked not implemented")
@@ -1427,6 +1447,24 @@ func _Core_GetSupport_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Core_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Core_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Core_SetBlocked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetBlockedRequest)
 	if err := dec(in); err != nil {
@@ -1829,6 +1867,10 @@ var Core_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSupport",
 			Handler:    _Core_GetSupport_Handler,
+		},
+		{
+			MethodName: "GetStats",
+			Handler:    _Core_GetStats_Handler,
 		},
 		{
 			MethodName: "SetBlocked",
