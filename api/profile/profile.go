@@ -166,10 +166,11 @@ func Select(p Business, fields string) (map[string]any, error) {
 }
 
 // Profile photo limits (POST /v1/settings/profile/photo): on-prem asks for
-// 640×640 pixels at least; the file travels in one gRPC message.
+// 640×640 pixels at least; the file travels in one gRPC message and in a
+// backup (coreapp/backup.MaxData, 3 MiB of base64 for everything).
 const (
 	MinPhotoSide = 640
-	MaxPhoto     = 3 << 20
+	MaxPhoto     = 2 << 20
 )
 
 // CheckPhoto checks an uploaded profile photo and returns its MIME type,

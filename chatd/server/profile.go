@@ -69,8 +69,16 @@ func (s *Server) profileSet(ctx context.Context, c *conn, typ chatdv1.IQType, re
 			}
 		}
 		if oldPath != "" && oldPath != req.PhotoDirectPath {
-			if _, err := tx.ExecContext(ctx, "UPDATE media_blobs SET expires_at = ? WHERE hash = ?", now.Add(s.cfg.MediaTTL).UnixMilli(), oldPath[len("/v/"):]); err != nil {
+			// The old photo's blob expires again, unless another account's
+			// photo is the same file (blobs are stored once per hash).
+			var others int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM profiles WHERE photo_path = ? AND number <> ?", oldPath, number).Scan(&others); err != nil {
 				return err
+			}
+			if others == 0 {
+				if _, err := tx.ExecContext(ctx, "UPDATE media_blobs SET expires_at = ? WHERE hash = ?", now.Add(s.cfg.MediaTTL).UnixMilli(), oldPath[len("/v/"):]); err != nil {
+					return err
+				}
 			}
 		}
 		var sha []byte

@@ -74,15 +74,11 @@ func (s *Server) twoStep(ctx context.Context, c *conn, typ chatdv1.IQType, req *
 }
 
 // checkPin decides a registration of number by a key other than its own:
-// nil when the number has no PIN or pin is right. A wrong PIN is counted;
-// maxPinFailures of them lock the check for pinLockout.
+// nil when the number has no PIN or pin is right. Attempts are counted;
+// maxPinFailures wrong ones lock the check for pinLockout after the last.
 func (s *Server) checkPin(ctx context.Context, number, pin string) *chatdv1.IQError {
-	var (
-		hash     []byte
-		failures int
-		failedAt int64
-	)
-	err := s.db.QueryRowContext(ctx, "SELECT pin_hash, pin_failures, pin_failed_at FROM accounts WHERE number = ?", number).Scan(&hash, &failures, &failedAt)
+	var hash []byte
+	err := s.db.QueryRowContext(ctx, "SELECT pin_hash FROM accounts WHERE number = ?", number).Scan(&hash)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && len(hash) == 0) {
 		return nil
 	}
@@ -90,27 +86,31 @@ func (s *Server) checkPin(ctx context.Context, number, pin string) *chatdv1.IQEr
 		s.log.Error("two-step lookup failed", "err", err)
 		return iqInternal
 	}
-	now := time.Now()
-	if failures >= maxPinFailures && now.Sub(time.UnixMilli(failedAt)) < pinLockout {
-		return iqErr(errcode.TooManyRequests, "too many wrong two-step pins; try again later")
-	}
 	if pin == "" {
 		return iqErr(errcode.AccessDenied, "two-step verification is on for this number: the 6-digit pin is required")
 	}
+	// Every attempt is counted as a wrong one before the pin is compared,
+	// in one statement, so attempts made at once cannot share a count; a
+	// right pin clears the count. The statement matches no row while the
+	// number is locked out (maxPinFailures within pinLockout).
+	now := time.Now()
+	res, err := s.db.ExecContext(ctx, "UPDATE accounts SET pin_failures = CASE WHEN pin_failures >= ? THEN 1 ELSE pin_failures + 1 END, pin_failed_at = ? "+
+		"WHERE number = ? AND (pin_failures < ? OR pin_failed_at < ?)",
+		maxPinFailures, now.UnixMilli(), number, maxPinFailures, now.Add(-pinLockout).UnixMilli())
+	if err != nil {
+		s.log.Error("counting a pin attempt failed", "err", err)
+		return iqInternal
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return iqInternal
+	} else if n == 0 {
+		return iqErr(errcode.TooManyRequests, "too many wrong two-step pins; try again later")
+	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pin)) != nil {
-		if failures >= maxPinFailures {
-			failures = 0 // the lockout is over: a new round of attempts
-		}
-		if _, err := s.db.ExecContext(ctx, "UPDATE accounts SET pin_failures = ?, pin_failed_at = ? WHERE number = ?", failures+1, now.UnixMilli(), number); err != nil {
-			s.log.Error("counting a wrong pin failed", "err", err)
-			return iqInternal
-		}
 		return iqErr(errcode.AccessDenied, "the two-step verification pin is wrong")
 	}
-	if failures > 0 {
-		if _, err := s.db.ExecContext(ctx, "UPDATE accounts SET pin_failures = 0, pin_failed_at = 0 WHERE number = ?", number); err != nil {
-			s.log.Error("resetting wrong pins failed", "err", err)
-		}
+	if _, err := s.db.ExecContext(ctx, "UPDATE accounts SET pin_failures = 0, pin_failed_at = 0 WHERE number = ?", number); err != nil {
+		s.log.Error("clearing the pin attempts failed", "err", err)
 	}
 	return nil
 }

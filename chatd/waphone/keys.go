@@ -68,6 +68,9 @@ type e2e interface {
 	preKeyUpload(n int) (*chatdv1.PreKeyUpload, error)
 	// registrationID is the device's Signal registration id.
 	registrationID() uint32
+	// takeChanged returns and forgets the peers whose new identity was
+	// trusted (their security code changed) since the last call.
+	takeChanged() []string
 	// close releases what the state holds open (the journal); a store
 	// after it writes a snapshot and reopens it.
 	close() error
@@ -104,9 +107,9 @@ type keyring struct {
 	added   []bufferEntry     // buffer changes since the last store
 	dropped []string
 	unsaved bool // a store failed: open stores again before acting
-	// onTrust, when set, is told of a peer whose new identity the phone
-	// trusted (k.mu is held).
-	onTrust func(ctx context.Context, peer string)
+	// changed lists the peers whose new identity the phone trusted since
+	// the last takeChanged.
+	changed []string
 }
 
 // Journal files.
@@ -354,7 +357,7 @@ func (k *keyring) seal(ctx context.Context, peer string, c *messagev1.Content, b
 		if err := e2ee.Trust(ctx, k.st, peer, key); err != nil {
 			return nil, err
 		}
-		k.trusted(ctx, peer)
+		k.trusted(peer)
 		enc, err = e2ee.Seal(ctx, k.st, peer, plain, b)
 	}
 	if err != nil {
@@ -421,10 +424,16 @@ func (k *keyring) preopen(ctx context.Context, msgs []*chatdv1.Message) {
 	}
 }
 
-func (k *keyring) trusted(ctx context.Context, peer string) {
-	if k.onTrust != nil {
-		k.onTrust(ctx, peer)
-	}
+// trusted notes that peer's new identity was trusted; k.mu is held.
+func (k *keyring) trusted(peer string) { k.changed = append(k.changed, peer) }
+
+// takeChanged returns and forgets the peers trusted anew.
+func (k *keyring) takeChanged() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := k.changed
+	k.changed = nil
+	return out
 }
 
 // decryptLocked opens enc from peer, trusting a changed identity; k.mu is
@@ -435,7 +444,7 @@ func (k *keyring) decryptLocked(ctx context.Context, peer string, enc *chatdv1.E
 		if err := e2ee.Trust(ctx, k.st, peer, opened.Identity); err != nil {
 			return nil, err
 		}
-		k.trusted(ctx, peer)
+		k.trusted(peer)
 		opened, err = e2ee.Open(ctx, k.st, peer, enc)
 	}
 	if err != nil {

@@ -352,9 +352,6 @@ func Open(home string, o Options) (*Phone, error) {
 	p := &Phone{home: home, hc: hc, log: o.Log, events: make(chan Event, o.EventBuffer), keys: keys, in: newInbox(),
 		tasks: make(chan func(context.Context), 1024), seen: map[string]string{}, outbox: map[string]*chatdv1.Stanza{},
 		recent: map[string]*outMsg{}, retries: map[string]uint32{}, interactive: map[string]interactiveMsg{}}
-	keys.onTrust = func(ctx context.Context, peer string) {
-		p.emit(ctx, Event{Event: "security_code_changed", From: peer})
-	}
 	if err := p.prepareDirs(); err != nil {
 		return nil, err
 	}
@@ -453,6 +450,14 @@ func (p *Phone) scheduleFlush(ctx context.Context) {
 			p.flushPending.Store(false)
 			p.flush(ctx)
 		})
+	}
+}
+
+// emitChanged reports the peers whose security code changed (the keyring
+// trusted their new identity), outside the keyring's lock.
+func (p *Phone) emitChanged(ctx context.Context) {
+	for _, peer := range p.keys.takeChanged() {
+		p.emit(ctx, Event{Event: "security_code_changed", From: peer})
 	}
 }
 
@@ -602,6 +607,7 @@ func (p *Phone) flush(ctx context.Context) {
 		p.mu.Unlock()
 		if m.content != nil && p.keys.hasSession(ctx, m.to) {
 			enc, err := p.keys.sealDeferred(ctx, m.to, m.content)
+			p.emitChanged(ctx)
 			if err == nil {
 				st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Message{Message: &chatdv1.Message{Id: m.id, To: m.to, Kind: message.Default.Kind(m.content), Enc: enc, PushName: p.hc.Name}}}
 				p.sent(m, st)
@@ -670,6 +676,7 @@ func (p *Phone) seal(ctx context.Context, m *outMsg, retry uint32, rebuild bool)
 		b = res.GetPrekeyBundle()
 	}
 	enc, err := p.keys.seal(ctx, m.to, m.content, b)
+	p.emitChanged(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -880,6 +887,7 @@ func (p *Phone) onMessage(ctx context.Context, m *chatdv1.Message) {
 		return
 	}
 	content, err := p.keys.open(ctx, m.From, m.Id, m.Enc)
+	p.emitChanged(ctx)
 	switch {
 	case errors.Is(err, e2ee.ErrDuplicate):
 		p.ack(m.QueueSeq, chatdv1.AckClass_ACK_CLASS_MESSAGE)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/openwaba/openwaba/api/profile"
 	"github.com/openwaba/openwaba/coreapp/account"
 	"github.com/openwaba/openwaba/coreapp/signalstore"
 	"github.com/openwaba/openwaba/coreapp/webhook"
@@ -167,6 +168,10 @@ func TestBackupLeavesOutSessionsThatDoNotFit(t *testing.T) {
 		addr := "1555000" + string(rune('a'+i%26)) + base64.RawURLEncoding.EncodeToString(big[:6]) + ".0"
 		exec(t, src, "INSERT INTO signal_sessions (account_id, address, record, updated_at) VALUES (?, ?, ?, 1)", a.ID, addr, ks.Seal(big, signalstore.SessionContext(a.ID, addr)))
 	}
+	// and the largest photo, which does not compress either.
+	photo := make([]byte, profile.MaxPhoto)
+	rand.Read(photo)
+	exec(t, src, "UPDATE business_photos SET data = ? WHERE account_id = ?", photo, a.ID)
 	data, err := New(src, ks).Backup(t.Context(), a, "correct horse")
 	if err != nil {
 		t.Fatal(err)

@@ -91,10 +91,6 @@ type Policy struct {
 	KeepAlive bool
 	// RootCAs, when set, are the CAs trusted for https (else the system's).
 	RootCAs *x509.CertPool
-	// ExtraRoots, when set, returns CAs trusted for https besides the
-	// system's (or RootCAs), read at every handshake (nil: none now): the
-	// operator's webhook CA bundle, which can change while the client lives.
-	ExtraRoots func() *x509.CertPool
 	// Resolver resolves names for CheckURL and for proxied requests
 	// (net.DefaultResolver when nil).
 	Resolver *net.Resolver
@@ -140,41 +136,10 @@ func (p Policy) Transport() http.RoundTripper {
 	if p.RootCAs != nil {
 		t.TLSClientConfig = &tls.Config{RootCAs: p.RootCAs, MinVersion: tls.VersionTLS12}
 	}
-	if p.ExtraRoots != nil {
-		base := p.RootCAs
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12,
-			// The chain is verified below, against the base roots and the
-			// extra ones of the moment, with the host name.
-			InsecureSkipVerify: true,
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				return verifyChain(cs, base, p.ExtraRoots())
-			}}
-	}
 	if p.AllowPrivate || p.Proxy == nil {
 		return t
 	}
 	return &proxyCheck{p: p, next: t}
-}
-
-// verifyChain verifies a server's chain and name against base (nil: the
-// system's roots) and, failing that, extra.
-func verifyChain(cs tls.ConnectionState, base, extra *x509.CertPool) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("tls: the server sent no certificate")
-	}
-	opts := x509.VerifyOptions{Roots: base, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
-	for _, c := range cs.PeerCertificates[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	_, err := cs.PeerCertificates[0].Verify(opts)
-	if err == nil || extra == nil {
-		return err
-	}
-	opts.Roots = extra
-	if _, err2 := cs.PeerCertificates[0].Verify(opts); err2 != nil {
-		return err // the base roots' reason
-	}
-	return nil
 }
 
 type proxyKey struct{}

@@ -12,9 +12,10 @@
 // read receipt for a removed message is ignored, and PUT /v1/messages/{id}
 // of a removed inbound message answers 404, as for any unknown id.
 //
-// The tables are walked once in primary-key order, a page of matching rows
-// per transaction, so a collection never holds locks that sends wait for
-// for long, and needs no index of its own (which every send would pay for).
+// The tables are walked once in primary-key order: a page of matching
+// rows is read outside any transaction and deleted in a short one, so a
+// collection never holds locks that sends wait for for long, and needs no
+// index of its own (which every send would pay for).
 // Completion is reported by webhook:
 // {"services":[{"message":{"gc":{"messages_deleted":N,"status":"complete"}}}]}.
 package messagegc
@@ -23,6 +24,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/openwaba/openwaba/api/errcode"
@@ -92,57 +94,64 @@ func (c *Collector) Run(ctx context.Context) {
 // returns how many went.
 func (c *Collector) Collect(ctx context.Context, accountID int64, cutoff time.Time) (int, error) {
 	before := cutoff.UnixMilli()
-	out, err := c.walk(ctx, "outbound_messages", accountID, before,
-		"SELECT seq FROM outbound_messages WHERE account_id = ? AND seq > ? AND updated_at < ? AND status IN ("+db.Placeholders(len(finalStatuses))+") ORDER BY seq LIMIT ?",
-		finalStatuses...)
+	final := "status IN (" + db.Placeholders(len(finalStatuses)) + ") AND updated_at < ?"
+	out, err := c.walk(ctx, "outbound_messages", accountID, final, append(slices.Clone(finalStatuses), before))
 	if err != nil {
 		return out, err
 	}
-	in, err := c.walk(ctx, "inbound_messages", accountID, before,
-		"SELECT seq FROM inbound_messages WHERE account_id = ? AND seq > ? AND created_at < ? ORDER BY seq LIMIT ?")
+	in, err := c.walk(ctx, "inbound_messages", accountID, "created_at < ?", []any{before})
 	return out + in, err
 }
 
-// walk deletes the rows pick selects (account, after seq, before time,
-// extra, limit), a page at a time in seq order, until a page comes back
-// short.
-func (c *Collector) walk(ctx context.Context, table string, accountID, before int64, pick string, extra ...any) (int, error) {
+// walk deletes the account's rows of table that match cond (with args), a
+// page at a time in seq order. The page is read outside any transaction
+// (no write lock while the table is scanned: on SQLite a transaction holds
+// the one writer lock), then deleted in a short one that checks cond again,
+// so a row that changed in between stays.
+func (c *Collector) walk(ctx context.Context, table string, accountID int64, cond string, args []any) (int, error) {
 	deleted := 0
 	var after int64
 	for {
-		var seqs []any
-		err := db.Tx(ctx, c.db, func(tx *sql.Tx) error {
-			seqs = seqs[:0]
-			args := append([]any{accountID, after, before}, extra...)
-			rows, err := tx.QueryContext(ctx, pick, append(args, page)...)
+		seqs, err := c.page(ctx, "SELECT seq FROM "+table+" WHERE account_id = ? AND seq > ? AND "+cond+" ORDER BY seq LIMIT ?",
+			append(append([]any{accountID, after}, args...), page)...)
+		if err != nil || len(seqs) == 0 {
+			return deleted, err
+		}
+		err = db.Tx(ctx, c.db, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN ("+db.Placeholders(len(seqs))+") AND "+cond, append(seqs, args...)...)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var seq int64
-				if err := rows.Scan(&seq); err != nil {
-					rows.Close()
-					return err
-				}
-				seqs = append(seqs, seq)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil || len(seqs) == 0 {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN ("+db.Placeholders(len(seqs))+")", seqs...)
+			n, err := res.RowsAffected()
+			deleted += int(n)
 			return err
 		})
 		if err != nil {
 			return deleted, err
 		}
-		deleted += len(seqs)
-		if len(seqs) == page {
-			after = seqs[len(seqs)-1].(int64)
-			continue
+		if len(seqs) < page {
+			return deleted, ctx.Err()
 		}
-		return deleted, ctx.Err()
+		after = seqs[len(seqs)-1].(int64)
 	}
+}
+
+// page reads one page of seqs.
+func (c *Collector) page(ctx context.Context, q string, args ...any) ([]any, error) {
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var seqs []any
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, rows.Err()
 }
 
 // report is the services[] entry of a collection.

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/openwaba/openwaba/coreapp/profile"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
+
+// publishTimeout bounds publishing the profile when a slot connects.
+const publishTimeout = time.Minute
 
 // Profiles is where a slot reads what its number publishes.
 type Profiles interface {

@@ -220,11 +220,6 @@ func (r *runner) Connected(ctx context.Context, gen uint64) {
 	r.replies = nil // acks for the old connection's pushes are moot: chatd pushes again
 	r.mu.Unlock()
 	r.ensurePreKeys(ctx)
-	if r.key.Shard == 0 {
-		if err := r.publishProfile(ctx); err != nil {
-			r.m.log.Warn("publishing the profile failed; it is published again at the next connection or change", "wa_id", r.acct.WaID, "err", err)
-		}
-	}
 }
 
 // StateChanged implements session.Handler. Once the session is active,
@@ -234,6 +229,22 @@ func (r *runner) StateChanged(s session.State) {
 	if s == session.Connected {
 		r.downSince.Store(0)
 		r.sender.Connected()
+		if r.key.Shard == 0 {
+			// On the task goroutine, after activation: a slow media server
+			// must not hold the connection's traffic back.
+			publish := func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+				defer cancel()
+				if err := r.publishProfile(ctx); err != nil && ctx.Err() == nil {
+					r.m.log.Warn("publishing the profile failed; it is published again at the next connection or change", "wa_id", r.acct.WaID, "err", err)
+				}
+			}
+			select {
+			case r.tasks <- publish:
+			default: // StateChanged must not wait
+				r.m.log.Warn("the slot's task queue is full; the profile is published at the next connection or change", "wa_id", r.acct.WaID)
+			}
+		}
 	} else {
 		r.downSince.CompareAndSwap(0, time.Now().UnixMilli())
 	}

@@ -16,10 +16,6 @@ import (
 // restart (on-prem restarts its coreapps).
 const caReloadEvery = 10 * time.Second
 
-// extraRoots is the webhook client's egress.Policy.ExtraRoots: the bundle
-// last read (nil: none).
-func (d *Dispatcher) extraRoots() *x509.CertPool { return d.caPool.Load() }
-
 // loadCA reads the bundle and swaps the pool when it changed.
 func (d *Dispatcher) loadCA(ctx context.Context) error {
 	if d.ks == nil {
@@ -35,18 +31,30 @@ func (d *Dispatcher) loadCA(ctx context.Context) error {
 	if bytes.Equal(b, d.caPEM) {
 		return nil
 	}
-	d.caPEM = b
-	if b == nil {
-		d.caPool.Store(nil)
+	var roots *x509.CertPool // nil: the system's
+	if b != nil {
+		_, certs, err := clusterkeys.CABundle(b)
+		if err != nil {
+			return err // checked when uploaded: a damaged row
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		for _, c := range certs {
+			roots.AddCert(c)
+		}
+		d.log.Info("webhook CA bundle loaded", "certificates", len(certs))
+	} else {
 		d.log.Info("webhook CA bundle removed")
-		return nil
 	}
-	pool, certs, err := clusterkeys.CABundle(b)
-	if err != nil {
-		return err // checked when uploaded: a damaged row
-	}
-	d.caPool.Store(pool)
-	d.log.Info("webhook CA bundle loaded", "certificates", len(certs))
+	d.caPEM = b
+	// New clients with the new roots (standard verification, host name
+	// included); the old ones' idle connections are closed.
+	admin, tenant := d.adminPolicy, d.tenantPolicy
+	admin.RootCAs, tenant.RootCAs = roots, roots
+	old := d.clients.Swap(&clientPair{admin: admin.Client(), tenant: tenant.Client()})
+	old.admin.CloseIdleConnections()
+	old.tenant.CloseIdleConnections()
 	// Deliveries waiting out a TLS failure may go through now.
 	d.Wake()
 	return nil

@@ -208,9 +208,10 @@ func (d *Dispatcher) Verify(ctx context.Context, rawURL, token string, tenant bo
 		return fmt.Errorf("%w: %v", ErrChallenge, err)
 	}
 	req.Header.Set("User-Agent", "openwaba-webhook/1")
-	c := d.client
+	cs := d.clients.Load()
+	c := cs.admin
 	if tenant {
-		c = d.guarded
+		c = cs.tenant
 	}
 	resp, err := c.Do(req)
 	if err != nil {

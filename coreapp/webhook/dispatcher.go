@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -87,13 +86,16 @@ type Dispatcher struct {
 	db       *sql.DB
 	settings *settings.Store
 	log      *slog.Logger
-	client   *http.Client // URLs the admin set
-	guarded  *http.Client // URLs a tenant set: public addresses only
-	ks       *keystore.Keystore
-	wake     chan struct{}
-	started  int64
-	opts     Options
-	results  *db.Batcher[result]
+	// clients post to the URLs the admin set and to those a tenant set
+	// (public addresses only), trusting the system's CAs and the webhook CA
+	// bundle (ca.go swaps them when it changes).
+	clients                   atomic.Pointer[clientPair]
+	adminPolicy, tenantPolicy egress.Policy
+	ks                        *keystore.Keystore
+	wake                      chan struct{}
+	started                   int64
+	opts                      Options
+	results                   *db.Batcher[result]
 
 	mu    sync.Mutex // guards the fields below
 	lanes map[endpointKey]*lane
@@ -106,9 +108,11 @@ type Dispatcher struct {
 	// postsOK and postsFailed count this node's POSTs by result (Posts).
 	postsOK, postsFailed atomic.Int64
 
-	caPool atomic.Pointer[x509.CertPool] // the webhook CA bundle (ca.go)
-	caPEM  []byte                        // caLoop's
+	caPEM []byte // the webhook CA bundle in use (caLoop's)
 }
+
+// clientPair is the Dispatcher's HTTP clients of the moment.
+type clientPair struct{ admin, tenant *http.Client }
 
 // endpointKey names one endpoint of one number.
 type endpointKey struct{ account, endpoint int64 }
@@ -165,8 +169,8 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 		ks: o.Keystore, opts: o,
 		lanes: map[endpointKey]*lane{}, held: map[int64]bool{}, backoffs: map[endpointKey]backoff{},
 	}
-	admin.ExtraRoots, tenant.ExtraRoots = disp.extraRoots, disp.extraRoots
-	disp.client, disp.guarded = admin.Client(), tenant.Client()
+	disp.adminPolicy, disp.tenantPolicy = admin, tenant
+	disp.clients.Store(&clientPair{admin: admin.Client(), tenant: tenant.Client()})
 	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
 	return disp
 }
@@ -813,9 +817,10 @@ func (d *Dispatcher) send(ctx context.Context, t *target, id string, body []byte
 	if t.hubSecret != "" {
 		req.Header.Set("X-Hub-Signature-256", graph.Signature(t.hubSecret, body))
 	}
-	c := d.client
+	cs := d.clients.Load()
+	c := cs.admin
 	if t.ep.ByTenant {
-		c = d.guarded
+		c = cs.tenant
 	}
 	resp, err := c.Do(req)
 	if err != nil {

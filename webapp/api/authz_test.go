@@ -89,6 +89,7 @@ var authzMatrix = map[string]string{
 
 	"GET /v1/health":                      "UUPPPPUP",
 	"GET /v1/support":                     "UUFPFFUU",
+	"GET /metrics":                        "UUPPPPUP",
 	"GET /v1/stats/app":                   "UUPPPPUP",
 	"GET /v1/stats/app/internal":          "UUPPPPUP",
 	"GET /v1/stats/db":                    "UUPPPPUP",

@@ -151,7 +151,7 @@ func (s *Server) collectMessages(c echo.Context) error {
 const MaxBlockReason = 60
 
 // blockContact: POST /v1/contacts/{wa_id}/block (any principal), 360dialog's
-// block: {"reason"} is optional free text, kept in the log only (360dialog
+// block: {"reason"} is optional free text, checked and not kept (360dialog
 // passes it on when another business is blocked, which the network does not
 // allow). 2048 when the contact did not write in the last 24 hours.
 func (s *Server) blockContact(c echo.Context) error {

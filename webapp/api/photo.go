@@ -12,7 +12,7 @@ import (
 )
 
 // The profile photo: POST /v1/settings/profile/photo takes the raw JPEG
-// or PNG file (api/profile.CheckPhoto: at least 640×640, at most 3 MiB),
+// or PNG file (api/profile.CheckPhoto: at least 640×640, at most 2 MiB),
 // GET answers it, or with ?format=link a link that downloads it without
 // credentials for MediaURLTTL (signed as the Cloud media URLs are), and
 // DELETE removes it. The network shows it to the customers with the name

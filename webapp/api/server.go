@@ -230,6 +230,7 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodDelete, "/v1/settings/application/media/providers/:name", adminOrKey, s.deleteMediaProvider},
 
 		{http.MethodGet, "/v1/health", monitoring, s.health},
+		{http.MethodGet, "/metrics", monitoring, s.metrics},
 		{http.MethodGet, "/v1/stats/app", monitoring, s.statsApp},
 		{http.MethodGet, "/v1/stats/app/internal", monitoring, s.statsApp},
 		{http.MethodGet, "/v1/stats/db", monitoring, s.statsDB},
@@ -380,8 +381,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
+		took := s.opts.Now().Sub(start)
+		observe(c, took)
 		attrs := []any{"request_id", requestID(c), "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "bytes", c.Response().Size, "duration", s.opts.Now().Sub(start), "remote", c.RealIP()}
+			"status", c.Response().Status, "bytes", c.Response().Size, "duration", took, "remote", c.RealIP()}
 		if p, ok := c.Get(principalKey).(principal); ok {
 			attrs = append(attrs, "principal", p)
 		}
