@@ -8,6 +8,7 @@ require (
 	github.com/openwaba/openwaba/chatd v0.0.0
 	github.com/openwaba/openwaba/db v0.0.0
 	github.com/openwaba/openwaba/proto v0.0.0
+	github.com/prometheus/client_golang v1.25.0
 	go.mau.fi/libsignal v0.2.2
 	golang.org/x/sync v0.24.0
 	google.golang.org/grpc v1.85.0
@@ -15,10 +16,16 @@ require (
 )
 
 require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,7 @@ type Batcher[T any] struct {
 	jobs     chan job[T]
 	maxBatch int
 	workers  int
+	name     string // BatchOptions.Name
 
 	mu      sync.RWMutex // guards stopped; held for reading while submitting
 	stopped bool
@@ -51,6 +53,25 @@ type BatchOptions struct {
 	// Queue is the number of items waiting before submitters block
 	// (default 4096).
 	Queue int
+	// Name labels the batcher's transactions for SetBatchObserver
+	// ("batch" when empty).
+	Name string
+}
+
+// BatchObserver is told of every group transaction a Batcher ran: the
+// batcher's name, its items, how long it took and its error.
+type BatchObserver func(name string, items int, took time.Duration, err error)
+
+var batchObserver atomic.Pointer[BatchObserver]
+
+// SetBatchObserver makes every Batcher of the process report its
+// transactions to fn (the process's metrics; nil stops it).
+func SetBatchObserver(fn BatchObserver) {
+	if fn == nil {
+		batchObserver.Store(nil)
+		return
+	}
+	batchObserver.Store(&fn)
 }
 
 // NewBatcher returns a Batcher writing with flush. Call Run to start it.
@@ -64,7 +85,10 @@ func NewBatcher[T any](d *sql.DB, log *slog.Logger, o BatchOptions, flush func(c
 	if o.Queue <= 0 {
 		o.Queue = 4096
 	}
-	return &Batcher[T]{db: d, log: log, flush: flush, jobs: make(chan job[T], o.Queue), maxBatch: o.MaxBatch, workers: o.Workers}
+	if o.Name == "" {
+		o.Name = "batch"
+	}
+	return &Batcher[T]{db: d, log: log, flush: flush, jobs: make(chan job[T], o.Queue), maxBatch: o.MaxBatch, workers: o.Workers, name: o.Name}
 }
 
 // Run flushes submitted items until ctx ends, then flushes what is queued and
@@ -152,7 +176,12 @@ func (b *Batcher[T]) commit(batch []job[T], items []T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	run := func(items []T) error {
-		return Tx(ctx, b.db, func(tx *sql.Tx) error { return b.flush(ctx, tx, items) })
+		start := time.Now()
+		err := Tx(ctx, b.db, func(tx *sql.Tx) error { return b.flush(ctx, tx, items) })
+		if obs := batchObserver.Load(); obs != nil {
+			(*obs)(b.name, len(items), time.Since(start), err)
+		}
+		return err
 	}
 	if len(batch) > 1 {
 		err := run(items)

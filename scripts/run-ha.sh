@@ -91,7 +91,7 @@ start_node() {
 		port=$((WA_CORE_PORT + n - 1))
 		# The other coreapps reach this one there (wakes, handovers).
 		WA_NODE_ID=$id WA_CORE_PORT=$port WA_CORE_ADVERTISE_ADDR=127.0.0.1:$port WA_DATA_DIR="$WA_DATA_DIR/$id" \
-			"$BIN/coreapp" &
+			WA_CORE_METRICS_PORT=$((${WA_CORE_METRICS_PORT:-6261} + n - 1)) "$BIN/coreapp" &
 		;;
 	web*)
 		n=${id#web}

@@ -195,6 +195,9 @@ $steps
          --root-key-file $root_file --admin 127.0.0.1:$WA_CHATD_ADMIN_PORT \\
          --home /tmp/phone1 register 15551234567
     $BIN/waphone --home /tmp/phone1
+ 4. Metrics (Prometheus text): https://127.0.0.1:$WA_WEB_PORT/metrics (a token, or
+    Authorization: Apikey \$WA_API_KEY), coreapp http://127.0.0.1:${WA_CORE_METRICS_PORT:-6261}/metrics,
+    chatd http://127.0.0.1:$WA_CHATD_ADMIN_PORT/metrics; dashboard: deploy/grafana/openwaba.json.
  Ctrl-C stops everything. README.md has the full walk-through.
 ================================================================================
 

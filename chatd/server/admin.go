@@ -58,6 +58,7 @@ func (s *Server) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"code": code})
 	})
 	mux.HandleFunc("POST /sandbox/templates/{id}/status", s.adminTemplateStatus)
+	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /sandbox/clock", s.adminClock)
 	mux.HandleFunc("POST /sandbox/clock", s.adminClock)
 	mux.HandleFunc("DELETE /sandbox/clock", s.adminClock)

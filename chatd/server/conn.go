@@ -380,6 +380,7 @@ func (c *conn) dispatch(ctx context.Context, st *chatdv1.Stanza) error {
 }
 
 func (c *conn) nack(id string, class chatdv1.AckClass, reason string) {
+	stanzasRefused.WithLabelValues(reason).Inc()
 	c.send(&chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{Id: id, Class: class, T: time.Now().Unix(), Error: reason}}})
 }
 
@@ -519,8 +520,10 @@ func (c *conn) store(it *storeItem, id string, st *chatdv1.Stanza, cls chatdv1.A
 			switch it.kind {
 			case kindMessage:
 				c.messages.Add(1)
+				stanzasStored.WithLabelValues("message").Inc()
 			case kindReceipt:
 				c.receipts.Add(1)
+				stanzasStored.WithLabelValues("receipt").Inc()
 			}
 			c.srv.deliver(it.recipient, it.shard, it.seq, payload)
 		}

@@ -63,6 +63,11 @@ type Config struct {
 	// MediaLinkTimeout (WA_MEDIA_LINK_TIMEOUT, default 60s) bounds fetching
 	// one media link.
 	MediaLinkTimeout time.Duration
+	// MetricsAddr and MetricsPort (WA_CORE_METRICS_ADDR, default 127.0.0.1;
+	// WA_CORE_METRICS_PORT, default 6261, 0: off) are where GET /metrics
+	// is served, in plain HTTP (coreapp/metrics).
+	MetricsAddr string
+	MetricsPort int
 	// MessageRetention (WA_MESSAGE_RETENTION, default 720h) is how long a
 	// finished message is kept before PUT /v1/services/message/gc removes
 	// it (coreapp/messagegc).
@@ -78,7 +83,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chat_host", c.ChatHost), slog.Int("chat_port", c.ChatPort), slog.Int("chat_fallback_port", c.ChatFallbackPort),
 		slog.String("chat_root_key", c.ChatRootKey), slog.String("chat_root_key_file", c.ChatRootKeyFile),
 		slog.String("node_id", c.NodeID), slog.String("advertise", c.Advertise), slog.String("data_dir", c.DataDir), slog.String("media_dir", c.MediaDir),
-		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Bool("webhook_allow_private", c.WebhookAllowPrivate), slog.Duration("webhook_dead_after", c.WebhookDeadAfter), slog.Duration("media_link_timeout", c.MediaLinkTimeout), slog.Duration("message_retention", c.MessageRetention),
+		slog.Bool("media_allow_private_links", c.MediaAllowPrivateLinks), slog.Bool("webhook_allow_private", c.WebhookAllowPrivate), slog.Duration("webhook_dead_after", c.WebhookDeadAfter), slog.Duration("media_link_timeout", c.MediaLinkTimeout), slog.Duration("message_retention", c.MessageRetention), slog.String("metrics_addr", c.MetricsAddr), slog.Int("metrics_port", c.MetricsPort),
 		slog.Bool("keystore_secret_set", c.KeystoreSecret != ""))
 }
 
@@ -154,8 +159,8 @@ func Load(file string) (Config, error) {
 		"chat_fallback_port": "WA_CHAT_FALLBACK_PORT", "node_id": "WA_NODE_ID", "data_dir": "WA_DATA_DIR",
 		"keystore_secret": "WA_KEYSTORE_SECRET", "media_dir": "WA_MEDIA_DIR", "core_advertise_addr": "WA_CORE_ADVERTISE_ADDR",
 		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "webhook_allow_private": "WA_WEBHOOK_ALLOW_PRIVATE", "webhook_dead_after": "WA_WEBHOOK_DEAD_AFTER", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
-		"message_retention": "WA_MESSAGE_RETENTION",
-		"chat_root_key":     "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
+		"message_retention": "WA_MESSAGE_RETENTION", "metrics_addr": "WA_CORE_METRICS_ADDR", "metrics_port": "WA_CORE_METRICS_PORT",
+		"chat_root_key": "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
 	} {
 		v.BindEnv(key, env)
 	}
@@ -170,6 +175,8 @@ func Load(file string) (Config, error) {
 	v.SetDefault("media_link_timeout", "60s")
 	v.SetDefault("webhook_dead_after", "168h")
 	v.SetDefault("message_retention", "720h")
+	v.SetDefault("metrics_addr", "127.0.0.1")
+	v.SetDefault("metrics_port", 6261)
 	c := Config{
 		DB: chatdconfig.DBFrom(v), CoreAddr: v.GetString("core_addr"), CorePort: v.GetInt("core_port"),
 		ChatHost: v.GetString("chat_host"), ChatPort: v.GetInt("chat_port"), ChatFallbackPort: v.GetInt("chat_fallback_port"),
@@ -180,7 +187,8 @@ func Load(file string) (Config, error) {
 		MediaLinkTimeout:    v.GetDuration("media_link_timeout"),
 		WebhookDeadAfter:    v.GetDuration("webhook_dead_after"),
 		MessageRetention:    v.GetDuration("message_retention"),
-		ChatRootKey:         v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
+		MetricsAddr:         v.GetString("metrics_addr"), MetricsPort: v.GetInt("metrics_port"),
+		ChatRootKey: v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
 	}
 	if c.MediaDir == "" {
 		c.MediaDir = filepath.Join(c.DataDir, "media")
@@ -234,6 +242,9 @@ func (c Config) validate() error {
 	}
 	if c.WebhookDeadAfter < time.Second {
 		return fmt.Errorf("WA_WEBHOOK_DEAD_AFTER %s must be at least 1s", c.WebhookDeadAfter)
+	}
+	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
+		return fmt.Errorf("WA_CORE_METRICS_PORT %d is out of range", c.MetricsPort)
 	}
 	if c.MessageRetention < time.Hour {
 		return fmt.Errorf("WA_MESSAGE_RETENTION %s must be at least 1h", c.MessageRetention)

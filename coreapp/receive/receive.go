@@ -46,7 +46,7 @@ type Store struct {
 // NewStore returns a Store.
 func NewStore(d *sql.DB, sealer e2e.Sealer, st *settings.Store, media *medialib.Store, log *slog.Logger, webhookWake func()) *Store {
 	s := &Store{db: d, sealer: sealer, settings: st, media: media, log: log, webhookWake: webhookWake}
-	s.batch = db.NewBatcher(d, log, db.BatchOptions{Workers: 2}, s.flush)
+	s.batch = db.NewBatcher(d, log, db.BatchOptions{Workers: 2, Name: "inbound"}, s.flush)
 	return s
 }
 

@@ -24,8 +24,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/chatd/shard"
 	"github.com/openwaba/openwaba/coreapp/account"
+	"github.com/openwaba/openwaba/coreapp/metrics"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
@@ -73,8 +75,8 @@ func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()
 	// accounts until it commits (see flushAccepts), so parallel batches of
 	// one node would only queue behind each other; one batch takes every
 	// waiting request instead (measured: as fast, lower latency).
-	st.accepts = db.NewBatcher(d, log, db.BatchOptions{Workers: 1}, flushAccepts)
-	st.moves = db.NewBatcher(d, log, db.BatchOptions{Workers: 2}, st.flushTransitions)
+	st.accepts = db.NewBatcher(d, log, db.BatchOptions{Workers: 1, Name: "accepts"}, flushAccepts)
+	st.moves = db.NewBatcher(d, log, db.BatchOptions{Workers: 2, Name: "statuses"}, st.flushTransitions)
 	return st
 }
 
@@ -162,6 +164,7 @@ func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to 
 	if it.existing != "" {
 		return Message{ID: it.existing}, true, nil
 	}
+	metrics.MessagesAccepted.WithLabelValues(message.Default.Kind(content)).Inc()
 	return it.m, false, nil
 }
 
@@ -481,6 +484,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 				r.conv, r.newConv = b, b
 			}
 			changed[tr.id] = true
+			metrics.MessageStatuses.WithLabelValues(statusNames[tr.status]).Inc()
 			if want[tr.status] {
 				events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
 			}

@@ -679,3 +679,20 @@ func (m *Manager) ConnectedAccounts() []int64 {
 	}
 	return out
 }
+
+// Counts returns how many slots this node runs and how many of them are
+// connected to the chat network (metrics).
+func (m *Manager) Counts() (owned, connected int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.runners {
+		if r.stopped() {
+			continue
+		}
+		owned++
+		if r.sess.State() == session.Connected {
+			connected++
+		}
+	}
+	return owned, connected
+}

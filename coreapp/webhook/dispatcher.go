@@ -23,6 +23,7 @@ import (
 	"github.com/openwaba/openwaba/api/graph"
 	"github.com/openwaba/openwaba/api/webhooksign"
 	"github.com/openwaba/openwaba/coreapp/egress"
+	"github.com/openwaba/openwaba/coreapp/metrics"
 	"github.com/openwaba/openwaba/coreapp/settings"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/keystore"
@@ -171,7 +172,7 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 	}
 	disp.adminPolicy, disp.tenantPolicy = admin, tenant
 	disp.clients.Store(&clientPair{admin: admin.Client(), tenant: tenant.Client()})
-	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2}, disp.flush)
+	disp.results = db.NewBatcher(d, log, db.BatchOptions{MaxBatch: 512, Workers: 2, Name: "webhook_results"}, disp.flush)
 	return disp
 }
 
@@ -860,8 +861,10 @@ func (d *Dispatcher) record(b batch, a *attemptLog, state int, next, pin int64) 
 	if a != nil {
 		if state == StateDelivered {
 			d.postsOK.Add(1)
+			metrics.WebhookPosts.WithLabelValues(metrics.Endpoint(b.key.endpoint), "success").Inc()
 		} else {
 			d.postsFailed.Add(1)
+			metrics.WebhookPosts.WithLabelValues(metrics.Endpoint(b.key.endpoint), "failure").Inc()
 		}
 		r.ns = make([]int, len(b.deliveries))
 		for i, dl := range b.deliveries {

@@ -352,7 +352,7 @@ func (s *Stack) startNodes(o Options) {
 		s.coreEnv[k] = v
 	}
 	for i := range max(o.Coreapps, 1) {
-		c := &Core{Index: i, NodeID: fmt.Sprintf("core%d", i+1), Port: FreePort(t), DataDir: t.TempDir()}
+		c := &Core{Index: i, NodeID: fmt.Sprintf("core%d", i+1), Port: FreePort(t), MetricsPort: FreePort(t), DataDir: t.TempDir()}
 		if o.ProxyChat {
 			c.ChatProxy = NewProxy(t, fmt.Sprintf("127.0.0.1:%d", s.ChatPort))
 		}

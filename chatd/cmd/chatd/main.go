@@ -128,6 +128,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		QueueTTL: cfg.QueueTTL, Keys: keys, Media: media, MediaDir: filepath.Join(cfg.DataDir, "media"),
 		MediaURL: cfg.MediaURL, MediaTTL: cfg.MediaTTL,
 		EnforceWindow: cfg.EnforceWindow, TemplateApprovalDelay: cfg.TemplateApprovalDelay})
+	srv.RegisterMetrics()
 	err = srv.Serve(ctx)
 	log.Info("stopped")
 	if errors.Is(err, context.Canceled) {

@@ -35,6 +35,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
 	"github.com/openwaba/openwaba/coreapp/messagegc"
+	"github.com/openwaba/openwaba/coreapp/metrics"
 	"github.com/openwaba/openwaba/coreapp/profile"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/rpc"
@@ -143,7 +144,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 		return err
 	}
 
-	committer := db.NewCommitter(d, log, db.CommitterOptions{})
+	committer := db.NewCommitter(d, log, db.CommitterOptions{Name: "committer"})
 	settingsStore := settings.NewStore(d)
 	dispatcher := webhook.NewDispatcher(d, settingsStore, log, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Keystore: ks, DeadAfter: cfg.WebhookDeadAfter})
 	// A webhook URL a tenant sets is checked when it is set (and at every
@@ -182,7 +183,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	}
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(coreTLS(cert))),
-		grpc.ChainUnaryInterceptor(rpc.AuthInterceptor(token), rpc.AvailabilityInterceptor(cl)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryInterceptor, rpc.AuthInterceptor(token), rpc.AvailabilityInterceptor(cl)),
 		grpc.StreamInterceptor(rpc.StreamAuthInterceptor(token)),
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -206,6 +207,16 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	workWG.Go(func() { slots.Run(workCtx) })
 	workWG.Go(func() { mediaLib.Run(workCtx) })
 	workWG.Go(func() { messageGC.Run(workCtx) })
+	metrics.ObserveBatches()
+	metrics.Register(metrics.Node{DB: d, Slots: slots.Counts, Master: cl.IsMaster})
+	if cfg.MetricsPort > 0 {
+		addr := net.JoinHostPort(cfg.MetricsAddr, strconv.Itoa(cfg.MetricsPort))
+		workWG.Go(func() {
+			if err := metrics.Serve(workCtx, addr, log); err != nil {
+				log.Error("the metrics listener stopped", "addr", addr, "err", err)
+			}
+		})
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("coreapp ready", "grpc", lis.Addr().String(), "chat", cfg.ChatAddrs())
