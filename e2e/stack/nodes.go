@@ -11,12 +11,12 @@ import (
 // Core is one coreapp node of a Stack. Its node id, port and data directory
 // stay the same across restarts.
 type Core struct {
-	Index   int    // its place in Stack.Cores
-	NodeID  string // WA_NODE_ID: core1, core2, …
-	Port    int    // gRPC port (WA_CORE_PORT)
+	Index  int    // its place in Stack.Cores
+	NodeID string // WA_NODE_ID: core1, core2, …
+	Port   int    // gRPC port (WA_CORE_PORT)
 	// MetricsPort serves GET /metrics on loopback (WA_CORE_METRICS_PORT).
 	MetricsPort int
-	DataDir string // WA_DATA_DIR, kept across restarts
+	DataDir     string // WA_DATA_DIR, kept across restarts
 	// ChatProxy stands between this node and chatd (Options.ProxyChat), and
 	// DBProxy between this node and MySQL (Options.ProxyDB); nil otherwise.
 	ChatProxy, DBProxy *Proxy
@@ -136,7 +136,7 @@ func (s *Stack) launchCore(c *Core) {
 func (s *Stack) coreEnvFull(c *Core) map[string]string {
 	e := map[string]string{"WA_DB_NAME": s.CoreDB, "WA_CORE_PORT": strconv.Itoa(c.Port), "WA_CORE_ADDR": "127.0.0.1",
 		"WA_CORE_METRICS_PORT": strconv.Itoa(c.MetricsPort),
-		"WA_CHAT_HOST": "127.0.0.1", "WA_NODE_ID": c.NodeID, "WA_DATA_DIR": c.DataDir,
+		"WA_CHAT_HOST":         "127.0.0.1", "WA_NODE_ID": c.NodeID, "WA_DATA_DIR": c.DataDir,
 		"WA_CHAT_PORT": strconv.Itoa(s.ChatPort), "WA_CHAT_FALLBACK_PORT": strconv.Itoa(s.FallbackPort),
 		"WA_CHAT_ROOT_KEY": s.RootKey, "WA_KEYSTORE_SECRET": s.KeystoreSecret, "WA_MEDIA_DIR": s.mediaDir,
 		// The tests' webhook receivers listen on loopback, also for URLs
