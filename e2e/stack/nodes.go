@@ -165,6 +165,9 @@ func (s *Stack) launchWeb(w *Web) {
 		"WA_DB_NAME": s.CoreDB, "WA_WEB_PORT": strconv.Itoa(w.Port), "WA_WEB_ADDR": "127.0.0.1",
 		"WA_CORE_ENDPOINT": s.CoreEndpoints(), "WA_API_KEY": "monitoring-key-0123456789",
 		"WA_KEYSTORE_SECRET": s.KeystoreSecret,
+		// Most tests send faster than on-prem's request rate limits allow;
+		// the rate limit tests turn them on (Options.WebEnv).
+		"WA_RATE_LIMIT_MESSAGES": "off", "WA_RATE_LIMIT_DEFAULT": "off",
 	}
 	for k, v := range w.env {
 		e[k] = v

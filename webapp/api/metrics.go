@@ -41,3 +41,10 @@ func (s *Server) metrics(c echo.Context) error {
 	promhttp.Handler().ServeHTTP(c.Response(), c.Request())
 	return nil
 }
+
+// RegisterLimitsShare exports how many webapps share the rate limits (once
+// per process: the webapp command calls it).
+func RegisterLimitsShare(share func() int) {
+	promauto.NewGaugeFunc(prometheus.GaugeOpts{Name: "openwaba_rate_limit_share", Help: "Webapps alive the request rate limits are shared among (this one's buckets fill at limit/share)."},
+		func() float64 { return float64(share()) })
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/openwaba/openwaba/api/profile"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 	"github.com/openwaba/openwaba/webapp/auth"
+	"github.com/openwaba/openwaba/webapp/ratelimit"
 	"github.com/openwaba/openwaba/webapp/webtls"
 )
 
@@ -72,6 +73,8 @@ type Options struct {
 	// Certificates keeps the HTTPS certificate and the webhook CA bundle
 	// (/v1/certificates); nil: those routes answer 404.
 	Certificates *webtls.Holder
+	// Limits limits the requests of each caller (nil: no limits).
+	Limits *ratelimit.Limiter
 }
 
 // Server is the REST API. Build it with New and serve Handler().
@@ -255,15 +258,15 @@ func (s *Server) newEcho() *echo.Echo {
 			e.Add(r.method, r.path, r.h, s.shortRead, s.bodyLimit)
 			continue
 		}
-		e.Add(r.method, r.path, r.h, s.bodyLimit, s.authenticate(r.access))
+		e.Add(r.method, r.path, r.h, s.bodyLimit, s.authenticate(r.access), s.rateLimit(groupOf(r.path)))
 	}
 	// POST /v1/media (any principal) streams its body to coreapp and enforces
 	// media.MaxUpload itself: it and the Cloud uploads are the routes
 	// without bodyLimit.
-	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal))
+	e.Add(http.MethodPost, "/v1/media", s.uploadMedia, s.authenticate(anyPrincipal), s.rateLimit(ratelimit.GroupDefault))
 	// A restore carries a backup: a limit of its own.
-	e.Add(http.MethodPost, "/v1/settings/restore", s.restore, limitBody(MaxRestoreBody), s.authenticate(adminOnly))
-	e.Add(http.MethodPost, "/v1/settings/profile/photo", s.setPhoto, limitBody(profile.MaxPhoto), s.authenticate(adminOrKey))
+	e.Add(http.MethodPost, "/v1/settings/restore", s.restore, limitBody(MaxRestoreBody), s.authenticate(adminOnly), s.rateLimit(ratelimit.GroupDefault))
+	e.Add(http.MethodPost, "/v1/settings/profile/photo", s.setPhoto, limitBody(profile.MaxPhoto), s.authenticate(adminOrKey), s.rateLimit(ratelimit.GroupDefault))
 
 	// The Cloud API (cloud.go): Graph routes, and 360dialog's Cloud flavour
 	// without version and number.
@@ -284,10 +287,10 @@ func (s *Server) newEcho() *echo.Echo {
 		{http.MethodDelete, "/:id", anyPrincipal, s.cloudDelete},
 	}
 	for _, r := range cloud {
-		e.Add(r.method, r.path, r.h, s.graphRoute, s.bodyLimit, s.authenticate(r.access))
+		e.Add(r.method, r.path, r.h, s.graphRoute, s.bodyLimit, s.authenticate(r.access), s.rateLimit(groupOf(r.path)))
 	}
 	for _, p := range []string{"/:version/:id/media", "/media"} {
-		e.Add(http.MethodPost, p, s.cloudUpload, s.graphRoute, s.authenticate(anyPrincipal))
+		e.Add(http.MethodPost, p, s.cloudUpload, s.graphRoute, s.authenticate(anyPrincipal), s.rateLimit(ratelimit.GroupDefault))
 	}
 	e.Add(http.MethodGet, mediaURLPath+":id", s.signedMedia, s.graphRoute)
 	e.Add(http.MethodGet, photoLinkPath+":pnid", s.signedPhoto)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/webapp/coreconn"
+	"github.com/openwaba/openwaba/webapp/ratelimit"
 )
 
 // Config is the webapp's effective configuration.
@@ -44,6 +45,12 @@ type Web struct {
 	// MaxConnsPerIP caps the open connections of one client address
 	// (WA_WEB_MAX_CONNS_PER_IP, 256; 0: no cap).
 	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
+	// RateMessages and RateDefault are the request rate limits per caller
+	// of the message routes and of every other authenticated route, as
+	// "RATE/BURST" or "off" (WA_RATE_LIMIT_MESSAGES, 50/150;
+	// WA_RATE_LIMIT_DEFAULT, 20/60: on-prem's; webapp/ratelimit).
+	RateMessages string `mapstructure:"rate_messages"`
+	RateDefault  string `mapstructure:"rate_default"`
 }
 
 // Core says where the coreapps are.
@@ -81,6 +88,8 @@ var env = []struct{ key, name string }{
 	{"web.addr", "WA_WEB_ADDR"},
 	{"web.servername", "WA_WEB_SERVERNAME"},
 	{"web.max_conns_per_ip", "WA_WEB_MAX_CONNS_PER_IP"},
+	{"web.rate_messages", "WA_RATE_LIMIT_MESSAGES"},
+	{"web.rate_default", "WA_RATE_LIMIT_DEFAULT"},
 	{"keystore_secret", "WA_KEYSTORE_SECRET"},
 	{"core.endpoint", "WA_CORE_ENDPOINT"},
 	{"api_key", "WA_API_KEY"},
@@ -120,6 +129,8 @@ func Load(args []string, logToTerminal bool, usage io.Writer) (Config, error) {
 	v.SetDefault("web.addr", "0.0.0.0")
 	v.SetDefault("web.servername", "localhost")
 	v.SetDefault("web.max_conns_per_ip", 256)
+	v.SetDefault("web.rate_messages", "50/150")
+	v.SetDefault("web.rate_default", "20/60")
 	v.SetDefault("keystore_secret", "")
 	v.SetDefault("core.endpoint", "127.0.0.1:6250")
 	v.SetDefault("api_key", "")
@@ -173,6 +184,9 @@ func (c Config) Validate() error {
 	if c.Web.ServerName == "" {
 		errs = append(errs, errors.New("WA_WEB_SERVERNAME is empty"))
 	}
+	if _, err := c.Web.Limits(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.Core.Parsed(); err != nil {
 		errs = append(errs, fmt.Errorf("WA_CORE_ENDPOINT %q: %w", strings.Join(c.Core.Endpoints, ","), err))
 	}
@@ -204,7 +218,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("db", c.DB), // db.Config redacts its password
 		slog.Group("web", slog.String("addr", c.Web.Addr), slog.Int("port", c.Web.Port), slog.String("servername", c.Web.ServerName),
-			slog.Int("max_conns_per_ip", c.Web.MaxConnsPerIP)),
+			slog.Int("max_conns_per_ip", c.Web.MaxConnsPerIP), slog.String("rate_messages", c.Web.RateMessages), slog.String("rate_default", c.Web.RateDefault)),
 		slog.String("data_dir", c.DataDir),
 		slog.Bool("keystore_secret_set", c.KeystoreSecret != ""),
 		slog.String("core_endpoint", strings.Join(c.Core.Endpoints, ",")),
@@ -218,4 +232,17 @@ func redact(s string) string {
 		return ""
 	}
 	return "********"
+}
+
+// Limits are the parsed rate limits by group.
+func (w Web) Limits() (map[string]ratelimit.Limit, error) {
+	m, err := ratelimit.Parse(w.RateMessages)
+	if err != nil {
+		return nil, fmt.Errorf("WA_RATE_LIMIT_MESSAGES: %w", err)
+	}
+	d, err := ratelimit.Parse(w.RateDefault)
+	if err != nil {
+		return nil, fmt.Errorf("WA_RATE_LIMIT_DEFAULT: %w", err)
+	}
+	return map[string]ratelimit.Limit{ratelimit.GroupMessages: m, ratelimit.GroupDefault: d}, nil
 }

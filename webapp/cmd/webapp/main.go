@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"flag"
@@ -34,6 +35,7 @@ import (
 	"github.com/openwaba/openwaba/webapp/config"
 	"github.com/openwaba/openwaba/webapp/connlimit"
 	"github.com/openwaba/openwaba/webapp/coreconn"
+	"github.com/openwaba/openwaba/webapp/ratelimit"
 	"github.com/openwaba/openwaba/webapp/webtls"
 )
 
@@ -133,7 +135,15 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	if err != nil {
 		return fmt.Errorf("media URL key: %w", err)
 	}
+	limits, err := cfg.Web.Limits()
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	limiter := ratelimit.New(limits, d, host+":"+rand.Text()[:8], log)
+	api.RegisterLimitsShare(limiter.Share)
 	srv := api.New(corev1.NewCoreClient(conn), store, log, api.Options{
+		Limits:        limiter,
 		MonitoringKey: cfg.APIKey,
 		CoreToken:     string(coreToken),
 		MediaURLKey:   mediaKey,
@@ -169,6 +179,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	certCtx, stopCerts := context.WithCancel(ctx)
 	var certsDone sync.WaitGroup
 	certsDone.Go(func() { certs.Run(certCtx) })
+	certsDone.Go(func() { limiter.Run(certCtx) })
 	defer func() { stopCerts(); certsDone.Wait() }()
 
 	served := make(chan error, 1)
