@@ -33,7 +33,7 @@ func defaults() config.Config {
 	return config.Config{
 		DB: db.Config{Engine: "SQLITE", Hostname: "127.0.0.1", Port: 3306, Username: "root", Name: "openwaba", MaxOpenConns: 32,
 			Dir: "data", Path: filepath.Join("data", "openwaba.db")},
-		Web:     config.Web{Addr: "0.0.0.0", Port: 9090, ServerName: "localhost", MaxConnsPerIP: 256},
+		Web:     config.Web{Addr: "0.0.0.0", Port: 9090, ServerName: "localhost", MaxConnsPerIP: 256, RateMessages: "50/150", RateDefault: "20/60"},
 		Core:    config.Core{Endpoints: []string{"127.0.0.1:6250"}},
 		Log:     config.Log{Format: "json", Level: "info"},
 		DataDir: "data",
@@ -73,10 +73,11 @@ func TestLoad(t *testing.T) {
 				"WA_DB_PASSWORD": "pw", "WA_DB_NAME": "waba", "WA_DB_MAX_OPEN_CONNS": "8", "WA_WEB_PORT": "9443", "WA_WEB_ADDR": "127.0.0.1",
 				"WA_WEB_SERVERNAME": "waba.example", "WA_CORE_ENDPOINT": "coreapp:6250", "WA_API_KEY": "monitoring-key",
 				"WA_LOG_FORMAT": "TEXT", "WA_LOG_LEVEL": "WARN", "WA_WEB_MAX_CONNS_PER_IP": "0", "WA_KEYSTORE_SECRET": "c2VjcmV0",
+				"WA_RATE_LIMIT_MESSAGES": "off", "WA_RATE_LIMIT_DEFAULT": "5/10",
 			},
 			want: func(c *config.Config) {
 				c.DB = db.Config{Engine: "MYSQL", Hostname: "mysql", Port: 3307, Username: "wa", Password: "pw", Name: "waba", MaxOpenConns: 8, Dir: "data"}
-				c.Web = config.Web{Addr: "127.0.0.1", Port: 9443, ServerName: "waba.example", MaxConnsPerIP: 0}
+				c.Web = config.Web{Addr: "127.0.0.1", Port: 9443, ServerName: "waba.example", MaxConnsPerIP: 0, RateMessages: "off", RateDefault: "5/10"}
 				c.KeystoreSecret = "c2VjcmV0"
 				c.Core.Endpoints = []string{"coreapp:6250"}
 				c.APIKey = "monitoring-key"
@@ -121,6 +122,7 @@ func TestLoad(t *testing.T) {
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"--port", "1"}, wantErr: "flag provided but not defined"},
 		{name: "short API key", env: map[string]string{"WA_API_KEY": "short"}, wantErr: "WA_API_KEY must be 12 to 128"},
+		{name: "bad rate limit", env: map[string]string{"WA_RATE_LIMIT_MESSAGES": "fast"}, wantErr: "WA_RATE_LIMIT_MESSAGES"},
 		{name: "long API key", env: map[string]string{"WA_API_KEY": strings.Repeat("k", 129)}, wantErr: "WA_API_KEY must be 12 to 128"},
 		{name: "negative connection cap", env: map[string]string{"WA_WEB_MAX_CONNS_PER_IP": "-1"}, wantErr: "WA_WEB_MAX_CONNS_PER_IP"},
 		{name: "bad port", env: map[string]string{"WA_WEB_PORT": "70000"}, wantErr: "WA_WEB_PORT"},
