@@ -88,3 +88,54 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("after a pause = %d %s, want 200", r.Status, r.Raw)
 	}
 }
+
+// TestBacklogLimit: on-prem's concurrent rate limiting. While the network
+// is away a number's accepted messages wait; past WA_MAX_PENDING_MESSAGES
+// sends answer 503 (1016), and once the backlog drained they are taken
+// again. Nothing accepted before the limit is lost.
+func TestBacklogLimit(t *testing.T) {
+	s := stack.New(t, stack.Options{CoreEnv: map[string]string{"WA_MAX_PENDING_MESSAGES": "3"}})
+	tok := s.Login()
+	s.Register(tok, bizCC, bizPhone)
+	s.WaitHealth(tok, "connected", 30*time.Second)
+	phone := s.NewPhone("15551230013", "Sam")
+	phone.OpenWindow(bizWaID)
+	s.Chatd.Stop()
+	s.WaitHealth(tok, "disconnected", 30*time.Second)
+
+	var accepted []string
+	refused := false
+	for i := 0; i < 20 && !refused; i++ {
+		r := s.Do("POST", "/v1/messages", bearer(tok), map[string]any{"to": phone.Number(), "text": map[string]any{"body": "queued"}})
+		switch r.Status {
+		case 201:
+			accepted = append(accepted, r.Body["messages"].([]any)[0].(map[string]any)["id"].(string))
+		case 503:
+			if r.ErrorCode() != 1016 {
+				t.Errorf("503 = %s, want 1016", r.Raw)
+			}
+			refused = true
+		default:
+			t.Fatalf("send = %d %s", r.Status, r.Raw)
+		}
+		time.Sleep(250 * time.Millisecond) // the count is read at most once a second
+	}
+	if !refused || len(accepted) < 3 || len(accepted) > 8 {
+		t.Fatalf("%d accepted, refused %v; want about 3 accepted, then 503", len(accepted), refused)
+	}
+	s.StartChatd()
+	for _, id := range accepted {
+		awaitMessage(t, phone, id)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.Do("POST", "/v1/messages", bearer(tok), map[string]any{"to": phone.Number(), "text": map[string]any{"body": "after"}})
+		if r.Status == 201 {
+			break
+		}
+		if r.Status != 503 || time.Now().After(deadline) {
+			t.Fatalf("after the backlog drained, send = %d %s", r.Status, r.Raw)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}

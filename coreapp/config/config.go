@@ -68,6 +68,10 @@ type Config struct {
 	// is served, in plain HTTP (coreapp/metrics).
 	MetricsAddr string
 	MetricsPort int
+	// MaxPendingMessages (WA_MAX_PENDING_MESSAGES, default 100000, 0: no
+	// limit) is the backlog of a number past which sends answer 503
+	// (on-prem's concurrent rate limiting) until it drains.
+	MaxPendingMessages int
 	// MessageRetention (WA_MESSAGE_RETENTION, default 720h) is how long a
 	// finished message is kept before PUT /v1/services/message/gc removes
 	// it (coreapp/messagegc).
@@ -160,7 +164,8 @@ func Load(file string) (Config, error) {
 		"keystore_secret": "WA_KEYSTORE_SECRET", "media_dir": "WA_MEDIA_DIR", "core_advertise_addr": "WA_CORE_ADVERTISE_ADDR",
 		"media_allow_private_links": "WA_MEDIA_ALLOW_PRIVATE_LINKS", "webhook_allow_private": "WA_WEBHOOK_ALLOW_PRIVATE", "webhook_dead_after": "WA_WEBHOOK_DEAD_AFTER", "media_link_timeout": "WA_MEDIA_LINK_TIMEOUT",
 		"message_retention": "WA_MESSAGE_RETENTION", "metrics_addr": "WA_CORE_METRICS_ADDR", "metrics_port": "WA_CORE_METRICS_PORT",
-		"chat_root_key": "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
+		"max_pending_messages": "WA_MAX_PENDING_MESSAGES",
+		"chat_root_key":        "WA_CHAT_ROOT_KEY", "chat_root_key_file": "WA_CHAT_ROOT_KEY_FILE",
 	} {
 		v.BindEnv(key, env)
 	}
@@ -177,6 +182,7 @@ func Load(file string) (Config, error) {
 	v.SetDefault("message_retention", "720h")
 	v.SetDefault("metrics_addr", "127.0.0.1")
 	v.SetDefault("metrics_port", 6261)
+	v.SetDefault("max_pending_messages", 100000)
 	c := Config{
 		DB: chatdconfig.DBFrom(v), CoreAddr: v.GetString("core_addr"), CorePort: v.GetInt("core_port"),
 		ChatHost: v.GetString("chat_host"), ChatPort: v.GetInt("chat_port"), ChatFallbackPort: v.GetInt("chat_fallback_port"),
@@ -188,7 +194,8 @@ func Load(file string) (Config, error) {
 		WebhookDeadAfter:    v.GetDuration("webhook_dead_after"),
 		MessageRetention:    v.GetDuration("message_retention"),
 		MetricsAddr:         v.GetString("metrics_addr"), MetricsPort: v.GetInt("metrics_port"),
-		ChatRootKey: v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
+		MaxPendingMessages: v.GetInt("max_pending_messages"),
+		ChatRootKey:        v.GetString("chat_root_key"), ChatRootKeyFile: v.GetString("chat_root_key_file"),
 	}
 	if c.MediaDir == "" {
 		c.MediaDir = filepath.Join(c.DataDir, "media")
@@ -242,6 +249,9 @@ func (c Config) validate() error {
 	}
 	if c.WebhookDeadAfter < time.Second {
 		return fmt.Errorf("WA_WEBHOOK_DEAD_AFTER %s must be at least 1s", c.WebhookDeadAfter)
+	}
+	if c.MaxPendingMessages < 0 {
+		return fmt.Errorf("WA_MAX_PENDING_MESSAGES %d is negative", c.MaxPendingMessages)
 	}
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		return fmt.Errorf("WA_CORE_METRICS_PORT %d is out of range", c.MetricsPort)

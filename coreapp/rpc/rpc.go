@@ -64,8 +64,10 @@ type Server struct {
 	messageGC *messagegc.Collector // WithMessageGC
 	backups   *backup.Store        // WithBackups
 	stats     *stats.Source        // WithStats
-	db        *sql.DB              // WithSupport
-	started   time.Time            // WithSupport
+	// maxPending is WA_MAX_PENDING_MESSAGES (WithMaxPending; 0: no limit).
+	maxPending int
+	db         *sql.DB   // WithSupport
+	started    time.Time // WithSupport
 }
 
 // WithWebhooks lets the server set Cloud-format webhooks: d performs the
@@ -355,6 +357,12 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 		return nil, apiError(codes.InvalidArgument, errcode.RecipientType, "recipient_type must be individual")
 	case len(req.RequestId) > 64:
 		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "request id longer than 64 characters")
+	}
+	if full, err := s.send.Backlogged(ctx, a, s.maxPending); err != nil {
+		return nil, s.translate(ctx, "send", err)
+	} else if full {
+		return nil, apiErrorHTTP(codes.ResourceExhausted, 503, errcode.Overloaded,
+			fmt.Sprintf("the number has %d or more messages waiting to be sent; retry when they are (WA_MAX_PENDING_MESSAGES)", s.maxPending))
 	}
 	// The registry's checks again (coreapp is authoritative), then what
 	// needs state: the media ids and providers, the message a reaction

@@ -7,6 +7,13 @@ import (
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
 
+// WithMaxPending makes sends answer 503 (1016) while a number has n
+// messages or more accepted and not yet sent (0: never).
+func (s *Server) WithMaxPending(n int) *Server {
+	s.maxPending = n
+	return s
+}
+
 // WithStats lets the server answer GetStats from src.
 func (s *Server) WithStats(src stats.Source) *Server {
 	s.stats = &src

@@ -66,6 +66,7 @@ type Store struct {
 	moves    *db.Batcher[*transition]
 	// webhookWake is called after a commit that enqueued webhooks.
 	webhookWake func()
+	backlogs    backlogs // Backlogged's counts
 }
 
 // NewStore returns a Store writing to d.

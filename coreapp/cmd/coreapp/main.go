@@ -192,7 +192,7 @@ func run(ctx context.Context, stderr io.Writer, args []string) error {
 	messageGC := messagegc.New(d, log, cfg.MessageRetention, dispatcher.Wake)
 	corev1.RegisterCoreServer(srv, rpc.New(log, accounts, settingsStore, sendStore, recvStore, slots, mediaLib, cl).
 		WithWebhooks(dispatcher, ks).WithProfiles(profiles).WithMessageGC(messageGC).WithSupport(d, started).WithBackups(backup.New(d, ks)).
-		WithStats(stats.Source{DB: d, Node: cfg.NodeID, Started: started, Posts: dispatcher.Posts}))
+		WithStats(stats.Source{DB: d, Node: cfg.NodeID, Started: started, Posts: dispatcher.Posts}).WithMaxPending(cfg.MaxPendingMessages))
 
 	// Start order: committer, dispatcher, slots, gRPC. Stop in reverse:
 	// gRPC first (no new work), then slots and dispatcher, committer last.
