@@ -15,7 +15,7 @@ help: ## list the targets
 build: ## build webapp, coreapp, chatd, waphone and wabench into bin/
 	@mkdir -p $(BIN)
 	cd webapp && go build -o $(BIN)/webapp ./cmd/webapp
-	cd coreapp && go build -o $(BIN)/coreapp ./cmd/coreapp
+	cd coreapp && go build -o $(BIN)/coreapp ./cmd/coreapp && go build -o $(BIN)/wadebug ./cmd/wadebug
 	cd chatd && go build -o $(BIN)/chatd ./cmd/chatd && go build -o $(BIN)/waphone ./cmd/waphone
 	cd e2e && go build -o $(BIN)/wabench ./cmd/wabench
 

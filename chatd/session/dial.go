@@ -3,6 +3,7 @@ package session
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/openwaba/openwaba/chatd/wire"
+	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 
 // ALPN is the TLS application protocol of chatd's TLS mode.
@@ -151,3 +155,31 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Probe checks that the chatd at addr can be reached (directly, or through
+// the proxy the environment names) and proves to be the network's: it
+// dials, and runs the handshake up to the server's certificate, which must
+// be signed by rootKey. It logs in as no one (a throwaway key and a
+// registration login chatd then refuses), so it needs no account. The
+// error says which step failed; errors.Is(err, wire.ErrUntrustedServer)
+// for a certificate that does not verify.
+func Probe(ctx context.Context, addr string, rootKey ed25519.PublicKey, timeout time.Duration) error {
+	key, err := wire.GenerateKeyPair()
+	if err != nil {
+		return err
+	}
+	nc, err := dial(ctx, addr, timeout)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer nc.Close()
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	login := &chatdv1.Login{Kind: chatdv1.ConnKind_CONN_KIND_REGISTER, Account: "0", ClientVersion: "openwaba-wadebug/1"}
+	c, err := wire.ClientHandshake(hctx, nc, wire.ClientConfig{Static: key, RootKey: rootKey, Login: login})
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	c.Close()
+	return nil
+}

@@ -177,3 +177,13 @@ func (s *Stack) launchWeb(w *Web) {
 		s.Webapp = w.Proc
 	}
 }
+
+// CoreEnviron is coreapp i's environment as KEY=VALUE lines: what a tool
+// that reads coreapp's configuration (wadebug) runs with.
+func (s *Stack) CoreEnviron(i int) []string {
+	var out []string
+	for k, v := range s.env(s.coreEnvFull(s.Cores[i])) {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

@@ -70,6 +70,7 @@ func Build(t testing.TB) Binaries {
 		for _, b := range []struct{ mod, pkg, name string }{
 			{"chatd", "./cmd/chatd", "chatd"},
 			{"coreapp", "./cmd/coreapp", "coreapp"},
+			{"coreapp", "./cmd/wadebug", "wadebug"},
 			{"webapp", "./cmd/webapp", "webapp"},
 			{"chatd", "./cmd/waphone", "waphone"},
 		} {
