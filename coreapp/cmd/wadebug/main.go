@@ -5,15 +5,19 @@
 //
 //   - database: MySQL (or the SQLite file) answers, and its schema is the one
 //     this build knows;
+//
 //   - chat network: every chat address (5222, the 443 fallback, through
 //     HTTPS_PROXY when it is set) answers and proves to be the network, with
 //     a certificate from the pinned root key;
+//
 //   - media volume: WA_MEDIA_DIR is writable and has room;
+//
 //   - webhooks: every number's webhook URL answers a test POST
 //     ({"wadebug_webhook_test":"test"}, as WADebug sends) with 200 in time;
+//
 //   - certificates: the webapps' HTTPS certificate is not about to expire.
 //
-//	wadebug [--config FILE] [--json] [--timeout 10s]
+//     wadebug [--config FILE] [--json] [--timeout 10s]
 //
 // Exit status 1 when a check failed (a warning does not fail).
 package main
@@ -211,7 +215,7 @@ func checkWebhooks(ctx context.Context, d *sql.DB, timeout time.Duration, add fu
 		return
 	}
 	type hook struct {
-		id         int64
+		id        int64
 		waID, url string
 	}
 	var hooks []hook
