@@ -80,7 +80,8 @@ func TestOnPremCollection(t *testing.T) {
 			return v
 		})
 	}
-	answered := 0
+	answered, validated := 0, 0
+	spec := loadSpec(t, s.Client, s.URL)
 	for _, rq := range coll.Requests {
 		auth := bearer(tok)
 		switch rq.Auth {
@@ -100,7 +101,8 @@ func TestOnPremCollection(t *testing.T) {
 		case len(rq.Body) > 0:
 			body, ct = []byte(fill(string(rq.Body))), "application/json"
 		}
-		code, _, resp := s.Raw(rq.Method, fill(rq.Path), auth, ct, body)
+		path := fill(rq.Path)
+		code, hdr, resp := s.Raw(rq.Method, path, auth, ct, body)
 		if rq.Pending != "" {
 			if code != 404 {
 				t.Errorf("%s (%s %s) answers %d: it is no longer pending (%s), remove the marker", rq.Name, rq.Method, rq.Path, code, rq.Pending)
@@ -112,6 +114,18 @@ func TestOnPremCollection(t *testing.T) {
 			continue
 		}
 		answered++
+		// The answer is the one the OpenAPI document describes.
+		if sch, err := spec.schemaFor(rq.Method, path, code); err != nil {
+			t.Errorf("%s: %s %s = %d: %v (api/openapi.yaml)", rq.Name, rq.Method, rq.Path, code, err)
+		} else if sch != nil && strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+			var v any
+			if err := json.Unmarshal(resp, &v); err != nil {
+				t.Errorf("%s: the answer is not JSON: %s", rq.Name, resp)
+			} else if err := spec.validate(v, sch, "answer"); err != nil {
+				t.Errorf("%s: %s %s = %d does not match api/openapi.yaml: %v\n%s", rq.Name, rq.Method, rq.Path, code, err, resp)
+			}
+			validated++
+		}
 		if code >= 400 {
 			t.Logf("%s: %s %s = %d %s", rq.Name, rq.Method, rq.Path, code, resp)
 		}
@@ -129,5 +143,8 @@ func TestOnPremCollection(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d documented requests answered", answered)
+	t.Logf("%d documented requests answered, %d answers validated against the OpenAPI document", answered, validated)
+	if validated < 30 {
+		t.Errorf("only %d answers validated against the OpenAPI document", validated)
+	}
 }

@@ -25,6 +25,7 @@ var callers = []string{"none", "bad token", "USER", "ADMIN", "own key", "other n
 // number by coreapp (see e2e TestTenantIsolation).
 var authzMatrix = map[string]string{
 	"POST /v1/users/login":       "UUUUUUUU", // Basic only: every other credential is ignored
+	"GET /v1/openapi.json":       "PPPPPPPP", // public
 	"POST /v1/users/logout":      "UUPPFFUU",
 	"POST /v1/users":             "UUFPFFUU",
 	"GET /v1/users/:username":    "UUFPFFUU",

@@ -173,6 +173,7 @@ func (s *Server) newEcho() *echo.Echo {
 	}
 	routes := []route{
 		{http.MethodPost, "/v1/users/login", public, s.login},
+		{http.MethodGet, "/v1/openapi.json", public, s.openAPI},
 		{http.MethodPost, "/v1/users/logout", userOnly, s.logout},
 		{http.MethodPost, "/v1/users", adminOnly, s.createUser},
 		{http.MethodGet, "/v1/users/:username", userOnly, s.getUser},
