@@ -35,6 +35,9 @@ var (
 	WebhookPosts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "openwaba_webhook_posts_total", Help: "Webhook POSTs made, by endpoint (0: the webhooks.url setting) and result.",
 	}, []string{"endpoint", "result"})
+	SlotTakeovers = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "openwaba_slot_takeovers_total", Help: "Slots this node took from another node whose lease had expired (failovers).",
+	})
 	grpcRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "openwaba_grpc_requests_total", Help: "gRPC calls served, by method and code.",
 	}, []string{"method", "code"})

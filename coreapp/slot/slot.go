@@ -32,6 +32,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/cluster"
 	"github.com/openwaba/openwaba/coreapp/e2e"
 	"github.com/openwaba/openwaba/coreapp/medialib"
+	"github.com/openwaba/openwaba/coreapp/metrics"
 	"github.com/openwaba/openwaba/coreapp/receive"
 	"github.com/openwaba/openwaba/coreapp/send"
 	"github.com/openwaba/openwaba/coreapp/templates"
@@ -431,10 +432,10 @@ func assignSlots(keys []Key, leases map[Key]lease, nodes []string, now int64) ma
 // node id (a restart of this node), raising the epoch.
 func (m *Manager) acquire(ctx context.Context, k Key, t cluster.Timings) (uint64, bool, error) {
 	var epoch uint64
-	var ok bool
+	var ok, takeover bool
 	start := time.Now()
 	err := db.Tx(ctx, m.cfg.DB, func(tx *sql.Tx) error {
-		ok = false
+		ok, takeover = false, false
 		var owner string
 		var cur uint64
 		var expires, now int64
@@ -453,6 +454,8 @@ func (m *Manager) acquire(ctx context.Context, k Key, t cluster.Timings) (uint64
 			return nil // held by a live node
 		}
 		epoch = cur + 1
+		// An expired lease of another node: a failover.
+		takeover = owner != "" && owner != m.cfg.Node
 		_, err = tx.ExecContext(ctx, "UPDATE slot_leases SET owner = ?, epoch = ?, expires_at = "+db.NowSQL+" + ?, connected = 0 WHERE account_id = ? AND shard = ?",
 			m.cfg.Node, epoch, t.Unhealthy.Milliseconds(), k.AccountID, k.Shard)
 		ok = err == nil
@@ -460,6 +463,9 @@ func (m *Manager) acquire(ctx context.Context, k Key, t cluster.Timings) (uint64
 	})
 	if ok {
 		m.log.Debug("lease acquired", "account", k.AccountID, "shard", k.Shard, "epoch", epoch, "took", time.Since(start))
+		if takeover {
+			metrics.SlotTakeovers.Inc()
+		}
 	}
 	return epoch, ok, err
 }
