@@ -425,6 +425,10 @@ func TestFailoverKill(t *testing.T) {
 	h.assertDelivered(res, 60*time.Second)
 
 	h.assertHealth(2)
+	// The new owner counted the failover.
+	if c := h.core(after.Owner); getMetrics(t, h.s.Client, fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort), nil).sum("openwaba_slot_takeovers_total") < 1 {
+		t.Errorf("%s took slot %d over but counts no takeover", after.Owner, busiest)
+	}
 	gap := deliveryGap(phones, "kill", killed)
 	t.Logf("killed %s (slot %d, %d phones): slot logged in from %s after %s; longest delivery gap %s",
 		victim.NodeID, busiest, len(phones), after.Owner, took.Round(time.Millisecond), gap.Round(time.Millisecond))
