@@ -86,6 +86,12 @@ func TestWadebug(t *testing.T) {
 	}
 	s.StartChatd()
 
+	// The media volume is not mounted.
+	rs, code = wadebug(t, s, "WA_MEDIA_DIR=/nonexistent/wamedia")
+	if r := rs["media volume"]; code != 1 || r.Status != "fail" || !strings.Contains(r.Fix, "WA_MEDIA_DIR") {
+		t.Errorf("with no media volume: exit %d, %+v", code, r)
+	}
+
 	// The database is not where the configuration says.
 	bad := "WA_DB_PORT=1"
 	if dbtest.SQLite() {
