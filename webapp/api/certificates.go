@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -33,6 +34,11 @@ func certError(err error) error {
 
 // setExternalCert: POST /v1/certificates/external.
 func (s *Server) setExternalCert(c echo.Context) error {
+	return s.upload(c, "the body must be the PEM file: the private key, the certificate and its chain", (*webtls.Holder).SetExternal)
+}
+
+// upload stores a PEM body with set; an empty body is 1008 (missing).
+func (s *Server) upload(c echo.Context, missingBody string, set func(*webtls.Holder, context.Context, []byte) error) error {
 	h, err := s.certs()
 	if err != nil {
 		return err
@@ -42,9 +48,9 @@ func (s *Server) setExternalCert(c echo.Context) error {
 		return err
 	}
 	if len(b) == 0 {
-		return missing("the body must be the PEM file: the private key, the certificate and its chain")
+		return missing("%s", missingBody)
 	}
-	if err := h.SetExternal(c.Request().Context(), b); err != nil {
+	if err := set(h, c.Request().Context(), b); err != nil {
 		return certError(err)
 	}
 	return c.JSON(http.StatusOK, metaOnly{Meta: s.meta})
@@ -81,21 +87,7 @@ func (s *Server) webhookCA(c echo.Context) error {
 
 // setWebhookCA: POST /v1/certificates/webhooks/ca.
 func (s *Server) setWebhookCA(c echo.Context) error {
-	h, err := s.certs()
-	if err != nil {
-		return err
-	}
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	if len(b) == 0 {
-		return missing("the body must be the PEM bundle of CA certificates")
-	}
-	if err := h.SetWebhookCA(c.Request().Context(), b); err != nil {
-		return certError(err)
-	}
-	return c.JSON(http.StatusOK, metaOnly{Meta: s.meta})
+	return s.upload(c, "the body must be the PEM bundle of CA certificates", (*webtls.Holder).SetWebhookCA)
 }
 
 // deleteWebhookCA: DELETE /v1/certificates/webhooks/ca.
