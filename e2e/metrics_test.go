@@ -112,7 +112,7 @@ func TestMetrics(t *testing.T) {
 	if d := delta(1, "openwaba_messages_accepted_total", `type="text"`); d != 3 {
 		t.Errorf("coreapp counted %v accepted texts, want 3", d)
 	}
-	if d := delta(1, "openwaba_message_statuses_total", `status="delivered"`); d != 3 {
+	if d := delta(1, "openwaba_message_statuses_total", `status="delivered"`, `type="text"`); d != 3 {
 		t.Errorf("coreapp counted %v delivered statuses, want 3", d)
 	}
 	if d := delta(1, "openwaba_webhook_posts_total", `result="success"`); d < 1 {

@@ -30,8 +30,8 @@ var (
 		Name: "openwaba_messages_accepted_total", Help: "Messages accepted (committed) for sending, by type.",
 	}, []string{"type"})
 	MessageStatuses = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "openwaba_message_statuses_total", Help: "Outbound message status changes written: sent, delivered, read, failed.",
-	}, []string{"status"})
+		Name: "openwaba_message_statuses_total", Help: "Outbound message status changes written (sent, delivered, read, failed), by message type.",
+	}, []string{"status", "type"})
 	WebhookPosts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "openwaba_webhook_posts_total", Help: "Webhook POSTs made, by endpoint (0: the webhooks.url setting) and result.",
 	}, []string{"endpoint", "result"})

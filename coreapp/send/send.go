@@ -10,6 +10,7 @@ package send
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -102,6 +103,7 @@ type acceptItem struct {
 	m         Message
 	requestID string
 	callback  string // biz_opaque_callback_data ("" none)
+	kind      string // the message's type (api/message Kind)
 	hash      []byte // of the request: recipient and content as sent
 	existing  string // result: the id of an earlier message with the same request id
 	conflict  bool   // result: that earlier message was another request
@@ -154,7 +156,8 @@ func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to 
 	if err != nil {
 		return Message{}, false, err
 	}
-	it := &acceptItem{accountID: acct.ID, requestID: requestID, callback: callbackData, hash: requestHash(to, b),
+	kind := message.Default.Kind(content)
+	it := &acceptItem{accountID: acct.ID, requestID: requestID, callback: callbackData, kind: kind, hash: requestHash(to, b),
 		m: Message{ID: NewMessageID(), Peer: to, Shard: shard.For(to, acct.Shards), Content: b}}
 	if err := s.accepts.Do(ctx, it); err != nil {
 		return Message{}, false, fmt.Errorf("accept message: %w", err)
@@ -165,7 +168,7 @@ func (s *Store) Accept(ctx context.Context, acct account.Account, requestID, to 
 	if it.existing != "" {
 		return Message{ID: it.existing}, true, nil
 	}
-	metrics.MessagesAccepted.WithLabelValues(message.Default.Kind(content)).Inc()
+	metrics.MessagesAccepted.WithLabelValues(kind).Inc()
 	return it.m, false, nil
 }
 
@@ -261,7 +264,7 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 			if it.callback != "" {
 				cb = it.callback
 			}
-			rows = append(rows, acct, it.m.ID, reqID, it.hash, it.m.Peer, it.m.Shard, it.m.Content, cb, now, now)
+			rows = append(rows, acct, it.m.ID, reqID, it.hash, it.m.Peer, it.m.Shard, it.m.Content, cb, it.kind, now, now)
 			n++
 		}
 	}
@@ -271,8 +274,8 @@ func flushAccepts(ctx context.Context, tx *sql.Tx, items []*acceptItem) error {
 	// A concurrent batch may commit the same request id between the query
 	// above and this insert: the duplicate row is skipped here and matched
 	// below, instead of failing the batch.
-	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, request_hash, peer, shard, status, content, callback_data, created_at, updated_at) VALUES "+
-		db.Rows("(?,?,?,?,?,?,0,?,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
+	res, err := tx.ExecContext(ctx, "INSERT INTO outbound_messages (account_id, id, request_id, request_hash, peer, shard, status, content, callback_data, kind, created_at, updated_at) VALUES "+
+		db.Rows("(?,?,?,?,?,?,0,?,?,?,?,?)", n)+" ON DUPLICATE KEY UPDATE seq = seq", rows...)
 	if err != nil {
 		return err
 	}
@@ -420,11 +423,12 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 			code   int
 			conv   []byte // the stored conversation
 			cb     sql.NullString
+			kind   string
 			// newConv: the ack's conversation, stored with the status.
 			newConv []byte
 		}
 		state := map[string]*row{}
-		q, err := tx.QueryContext(ctx, "SELECT id, peer, status, conversation, callback_data FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
+		q, err := tx.QueryContext(ctx, "SELECT id, peer, status, conversation, callback_data, kind FROM outbound_messages WHERE account_id = ? AND id IN ("+db.Placeholders(len(ids))+") FOR UPDATE",
 			append([]any{acct}, ids...)...)
 		if err != nil {
 			return err
@@ -432,7 +436,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 		for q.Next() {
 			var id string
 			r := &row{}
-			if err := q.Scan(&id, &r.peer, &r.status, &r.conv, &r.cb); err != nil {
+			if err := q.Scan(&id, &r.peer, &r.status, &r.conv, &r.cb, &r.kind); err != nil {
 				q.Close()
 				return err
 			}
@@ -485,7 +489,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 				r.conv, r.newConv = b, b
 			}
 			changed[tr.id] = true
-			metrics.MessageStatuses.WithLabelValues(statusNames[tr.status]).Inc()
+			metrics.MessageStatuses.WithLabelValues(statusNames[tr.status], cmp.Or(r.kind, "unknown")).Inc()
 			if want[tr.status] {
 				events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
 			}
