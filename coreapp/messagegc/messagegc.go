@@ -117,18 +117,19 @@ func (c *Collector) walk(ctx context.Context, table string, accountID int64, con
 		if err != nil || len(seqs) == 0 {
 			return deleted, err
 		}
+		var n int64
 		err = db.Tx(ctx, c.db, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN ("+db.Placeholders(len(seqs))+") AND "+cond, append(seqs, args...)...)
 			if err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			deleted += int(n)
+			n, err = res.RowsAffected()
 			return err
 		})
 		if err != nil {
 			return deleted, err
 		}
+		deleted += int(n) // once committed (db.Tx may retry the function)
 		if len(seqs) < page {
 			return deleted, ctx.Err()
 		}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +32,7 @@ var (
 		Name: "openwaba_message_statuses_total", Help: "Outbound message status changes written (sent, delivered, read, failed), by message type.",
 	}, []string{"status", "type"})
 	WebhookPosts = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "openwaba_webhook_posts_total", Help: "Webhook POSTs made, by endpoint (0: the webhooks.url setting) and result.",
+		Name: "openwaba_webhook_posts_total", Help: "Webhook POSTs made, by endpoint (default: the webhooks.url setting; extra: the others) and result.",
 	}, []string{"endpoint", "result"})
 	SlotTakeovers = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "openwaba_slot_takeovers_total", Help: "Slots this node took from another node whose lease had expired (failovers).",
@@ -113,8 +112,6 @@ func Register(n Node) {
 			}
 			return time.Since(time.UnixMilli(int64(oldest))).Seconds()
 		})
-	promauto.NewGaugeFunc(prometheus.GaugeOpts{Name: "openwaba_pending_messages", Help: "Outbound messages accepted and not yet sent, every number."},
-		func() float64 { return count("SELECT COUNT(*) FROM outbound_messages WHERE status = 0") })
 	if n.Slots != nil {
 		promauto.NewGaugeFunc(prometheus.GaugeOpts{Name: "openwaba_slots_owned", Help: "Connection slots this node runs."},
 			func() float64 { o, _ := n.Slots(); return float64(o) })
@@ -158,5 +155,12 @@ func Serve(ctx context.Context, addr string, log *slog.Logger) error {
 	return nil
 }
 
-// Endpoint is the label of webhook endpoint id.
-func Endpoint(id int64) string { return strconv.FormatInt(id, 10) }
+// Endpoint is the label of webhook endpoint id: "default" for the first
+// endpoint (id 0), "extra" for the others (ids are minted without bound:
+// one label per id would grow without bound too).
+func Endpoint(id int64) string {
+	if id == 0 {
+		return "default"
+	}
+	return "extra"
+}

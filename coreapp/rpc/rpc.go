@@ -358,7 +358,15 @@ func (s *Server) SendMessage(ctx context.Context, req *corev1.SendMessageRequest
 	case len(req.RequestId) > 64:
 		return nil, apiError(codes.InvalidArgument, errcode.Invalid, "request id longer than 64 characters")
 	}
-	if full, err := s.send.Backlogged(ctx, a, s.maxPending); err != nil {
+	full, err := s.send.Backlogged(ctx, a, s.maxPending)
+	if err == nil && full && req.RequestId != "" {
+		// A retry of a send already accepted gets its id, not a refusal.
+		var retry bool
+		if retry, err = s.send.RequestAccepted(ctx, a.ID, req.RequestId); retry {
+			full = false
+		}
+	}
+	if err != nil {
 		return nil, s.translate(ctx, "send", err)
 	} else if full {
 		return nil, apiErrorHTTP(codes.ResourceExhausted, 503, errcode.Overloaded,

@@ -37,9 +37,17 @@ func (s *Store) Backlogged(ctx context.Context, a account.Account, limit int) (b
 	}
 	now := time.Now()
 	s.backlogs.mu.Lock()
+	if s.backlogs.m == nil {
+		s.backlogs.m = map[int64]backlog{}
+	}
 	b, ok := s.backlogs.m[a.ID]
+	stale := !ok || now.Sub(b.at) > backlogEvery
+	if stale {
+		// This send reads the count; the ones meanwhile use the last one.
+		s.backlogs.m[a.ID] = backlog{at: now, n: b.n}
+	}
 	s.backlogs.mu.Unlock()
-	if !ok || now.Sub(b.at) > backlogEvery {
+	if stale {
 		shards := make([]any, max(a.Shards, 1))
 		for i := range shards {
 			shards[i] = i
@@ -52,11 +60,16 @@ func (s *Store) Backlogged(ctx context.Context, a account.Account, limit int) (b
 		}
 		b = backlog{at: now, n: n}
 		s.backlogs.mu.Lock()
-		if s.backlogs.m == nil {
-			s.backlogs.m = map[int64]backlog{}
-		}
 		s.backlogs.m[a.ID] = b
 		s.backlogs.mu.Unlock()
 	}
 	return b.n >= limit, nil
+}
+
+// RequestAccepted reports whether the account already has a message with
+// request id requestID (a retry, which the backlog limit lets through).
+func (s *Store) RequestAccepted(ctx context.Context, accountID int64, requestID string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbound_messages WHERE account_id = ? AND request_id = ?", accountID, requestID).Scan(&n)
+	return n > 0, err
 }

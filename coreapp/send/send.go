@@ -321,6 +321,9 @@ type transition struct {
 	t         int64 // event time, unix seconds
 	err       *webhook.Error
 	conv      *chatdv1.Conversation // sent: the conversation chatd's ack named
+	// changedKind, set by the flush that wrote the change: the message's
+	// type, for the status metric once the change is committed.
+	changedKind string
 }
 
 // statusEvent is the webhook status of transition tr of a message to peer,
@@ -370,7 +373,11 @@ func (s *Store) submit(accountID int64, peer string, ids []string, status int, t
 	var mu sync.Mutex
 	left, first := len(ids), error(nil)
 	for _, id := range ids {
-		s.moves.Go(&transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e, conv: conv}, func(err error) {
+		tr := &transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e, conv: conv}
+		s.moves.Go(tr, func(err error) {
+			if err == nil && tr.changedKind != "" {
+				metrics.MessageStatuses.WithLabelValues(statusNames[status], tr.changedKind).Inc()
+			}
 			mu.Lock()
 			left--
 			if err != nil && first == nil {
@@ -394,6 +401,7 @@ func (s *Store) submit(accountID int64, peer string, ids []string, status int, t
 func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*transition) error {
 	byAccount := map[int64][]*transition{}
 	for _, tr := range items {
+		tr.changedKind = "" // a retried transaction decides again
 		byAccount[tr.accountID] = append(byAccount[tr.accountID], tr)
 	}
 	var events []webhook.Event
@@ -489,7 +497,7 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 				r.conv, r.newConv = b, b
 			}
 			changed[tr.id] = true
-			metrics.MessageStatuses.WithLabelValues(statusNames[tr.status], cmp.Or(r.kind, "unknown")).Inc()
+			tr.changedKind = cmp.Or(r.kind, "unknown") // counted once committed (submit)
 			if want[tr.status] {
 				events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
 			}

@@ -31,19 +31,12 @@ func (d *Dispatcher) loadCA(ctx context.Context) error {
 	if bytes.Equal(b, d.caPEM) {
 		return nil
 	}
-	var roots *x509.CertPool // nil: the system's
+	roots, err := Roots(b)
+	if err != nil {
+		return err // checked when uploaded: a damaged row
+	}
 	if b != nil {
-		_, certs, err := clusterkeys.CABundle(b)
-		if err != nil {
-			return err // checked when uploaded: a damaged row
-		}
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
-		for _, c := range certs {
-			roots.AddCert(c)
-		}
-		d.log.Info("webhook CA bundle loaded", "certificates", len(certs))
+		d.log.Info("webhook CA bundle loaded")
 	} else {
 		d.log.Info("webhook CA bundle removed")
 	}
@@ -72,4 +65,24 @@ func (d *Dispatcher) caLoop(ctx context.Context) {
 		case <-time.After(caReloadEvery):
 		}
 	}
+}
+
+// Roots is the pool webhooks are verified against: the system's roots and
+// the CA bundle b (nil b: the system's alone, as a nil pool).
+func Roots(b []byte) (*x509.CertPool, error) {
+	if b == nil {
+		return nil, nil
+	}
+	_, certs, err := clusterkeys.CABundle(b)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	for _, c := range certs {
+		roots.AddCert(c)
+	}
+	return roots, nil
 }

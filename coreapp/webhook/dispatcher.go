@@ -148,14 +148,24 @@ type Options struct {
 // MaxRedirects is how many redirects a webhook POST follows.
 const MaxRedirects = 3
 
+// Policies are how webhooks are posted: to the URLs the admin set (the
+// admin's rules: https anywhere, plain http to loopback, no address check)
+// and to those a tenant set (public addresses only unless allowPrivate);
+// both through the environment's proxy, following MaxRedirects redirects.
+// The webhook CA bundle goes into RootCAs (ca.go).
+func Policies(allowPrivate bool) (admin, tenant egress.Policy) {
+	admin = egress.Policy{AllowPrivate: true, Timeout: requestTimeout, MaxRedirects: MaxRedirects, Proxy: http.ProxyFromEnvironment, KeepAlive: true}
+	tenant = admin
+	tenant.AllowPrivate = allowPrivate
+	return admin, tenant
+}
+
 // NewDispatcher returns a Dispatcher; Run starts it.
 func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *Dispatcher {
 	// The admin's URLs keep the admin's rules (https anywhere, plain http to
 	// loopback): no address check. A tenant's URLs are checked at every
 	// connection and redirect (package egress) unless AllowPrivate.
-	admin := egress.Policy{AllowPrivate: true, Timeout: requestTimeout, MaxRedirects: MaxRedirects, Proxy: http.ProxyFromEnvironment, KeepAlive: true}
-	tenant := admin
-	tenant.AllowPrivate = o.AllowPrivate
+	admin, tenant := Policies(o.AllowPrivate)
 	if o.DeadAfter <= 0 {
 		o.DeadAfter = DefaultDeadAfter
 	}

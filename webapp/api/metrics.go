@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -32,6 +33,11 @@ func observe(c echo.Context, took time.Duration) {
 		route = "unmatched"
 	}
 	m := c.Request().Method
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		m = "OTHER" // any token is a method to net/http: keep the labels bounded
+	}
 	httpRequests.WithLabelValues(route, m, strconv.Itoa(c.Response().Status)).Inc()
 	httpDuration.WithLabelValues(route, m).Observe(took.Seconds())
 }

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/openwaba/openwaba/db"
 )
 
 // Limit is a rate (requests per second) and a burst; a zero Rate is no
@@ -176,21 +178,26 @@ func (l *Limiter) Run(ctx context.Context) {
 	}
 }
 
+// beat writes this webapp's heartbeat and counts the webapps alive, on the
+// database's clock (db.NowSQL: the hosts' clocks may differ), and removes
+// the rows of webapps gone for an hour.
 func (l *Limiter) beat(ctx context.Context) error {
-	now := time.Now()
-	res, err := l.db.ExecContext(ctx, "UPDATE webapp_nodes SET heartbeat_at = ? WHERE id = ?", now.UnixMilli(), l.node)
+	res, err := l.db.ExecContext(ctx, "UPDATE webapp_nodes SET heartbeat_at = "+db.NowSQL+" WHERE id = ?", l.node)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
-		if _, err := l.db.ExecContext(ctx, "INSERT INTO webapp_nodes (id, heartbeat_at) VALUES (?, ?)", l.node, now.UnixMilli()); err != nil {
+		if _, err := l.db.ExecContext(ctx, "INSERT INTO webapp_nodes (id, heartbeat_at) VALUES (?, "+db.NowSQL+")", l.node); err != nil {
 			return err
 		}
 	}
+	if _, err := l.db.ExecContext(ctx, "DELETE FROM webapp_nodes WHERE heartbeat_at < "+db.NowSQL+" - ?", time.Hour.Milliseconds()); err != nil {
+		return err
+	}
 	var alive int
-	if err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM webapp_nodes WHERE heartbeat_at > ?", now.Add(-Alive).UnixMilli()).Scan(&alive); err != nil {
+	if err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM webapp_nodes WHERE heartbeat_at > "+db.NowSQL+" - ?", Alive.Milliseconds()).Scan(&alive); err != nil {
 		return err
 	}
 	l.mu.Lock()

@@ -47,6 +47,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/config"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/settings"
+	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/db/keystore"
@@ -96,7 +97,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 		if err != nil {
 			add(Result{"keystore", "warn", err.Error(), "set WA_KEYSTORE_SECRET (or WA_DATA_DIR) as coreapp has it, to check the certificates"})
 		}
-		checkWebhooks(ctx, d, *timeout, add)
+		checkWebhooks(ctx, d, ks, cfg.WebhookAllowPrivate, *timeout, add)
 		if ks != nil {
 			checkCerts(ctx, d, ks, add)
 		}
@@ -207,8 +208,9 @@ func checkMedia(cfg config.Config, add func(Result)) {
 	add(Result{"media volume", "ok", cfg.MediaDir + " writable", ""})
 }
 
-// checkWebhooks posts WADebug's test body to every number's webhook URL.
-func checkWebhooks(ctx context.Context, d *sql.DB, timeout time.Duration, add func(Result)) {
+// checkWebhooks posts WADebug's test body to every number's webhook URL,
+// as the dispatcher posts (webhook.Policies, with the webhook CA bundle).
+func checkWebhooks(ctx context.Context, d *sql.DB, ks *keystore.Keystore, allowPrivate bool, timeout time.Duration, add func(Result)) {
 	rows, err := d.QueryContext(ctx, "SELECT id, wa_id FROM accounts WHERE state = 'verified' ORDER BY wa_id")
 	if err != nil {
 		add(Result{"webhooks", "fail", err.Error(), "check the database"})
@@ -217,6 +219,7 @@ func checkWebhooks(ctx context.Context, d *sql.DB, timeout time.Duration, add fu
 	type hook struct {
 		id        int64
 		waID, url string
+		byTenant  bool
 	}
 	var hooks []hook
 	for rows.Next() {
@@ -236,14 +239,26 @@ func checkWebhooks(ctx context.Context, d *sql.DB, timeout time.Duration, add fu
 			add(Result{"webhook of " + h.waID, "fail", err.Error(), "check the database"})
 			continue
 		}
-		hooks[i].url = app.Webhooks.URL
+		hooks[i].url, hooks[i].byTenant = app.Webhooks.URL, app.Webhooks.ByTenant
 	}
 	if len(hooks) == 0 {
 		add(Result{"webhooks", "warn", "no registered number", "register a number (POST /v1/account)"})
 		return
 	}
-	client := egress.Policy{AllowPrivate: true, Timeout: timeout}.Client()
+	admin, tenant := webhook.Policies(allowPrivate)
+	if ks != nil {
+		if b, err := clusterkeys.Get(ctx, d, ks, clusterkeys.WebhookCA); err == nil {
+			if roots, err := webhook.Roots(b); err == nil {
+				admin.RootCAs, tenant.RootCAs = roots, roots
+			}
+		}
+	}
+	admin.Timeout, tenant.Timeout = timeout, timeout
 	for _, h := range hooks {
+		client := admin.Client()
+		if h.byTenant {
+			client = tenant.Client()
+		}
 		name := "webhook of " + h.waID
 		if h.url == "" {
 			add(Result{name, "warn", "no webhook URL", `set one: PATCH /v1/settings/application {"webhooks":{"url":"https://…"}}`})
