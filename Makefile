@@ -12,7 +12,7 @@ FUZZ := chatd:./wire:FuzzReadFrame chatd:./wire:FuzzServerHandshake chatd:./wire
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-build: ## build webapp, coreapp, chatd, waphone and wabench into bin/
+build: ## build webapp, coreapp, wadebug, chatd, waphone and wabench into bin/
 	@mkdir -p $(BIN)
 	cd webapp && go build -o $(BIN)/webapp ./cmd/webapp
 	cd coreapp && go build -o $(BIN)/coreapp ./cmd/coreapp && go build -o $(BIN)/wadebug ./cmd/wadebug
