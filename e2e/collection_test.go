@@ -100,6 +100,16 @@ func TestOnPremCollection(t *testing.T) {
 			}
 		case len(rq.Body) > 0:
 			body, ct = []byte(fill(string(rq.Body))), "application/json"
+			// The documented request is the one the OpenAPI document describes.
+			if sch := spec.requestSchema(rq.Method, fill(rq.Path)); sch == nil {
+				t.Errorf("%s: %s %s takes no JSON body in api/openapi.yaml", rq.Name, rq.Method, rq.Path)
+			} else {
+				var v any
+				json.Unmarshal(body, &v)
+				if err := spec.validate(v, sch, "request"); err != nil {
+					t.Errorf("%s: the request does not match api/openapi.yaml: %v", rq.Name, err)
+				}
+			}
 		}
 		path := fill(rq.Path)
 		code, hdr, resp := s.Raw(rq.Method, path, auth, ct, body)

@@ -57,6 +57,31 @@ func loadSpec(t *testing.T, c *http.Client, base string) *apiSpec {
 	return s
 }
 
+// operation is the spec's operation of method path.
+func (s *apiSpec) operation(method, path string) (map[string]any, bool) {
+	path, _, _ = strings.Cut(path, "?")
+	path = strings.TrimSuffix(path, "/")
+	for _, p := range s.paths {
+		if p.re.MatchString(path) {
+			if op, ok := p.ops[strings.ToLower(method)].(map[string]any); ok {
+				return op, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// requestSchema is the JSON schema of method path's request body (nil:
+// the operation takes no JSON body).
+func (s *apiSpec) requestSchema(method, path string) map[string]any {
+	op, _ := s.operation(method, path)
+	rb, _ := op["requestBody"].(map[string]any)
+	content, _ := rb["content"].(map[string]any)
+	js, _ := content["application/json"].(map[string]any)
+	sch, _ := js["schema"].(map[string]any)
+	return sch
+}
+
 // schemaFor is the JSON schema of the answer to method path with status,
 // or nil when the operation answers no JSON for it.
 func (s *apiSpec) schemaFor(method, path string, status int) (map[string]any, error) {
