@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/openwaba/openwaba/db/clusterkeys"
 	"github.com/openwaba/openwaba/db/dbtest"
+	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/e2e/stack"
+	"github.com/openwaba/openwaba/webapp/webtls/certtest"
 )
 
 type debugResult struct {
@@ -86,6 +91,25 @@ func TestWadebug(t *testing.T) {
 	}
 	s.StartChatd()
 
+	// An uploaded certificate that expired.
+	ks, err := keystore.New(mustBase64(t, s.KeystoreSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := certtest.NewCA(t, "Expired CA")
+	old := ca.Issue(t, []string{"localhost"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	d := dbtest.Open(t, s.CoreDB)
+	if err := clusterkeys.Put(t.Context(), d, ks, clusterkeys.WebExternalCert, append(old.KeyPEM, old.CertPEM...)); err != nil {
+		t.Fatal(err)
+	}
+	rs, code = wadebug(t, s)
+	if r := rs["web certificate"]; code != 1 || r.Status != "fail" || !strings.Contains(r.Detail, "expired") || r.Fix == "" {
+		t.Errorf("with an expired certificate: exit %d, %+v", code, r)
+	}
+	if err := clusterkeys.Delete(t.Context(), d, clusterkeys.WebExternalCert); err != nil {
+		t.Fatal(err)
+	}
+
 	// The media volume is not mounted.
 	rs, code = wadebug(t, s, "WA_MEDIA_DIR=/nonexistent/wamedia")
 	if r := rs["media volume"]; code != 1 || r.Status != "fail" || !strings.Contains(r.Fix, "WA_MEDIA_DIR") {
@@ -101,4 +125,13 @@ func TestWadebug(t *testing.T) {
 	if r := rs["database"]; code != 1 || r.Status != "fail" || r.Fix == "" {
 		t.Errorf("with the database away: exit %d, %+v", code, r)
 	}
+}
+
+func mustBase64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
