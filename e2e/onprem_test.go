@@ -358,3 +358,22 @@ func TestStats(t *testing.T) {
 		t.Errorf("a tenant's db stats = %d %s; want its rows without the deployment's sizes", r.Status, r.Raw)
 	}
 }
+
+// TestStatsPerNode: with several coreapps, /v1/stats/app carries every
+// node's own measures (uptime, webhook POSTs), each with its node label,
+// whichever node answers.
+func TestStatsPerNode(t *testing.T) {
+	s := stack.New(t, stack.Options{Coreapps: 2})
+	tok := s.Login()
+	s.Register(tok, bizCC, bizPhone)
+	s.WaitHealth(tok, "connected", 30*time.Second)
+	r := s.Do("GET", "/v1/stats/app", bearer(tok), nil)
+	data, _ := dig(r.Body, "stats", "app", "uptime_seconds", "data").([]any)
+	nodes := map[any]bool{}
+	for _, d := range data {
+		nodes[dig(d.(map[string]any), "labels", "node")] = true
+	}
+	if r.Status != 200 || !nodes["core1"] || !nodes["core2"] {
+		t.Errorf("uptime_seconds of %v, want core1 and core2: %s", nodes, r.Raw)
+	}
+}

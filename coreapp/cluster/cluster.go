@@ -19,6 +19,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -526,6 +527,16 @@ func (c *Cluster) wakeLoop(ctx context.Context) {
 			})
 		}
 	}
+}
+
+// Peer returns a client of node, a live node of the latest view.
+func (c *Cluster) Peer(node string) (corev1.CoreClient, error) {
+	for _, n := range c.View().Nodes {
+		if n.ID == node && n.Alive {
+			return c.peer(node, n.Addr)
+		}
+	}
+	return nil, fmt.Errorf("node %s is not alive", node)
 }
 
 // peer returns a client of node, dialling it on first use or when its

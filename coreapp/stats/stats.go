@@ -25,6 +25,11 @@ import (
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
 )
 
+// NodeLocal names the app metrics each node measures of its own (the
+// others are read from the shared database): with several nodes, every
+// node's points are gathered (coreapp/rpc).
+var NodeLocal = map[string]bool{"callback_requests": true, "uptime_seconds": true}
+
 // Source is what App needs besides the database.
 type Source struct {
 	DB      *sql.DB

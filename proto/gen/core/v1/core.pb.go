@@ -1894,9 +1894,11 @@ func (*GetSupportRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Account       *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	Db            bool                   `protobuf:"varint,2,opt,name=db,proto3" json:"db,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Account *AccountRef            `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Db      bool                   `protobuf:"varint,2,opt,name=db,proto3" json:"db,omitempty"`
+	// This node's measures only (a node asking the others for theirs).
+	Local         bool `protobuf:"varint,3,opt,name=local,proto3" json:"local,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1941,6 +1943,13 @@ func (x *GetStatsRequest) GetAccount() *AccountRef {
 func (x *GetStatsRequest) GetDb() bool {
 	if x != nil {
 		return x.Db
+	}
+	return false
+}
+
+func (x *GetStatsRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
 	}
 	return false
 }
@@ -5623,10 +5632,11 @@ const file_core_v1_core_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\tR\x04data\"&\n" +
 	"\x0fRestoreResponse\x12\x13\n" +
 	"\x05wa_id\x18\x01 \x01(\tR\x04waId\"\x13\n" +
-	"\x11GetSupportRequest\"P\n" +
+	"\x11GetSupportRequest\"f\n" +
 	"\x0fGetStatsRequest\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.core.v1.AccountRefR\aaccount\x12\x0e\n" +
-	"\x02db\x18\x02 \x01(\bR\x02db\"2\n" +
+	"\x02db\x18\x02 \x01(\bR\x02db\x12\x14\n" +
+	"\x05local\x18\x03 \x01(\bR\x05local\"2\n" +
 	"\x05Stats\x12)\n" +
 	"\ametrics\x18\x01 \x03(\v2\x0f.core.v1.MetricR\ametrics\"n\n" +
 	"\x06Metric\x12\x12\n" +
