@@ -90,6 +90,11 @@ for _ in $(seq 1 600); do
 done
 "$BIN/coreapp" & pids+=($!)
 "$BIN/webapp" & pids+=($!)
+# The web phone: customer phones in the browser (loopback only).
+export WA_WEBPHONE_PORT=${WA_WEBPHONE_PORT:-9091}
+"$BIN/waphone" --network "127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT" \
+	--root-key-file "$root_file" --admin "127.0.0.1:$WA_CHATD_ADMIN_PORT" \
+	serve --dir "$WA_DATA_DIR/webphone" --listen "127.0.0.1:$WA_WEBPHONE_PORT" >/dev/null & pids+=($!)
 
 url="https://127.0.0.1:$WA_WEB_PORT"
 cc=${WA_SANDBOX_CC:-1}
@@ -189,7 +194,9 @@ cat <<MSG
  Storage: $storage
 
 $steps
- 3. A customer phone (it pins the network root key in $root_file; attachments
+ 3. Web phone: http://127.0.0.1:$WA_WEBPHONE_PORT/
+    create a customer phone there and chat with +$cc$phone as the customer sees it.
+    Or a terminal phone (it pins the network root key in $root_file; attachments
     go through chatd's media server on port $WA_CHATD_MEDIA_PORT: /file PATH [TYPE] [CAPTION]):
     $BIN/waphone --network 127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT,tls://127.0.0.1:$WA_CHAT_FALLBACK_PORT \\
          --root-key-file $root_file --admin 127.0.0.1:$WA_CHATD_ADMIN_PORT \\

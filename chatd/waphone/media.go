@@ -83,7 +83,7 @@ func (p *Phone) SendMedia(ctx context.Context, to, path, msgType, caption, filen
 	if limit := media.Limit(msgType); fi.Size() > limit {
 		return "", fmt.Errorf("%s: %d bytes, a %s is at most %d", path, fi.Size(), msgType, limit)
 	}
-	mt, err := detectMIME(abs)
+	mt, err := DetectMIME(abs)
 	if err != nil {
 		return "", err
 	}
@@ -113,9 +113,9 @@ var extTypes = []struct{ ext, mime string }{
 	{".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
 }
 
-// detectMIME returns a file's MIME type (without parameters): by its
+// DetectMIME returns a file's MIME type (without parameters): by its
 // extension, else by sniffing its first 512 bytes.
-func detectMIME(path string) (string, error) {
+func DetectMIME(path string) (string, error) {
 	ext := strings.ToLower(filepath.Ext(path))
 	for _, e := range extTypes {
 		if e.ext == ext {
@@ -138,9 +138,9 @@ func detectMIME(path string) (string, error) {
 	return media.BaseType(http.DetectContentType(head[:n])), nil
 }
 
-// extension is the file name extension a received attachment is saved
+// Extension is the file name extension a received attachment is saved
 // with: the sender's file name's, else the MIME type's, else none.
-func extension(mimeType, filename string) string {
+func Extension(mimeType, filename string) string {
 	clean := func(e string) string {
 		e = strings.ToLower(e)
 		if len(e) < 2 || len(e) > 10 || strings.Trim(e[1:], "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
@@ -277,7 +277,7 @@ func (p *Phone) fetch(ctx context.Context, md *messagev1.Media) (string, string,
 		return "", "", err
 	}
 	sum := hex.EncodeToString(md.FileSha256) // Decrypt checked it is the plaintext's
-	dst := filepath.Join(p.home, mediaDir, sum+extension(md.MimeType, md.Filename))
+	dst := filepath.Join(p.home, mediaDir, sum+Extension(md.MimeType, md.Filename))
 	if err := os.Rename(out.Name(), dst); err != nil {
 		return "", "", err
 	}

@@ -3,6 +3,14 @@
 //	waphone [--network ADDR[,ADDR]] [--admin HOST:PORT] [--root-key KEY | --root-key-file FILE] --home DIR register NUMBER [--name NAME] [--code CODE]
 //	waphone --home DIR            interactive, for a terminal
 //	waphone --home DIR --json     one JSON command per stdin line, one JSON event per stdout line
+//	waphone [--network …] [--admin …] [--root-key-file FILE] serve [--dir DIR] [--listen ADDR]
+//
+// serve is the web phone (package webphone): it hosts the phones in DIR
+// (default $WA_WEBPHONE_DIR, else ./webphone; one waphone home per number)
+// and serves their page and JSON API on ADDR (default 127.0.0.1:9091, or
+// 127.0.0.1:$WA_WEBPHONE_PORT). A listener off loopback needs --tls-cert
+// and --tls-key, or --plain-http where something else keeps it on the host
+// (a container port published on 127.0.0.1).
 //
 // ADDR is HOST:PORT (raw) or tls://HOST:PORT (inside TLS); HTTPS_PROXY is
 // honoured. The network root key (base64, as chatd writes it to
@@ -87,14 +95,17 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *home == "" {
-		return errors.New("--home is required")
-	}
 	log, err := config.NewLogger(stderr, config.Log{Level: *logLevel, Format: "text"})
 	if err != nil {
 		return err
 	}
 	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "serve" {
+		return serve(ctx, stdout, log, rest[1:], splitAddrs(*network), *admin, *rootKey, *rootKeyFile)
+	}
+	if *home == "" {
+		return errors.New("--home is required")
+	}
 	if len(rest) > 0 && rest[0] == "register" {
 		rfs := flag.NewFlagSet("register", flag.ContinueOnError)
 		name := rfs.String("name", "", "profile name shown to businesses")
@@ -110,10 +121,7 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 			number = rfs.Arg(0)
 		}
 		addrs := splitAddrs(*network)
-		if *admin == "" {
-			host, _, _ := net.SplitHostPort(strings.TrimPrefix(addrs[0], "tls://"))
-			*admin = net.JoinHostPort(host, "5280")
-		}
+		*admin = adminAddr(*admin, addrs)
 		if *name == "" {
 			*name = "Customer " + number
 		}
@@ -157,6 +165,16 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 	err = <-runErr
 	cancel()
 	return err
+}
+
+// adminAddr is the sandbox admin address: admin, else the first network
+// address's host on port 5280.
+func adminAddr(admin string, network []string) string {
+	if admin != "" || len(network) == 0 {
+		return admin
+	}
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(network[0], "tls://"))
+	return net.JoinHostPort(host, "5280")
 }
 
 // parseRootKey returns the root key given by flag or file, or nil for none.
