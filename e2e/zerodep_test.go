@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,8 @@ type runScript struct {
 	lines *stack.LineReader
 	log   string // its stderr: the processes' logs
 	done  chan struct{}
+	// webPhone is the web phone's port (WA_WEBPHONE_PORT).
+	webPhone int
 }
 
 // startRunScript runs scripts/run.sh on dataDir and ports with an
@@ -29,6 +33,7 @@ type runScript struct {
 func startRunScript(t *testing.T, bins stack.Binaries, dataDir string, p stack.Ports) *runScript {
 	t.Helper()
 	var env []string
+	webPhone := stack.FreePort(t)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "WA_") && !strings.HasPrefix(kv, "BIN=") {
 			env = append(env, kv)
@@ -39,7 +44,7 @@ func startRunScript(t *testing.T, bins stack.Binaries, dataDir string, p stack.P
 		"WA_WEB_PORT": strconv.Itoa(p.Web), "WA_CORE_PORT": strconv.Itoa(p.Core), "WA_CHAT_PORT": strconv.Itoa(p.Chat),
 		"WA_CHAT_FALLBACK_PORT": strconv.Itoa(p.Fallback), "WA_CHATD_ADMIN_PORT": strconv.Itoa(p.Admin),
 		"WA_CHATD_MEDIA_PORT": strconv.Itoa(p.Media), "WA_WEB_ADDR": "127.0.0.1", "WA_CORE_ADDR": "127.0.0.1",
-		"WA_CHATD_LISTEN_ADDR": "127.0.0.1",
+		"WA_CHATD_LISTEN_ADDR": "127.0.0.1", "WA_WEBPHONE_PORT": strconv.Itoa(webPhone),
 	} {
 		env = append(env, k+"="+v)
 	}
@@ -51,7 +56,7 @@ func startRunScript(t *testing.T, bins stack.Binaries, dataDir string, p stack.P
 	cmd.Env = env
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	r := &runScript{cmd: cmd, lines: stack.NewLineReader(t, cmd), log: logFile.Name(), done: make(chan struct{})}
+	r := &runScript{cmd: cmd, lines: stack.NewLineReader(t, cmd), log: logFile.Name(), done: make(chan struct{}), webPhone: webPhone}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +98,14 @@ func TestZeroDependencyRun(t *testing.T) {
 	run.lines.WaitFor(3*time.Minute, "openwaba is running")
 	run.lines.WaitFor(time.Second, "Storage: SQLite files in "+dataDir)
 	run.lines.WaitFor(time.Second, "the sandbox number +15550100 is registered")
+	// make run also starts the web phone, on loopback.
+	webPhone := fmt.Sprintf("http://127.0.0.1:%d/", run.webPhone)
+	run.lines.WaitFor(time.Second, "Web phone: "+webPhone)
+	if resp, err := http.Get(webPhone + "api/phones"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET %sapi/phones: %v %v", webPhone, err, resp)
+	} else {
+		resp.Body.Close()
+	}
 
 	s := stack.Attach(t, ports)
 	tok := s.Login()
