@@ -73,11 +73,11 @@ LISTEN_PORTS = {
     "webapp": ["WA_WEB_PORT"],
     "coreapp": ["WA_CORE_PORT"],
     "chatd": ["WA_CHAT_PORT", "WA_CHAT_FALLBACK_PORT", "WA_CHATD_ADMIN_PORT", "WA_CHATD_MEDIA_PORT"],
-    "waphone": [],
+    "waphone": ["WA_WEBPHONE_PORT"],
 }
 # The variables that set the address it binds ("0.0.0.0" in a container).
 LISTEN_ADDRS = {"webapp": ["WA_WEB_ADDR"], "coreapp": ["WA_CORE_ADDR"],
-                "chatd": ["WA_CHATD_LISTEN_ADDR", "WA_CHATD_ADMIN_ADDR"]}
+                "chatd": ["WA_CHATD_LISTEN_ADDR", "WA_CHATD_ADMIN_ADDR"], "waphone": ["WA_WEBPHONE_ADDR"]}
 MYSQL_PORT = 3306  # mysqld's port inside its container
 # Read by the Go runtime or standard library in every binary, not by our code.
 GO_RUNTIME_ENV = {"GODEBUG", "GOMAXPROCS", "GOMEMLIMIT", "GOGC", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
@@ -426,6 +426,11 @@ def check(path):
                              f'publish it as "127.0.0.1:{host}:{cport}", not on every host interface')
                 if any(cport == admin for _, _, cport in ports) and env.get("WA_CHATD_ADMIN_ADDR", ("127.0.0.1",))[0] != "0.0.0.0":
                     fail(f"service {name}: the admin port is published but WA_CHATD_ADMIN_ADDR is not 0.0.0.0")
+            if target == "waphone" and "WA_WEBPHONE_PORT" in env:
+                for ip, host, cport in ports:
+                    if cport == env["WA_WEBPHONE_PORT"][0] and ip not in ("127.0.0.1", "::1", "localhost"):
+                        fail(f"service {name}: the web phone has no login: publish it as "
+                             f'"127.0.0.1:{host}:{cport}", not on every host interface')
             if target == "chatd" and "WA_CHATD_MEDIA_PORT" in env and not env.get("WA_CHATD_MEDIA_URL", ("",))[0]:
                 media = env["WA_CHATD_MEDIA_PORT"][0]
                 for ip, host, cport in ports:

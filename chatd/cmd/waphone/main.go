@@ -7,8 +7,8 @@
 //
 // serve is the web phone (package webphone): it hosts the phones in DIR
 // (default $WA_WEBPHONE_DIR, else ./webphone; one waphone home per number)
-// and serves their page and JSON API on ADDR (default 127.0.0.1:9091, or
-// 127.0.0.1:$WA_WEBPHONE_PORT). A listener off loopback needs --tls-cert
+// and serves their page and JSON API on ADDR (default
+// $WA_WEBPHONE_ADDR:$WA_WEBPHONE_PORT, which default to 127.0.0.1:9091). A listener off loopback needs --tls-cert
 // and --tls-key, or --plain-http where something else keeps it on the host
 // (a container port published on 127.0.0.1).
 //

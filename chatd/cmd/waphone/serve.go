@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,9 +23,10 @@ import (
 func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, args, network []string, admin, rootKey, rootKeyFile string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := fs.String("dir", envOr("WA_WEBPHONE_DIR", "webphone"), "where the phones live (one waphone home per number)")
-	listen := fs.String("listen", "127.0.0.1:"+envOr("WA_WEBPHONE_PORT", "9091"), "address of the page and its API")
+	listen := fs.String("listen", net.JoinHostPort(envOr("WA_WEBPHONE_ADDR", "127.0.0.1"), envOr("WA_WEBPHONE_PORT", "9091")), "address of the page and its API")
 	certFile := fs.String("tls-cert", "", "PEM certificate for HTTPS (needed off loopback)")
 	keyFile := fs.String("tls-key", "", "PEM key of --tls-cert")
+	hosts := fs.String("hosts", os.Getenv("WA_WEBPHONE_HOSTS"), "comma-separated Host header values accepted (default on loopback: the listener's own names; elsewhere: any)")
 	plain := fs.Bool("plain-http", false, "allow plain HTTP off loopback (only where the port stays on the host, e.g. published on 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,6 +65,12 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, args, networ
 	host := webphone.NewHost(webphone.Config{Dir: *dir, Network: network, Admin: admin, RootKey: root, Log: log})
 	srv := webphone.NewServer(host)
 	srv.Hosts = webphone.LoopbackHosts(ln.Addr())
+	if *hosts != "" {
+		srv.Hosts = nil
+		for _, h := range splitAddrs(*hosts) {
+			srv.Hosts = append(srv.Hosts, strings.ToLower(h))
+		}
+	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	scheme := "http"
