@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openwaba/openwaba/api/phone"
+	"github.com/openwaba/openwaba/chatd/clientproto"
 	"github.com/openwaba/openwaba/db"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
@@ -21,8 +22,9 @@ const (
 	maxUploadPreKeys = 1000
 	// maxPoolPreKeys caps the one-time keys chatd holds per account.
 	maxPoolPreKeys = 5000
-	// lowPreKeys: below this many left, the owner is told to upload more.
-	lowPreKeys = 20
+	// lowPreKeys: below this many left, the owner is told to upload more
+	// (the clients' top-up threshold).
+	lowPreKeys = clientproto.LowPreKeys
 	// Bundle fetches allowed per requester for one target, and in all, per
 	// minute: enough for a business writing to many new customers, not
 	// enough to drain one customer's pool.

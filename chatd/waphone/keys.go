@@ -33,13 +33,6 @@ const (
 // and not yet acked when it dies are ever pushed again.
 const bufferSize = 128
 
-// Pre-key pool sizes.
-const (
-	firstPreKeys = 200
-	topUpPreKeys = 100
-	lowPreKeys   = 20
-)
-
 // e2e is the phone's end-to-end layer: the seam that keeps the Signal
 // implementation (keyring, over chatd/e2ee and go.mau.fi/libsignal)
 // replaceable.

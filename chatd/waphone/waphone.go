@@ -42,6 +42,7 @@ import (
 
 	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/api/phone"
+	"github.com/openwaba/openwaba/chatd/clientproto"
 	"github.com/openwaba/openwaba/chatd/e2ee"
 	"github.com/openwaba/openwaba/chatd/mediaconn"
 	"github.com/openwaba/openwaba/chatd/session"
@@ -310,8 +311,9 @@ type outMsg struct {
 // maxRecent is how many sent messages are kept to answer retry receipts.
 const maxRecent = 256
 
-// maxRetries is how many retry receipts the phone sends for one message.
-const maxRetries = 5
+// maxRetries is how many retry receipts the phone sends for one message,
+// and the highest retry count it answers (the network's rule).
+const maxRetries = clientproto.MaxRetries
 
 // Options tune Open.
 type Options struct {
@@ -694,7 +696,7 @@ func (p *Phone) answerRetry(ctx context.Context, id string, count uint32) {
 		return
 	}
 	p.sendMu.Lock()
-	st, err := p.seal(ctx, m, count, count >= 2)
+	st, err := p.seal(ctx, m, count, count >= clientproto.RebuildFrom)
 	p.sendMu.Unlock()
 	if err != nil {
 		p.log.Warn("cannot answer a retry receipt", "id", id, "err", err)
@@ -716,28 +718,8 @@ func retryKey(id string, n uint32) string {
 // ensurePreKeys publishes the phone's keys when chatd has none of them and
 // tops the one-time pool up when it runs low.
 func (p *Phone) ensurePreKeys(ctx context.Context) {
-	res, err := p.sess.IQ(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_GET, Payload: &chatdv1.IQ_PrekeyCount{PrekeyCount: &chatdv1.PreKeyCount{}}})
-	if err != nil {
-		p.log.Warn("pre-key count failed", "err", err)
-		return
-	}
-	c := res.GetPrekeyCount()
-	n := 0
-	switch {
-	case !c.GetPublished():
-		n = firstPreKeys
-	case c.GetCount() < lowPreKeys:
-		n = topUpPreKeys
-	default:
-		return
-	}
-	up, err := p.keys.preKeyUpload(n)
-	if err != nil {
-		p.log.Error("generating pre-keys failed", "err", err)
-		return
-	}
-	if _, err := p.sess.IQ(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_PrekeyUpload{PrekeyUpload: up}}); err != nil {
-		p.log.Warn("pre-key upload failed", "err", err)
+	if _, _, err := clientproto.EnsurePreKeys(ctx, p.sess.IQ, p.keys.preKeyUpload); err != nil {
+		p.log.Warn("publishing pre-keys failed", "err", err)
 	}
 }
 
@@ -754,10 +736,10 @@ func (p *Phone) Read(ctx context.Context, id string) error {
 }
 
 func (p *Phone) receipt(to string, typ chatdv1.ReceiptType, ids ...string) {
-	r := &chatdv1.Receipt{Id: p.sess.NewID(), MessageIds: ids, To: to, Type: typ}
-	st := &chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: r}}
+	id := p.sess.NewID()
+	st := clientproto.Receipt(id, to, typ, ids...)
 	p.mu.Lock()
-	p.outbox[r.Id] = st
+	p.outbox[id] = st
 	p.mu.Unlock()
 	p.sess.TrySend(st)
 }
@@ -784,9 +766,7 @@ func (p *Phone) Connected(ctx context.Context, gen uint64) {
 // StateChanged implements session.Handler.
 func (p *Phone) StateChanged(s session.State) { p.log.Debug("phone state", "state", s.String()) }
 
-func (p *Phone) ack(seq uint64, class chatdv1.AckClass) {
-	p.sess.TrySend(&chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{QueueSeq: seq, Class: class}}})
-}
+func (p *Phone) ack(seq uint64, class chatdv1.AckClass) { p.sess.TrySend(clientproto.Ack(seq, class)) }
 
 // Stanza implements session.Handler. It runs on the session's reader, which
 // must keep reading (IQ answers, pings): it only hands st to the inbox.
@@ -902,9 +882,7 @@ func (p *Phone) onMessage(ctx context.Context, m *chatdv1.Message) {
 		if n <= maxRetries {
 			// Ask the sender to encrypt it again (with a new session from the
 			// second retry on).
-			p.sess.TrySend(&chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: &chatdv1.Receipt{
-				Id: p.sess.NewID(), MessageIds: []string{m.Id}, To: m.From, Type: chatdv1.ReceiptType_RECEIPT_TYPE_RETRY,
-				Retry: &chatdv1.Retry{Count: n, RegistrationId: p.keys.registrationID()}}}})
+			p.sess.TrySend(clientproto.RetryReceipt(p.sess.NewID(), m.From, m.Id, n, p.keys.registrationID()))
 		} else {
 			p.emit(ctx, Event{Event: "error", ID: m.Id, From: m.From, Error: "undecryptable: " + err.Error()})
 		}

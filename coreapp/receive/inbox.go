@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/openwaba/openwaba/chatd/clientproto"
 	chatdv1 "github.com/openwaba/openwaba/proto/gen/chatd/v1"
 )
 
 // MaxRetries is how many retry receipts a message that cannot be decrypted
 // gets before it is stored as an unsupported ("unknown") message, so that
-// the business still learns of it.
-const MaxRetries = 5
+// the business still learns of it (the network's rule, package clientproto).
+const MaxRetries = clientproto.MaxRetries
 
 // Inbox handles the messages chatd pushes on one slot's connection: each is
 // stored (Store.Message); then a delivered receipt and the ack go back on
@@ -62,10 +63,7 @@ func (in *Inbox) message(ctx context.Context, msg *chatdv1.Message, forceUnknown
 				in.Later(ctx, func(ctx context.Context) { in.message(ctx, msg, true) })
 				return
 			}
-			in.Reply(&chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: &chatdv1.Receipt{
-				Id: "rr." + rand.Text(), To: msg.From, Type: chatdv1.ReceiptType_RECEIPT_TYPE_RETRY, MessageIds: []string{msg.Id},
-				Retry: &chatdv1.Retry{Count: n}}}},
-				ack(msg.QueueSeq))
+			in.Reply(clientproto.RetryReceipt("rr."+rand.Text(), msg.From, msg.Id, n, 0), ack(msg.QueueSeq))
 			return
 		}
 		in.mu.Lock()
@@ -73,12 +71,8 @@ func (in *Inbox) message(ctx context.Context, msg *chatdv1.Message, forceUnknown
 		in.mu.Unlock()
 		// The delivered receipt goes first: the ack after it means both
 		// reached chatd in order on this connection.
-		in.Reply(&chatdv1.Stanza{Body: &chatdv1.Stanza_Receipt{Receipt: &chatdv1.Receipt{
-			Id: "dr." + rand.Text(), To: msg.From, Type: chatdv1.ReceiptType_RECEIPT_TYPE_DELIVERED, MessageIds: []string{msg.Id}}}},
-			ack(msg.QueueSeq))
+		in.Reply(clientproto.Receipt("dr."+rand.Text(), msg.From, chatdv1.ReceiptType_RECEIPT_TYPE_DELIVERED, msg.Id), ack(msg.QueueSeq))
 	})
 }
 
-func ack(seq uint64) *chatdv1.Stanza {
-	return &chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{QueueSeq: seq, Class: chatdv1.AckClass_ACK_CLASS_MESSAGE}}}
-}
+func ack(seq uint64) *chatdv1.Stanza { return clientproto.Ack(seq, chatdv1.AckClass_ACK_CLASS_MESSAGE) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/api/message"
+	"github.com/openwaba/openwaba/chatd/clientproto"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/coreapp/egress"
 	"github.com/openwaba/openwaba/coreapp/medialib"
@@ -24,8 +25,8 @@ import (
 )
 
 // maxRetry is the highest retry count answered; a peer that still cannot
-// decrypt after it gets the message marked failed.
-const maxRetry = 5
+// decrypt after it gets the message marked failed (package clientproto).
+const maxRetry = clientproto.MaxRetries
 
 // bundles is the result of fetching the bundles of peers without a session.
 type bundles struct {
@@ -450,7 +451,7 @@ func (s *Sender) answerRetries(ctx context.Context, rs []retry) error {
 			continue
 		}
 		m.Shard, m.retry = s.shard, r.count
-		if r.count >= 2 {
+		if r.count >= clientproto.RebuildFrom {
 			// Rebuild: drop the session so sealing starts from a new bundle.
 			if err := s.committer.Do(ctx, func(tx *sql.Tx) error {
 				t, err := s.sealer.Begin(ctx, tx, s.accountID)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openwaba/openwaba/api/errcode"
+	"github.com/openwaba/openwaba/chatd/clientproto"
 	"github.com/openwaba/openwaba/chatd/mediaconn"
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/wire"
@@ -54,13 +55,6 @@ type runner struct {
 	replies []*chatdv1.Stanza
 	signal  chan struct{}
 }
-
-// Pre-key pool sizes.
-const (
-	firstPreKeys = 200
-	topUpPreKeys = 100
-	lowPreKeys   = 20
-)
 
 func newRunner(m *Manager, a account.Account, k Key, epoch uint64, key wire.KeyPair, leaseUntil time.Time) *runner {
 	r := &runner{m: m, acct: a, key: k, epoch: epoch, signal: make(chan struct{}, 1),
@@ -149,31 +143,15 @@ func (r *runner) ensurePreKeys(ctx context.Context) {
 		return
 	}
 	log := r.m.log.With("wa_id", r.acct.WaID)
-	res, err := r.sess.IQ(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_GET, Payload: &chatdv1.IQ_PrekeyCount{PrekeyCount: &chatdv1.PreKeyCount{}}})
-	if err != nil {
-		log.Warn("pre-key count failed", "err", err)
-		return
-	}
-	c := res.GetPrekeyCount()
-	n := 0
+	n, first, err := clientproto.EnsurePreKeys(ctx, r.sess.IQ, func(n int) (*chatdv1.PreKeyUpload, error) {
+		return r.m.cfg.Sealer.PreKeys(ctx, r.acct.ID, n)
+	})
 	switch {
-	case !c.GetPublished():
-		n = firstPreKeys
-	case c.GetCount() < lowPreKeys:
-		n = topUpPreKeys
-	default:
-		return
+	case err != nil:
+		log.Warn("publishing pre-keys failed", "err", err)
+	case n > 0:
+		log.Info("pre-keys published", "new", n, "first", first)
 	}
-	up, err := r.m.cfg.Sealer.PreKeys(ctx, r.acct.ID, n)
-	if err != nil {
-		log.Error("creating pre-keys failed", "err", err)
-		return
-	}
-	if _, err := r.sess.IQ(ctx, &chatdv1.IQ{Type: chatdv1.IQType_IQ_TYPE_SET, Payload: &chatdv1.IQ_PrekeyUpload{PrekeyUpload: up}}); err != nil {
-		log.Warn("pre-key upload failed", "err", err)
-		return
-	}
-	log.Info("pre-keys published", "new", n, "first", !c.GetPublished())
 }
 
 // reply queues a stanza for the session after a commit.
@@ -209,9 +187,7 @@ func (r *runner) replyLoop(ctx context.Context) error {
 	}
 }
 
-func ack(seq uint64, class chatdv1.AckClass) *chatdv1.Stanza {
-	return &chatdv1.Stanza{Body: &chatdv1.Stanza_Ack{Ack: &chatdv1.Ack{QueueSeq: seq, Class: class}}}
-}
+func ack(seq uint64, class chatdv1.AckClass) *chatdv1.Stanza { return clientproto.Ack(seq, class) }
 
 // Connected implements session.Handler: it publishes the account's keys
 // when chatd lacks them, before the session goes active.
