@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -226,7 +227,15 @@ func TestWebPhone(t *testing.T) {
 
 	// The business sends every type.
 	imageID := s.Upload(bearer(tok), "image/png", parcelPNG(t, 320, 200))
-	audio, video, sticker := randomFile(20_000), randomFile(50_000), randomFile(8_000)
+	audio, video := randomFile(20_000), randomFile(50_000)
+	// A real WebP for the sticker: the browser encodes one.
+	var webp64 string
+	b.Eval(`(() => { const c = document.createElement('canvas'); c.width = c.height = 128; const x = c.getContext('2d');
+	  x.fillStyle = '#f4d03f'; x.beginPath(); x.arc(64, 64, 60, 0, 7); x.fill(); return c.toDataURL('image/webp').split(',')[1]; })()`, &webp64)
+	sticker, err := base64.StdEncoding.DecodeString(webp64)
+	if err != nil || !bytes.HasPrefix(sticker, []byte("RIFF")) || !bytes.Contains(sticker[:16], []byte("WEBP")) {
+		t.Fatalf("the browser's WebP: %v %q", err, sticker[:min(16, len(sticker))])
+	}
 	pdf := append([]byte("%PDF-1.4\n"), randomFile(30_000)...)
 	ids := map[string]string{}
 	sendAs := func(name string, body map[string]any) {
@@ -257,8 +266,22 @@ func TestWebPhone(t *testing.T) {
 	if v.Img.Width != 320 || str(v.Caption) != "Your parcel" {
 		t.Errorf("the image shows %+v (caption %q), want 320 px wide with its caption", v.Img, str(v.Caption))
 	}
-	bubble(t, b, ids["audio"], "the audio player", func(v bubbleView) bool { return v.Audio != "" })
-	bubble(t, b, ids["video"], "the video player", func(v bubbleView) bool { return v.Video != "" && str(v.Caption) == "Packing it" })
+	// The players play the files the business sent.
+	hashOf := func(src string) string {
+		t.Helper()
+		var h string
+		b.Eval(`fetch(`+strconv.Quote(src)+`).then((r) => r.arrayBuffer()).then((a) => crypto.subtle.digest('SHA-256', a))
+		  .then((d) => [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, '0')).join(''))`, &h)
+		return h
+	}
+	v = bubble(t, b, ids["audio"], "the audio player", func(v bubbleView) bool { return v.Audio != "" })
+	if got := hashOf(v.Audio); got != sha(audio) {
+		t.Errorf("the audio player's file hashes to %s, want the business's %s", got, sha(audio))
+	}
+	v = bubble(t, b, ids["video"], "the video player", func(v bubbleView) bool { return v.Video != "" && str(v.Caption) == "Packing it" })
+	if got := hashOf(v.Video); got != sha(video) {
+		t.Errorf("the video player's file hashes to %s, want the business's %s", got, sha(video))
+	}
 	v = bubble(t, b, ids["document"], "the document", func(v bubbleView) bool { return v.Doc != nil })
 	if v.Doc.Name != "invoice-42.pdf" || v.Doc.Size != "29.3 KB" || !strings.Contains(v.Doc.Href, "download=invoice-42.pdf") {
 		t.Errorf("the document shows %+v, want its name, size and a download", v.Doc)
@@ -273,7 +296,9 @@ func TestWebPhone(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), pdf) || !strings.Contains(resp.Header.Get("Content-Disposition"), "invoice-42.pdf") {
 		t.Errorf("the document's download: %d bytes, %q; want the file sent", got.Len(), resp.Header.Get("Content-Disposition"))
 	}
-	bubble(t, b, ids["sticker"], "the sticker", func(v bubbleView) bool { return v.Img != nil && v.Type == "sticker" })
+	bubble(t, b, ids["sticker"], "the sticker, decoded", func(v bubbleView) bool {
+		return v.Type == "sticker" && v.Img != nil && v.Img.Loaded && v.Img.Width == 128
+	})
 	v = bubble(t, b, ids["location"], "the location", func(v bubbleView) bool { return v.Loc != nil })
 	if v.Loc.Name != "Acme HQ" || v.Loc.Address != "1 Hacker Way" || v.Loc.Coords != "37.484700, -122.147700" {
 		t.Errorf("the location shows %+v", v.Loc)
@@ -452,15 +477,16 @@ func webPhoneScreenshot(t *testing.T, s *stack.Stack, tok string, b *stack.Brows
 		}
 	}
 	post("/api/phones", `{"number":"`+ana+`","name":"Ana"}`)
-	// The second phone is online once it has answered a profile request.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + "/api/phones/" + ana + "/chats/" + bizWaID + "/profile")
+		var p struct{ Online bool }
+		resp, err := http.Get(base + "/api/phones/" + ana)
 		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&p)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		}
+		if p.Online {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the second phone is not online: %v", err)

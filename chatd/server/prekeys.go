@@ -177,7 +177,17 @@ func (s *Server) fetchBundle(ctx context.Context, requester, target string) (*ch
 		return tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM prekeys WHERE number = ?", target).Scan(&left)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, &chatdv1.IQError{Code: 404, Text: "no keys published for this number"}
+		// Not registered (404: a sender gives up), or registered and not
+		// connected yet to publish its keys (503: a sender tries again).
+		var one int
+		switch err := s.db.QueryRowContext(ctx, "SELECT 1 FROM accounts WHERE number = ?", target).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, &chatdv1.IQError{Code: 404, Text: "this number is not on the network"}
+		case err != nil:
+			s.log.Error("bundle fetch failed", "err", err)
+			return nil, &chatdv1.IQError{Code: 500, Text: "internal error"}
+		}
+		return nil, &chatdv1.IQError{Code: 503, Text: "this account has not published its keys yet; retry later"}
 	}
 	if err != nil {
 		s.log.Error("bundle fetch failed", "err", err)

@@ -45,6 +45,7 @@ func (p *Phone) prepareDirs() error {
 // outFile is an attachment waiting to be encrypted and uploaded.
 type outFile struct {
 	path, typ, mime, caption, filename string
+	replyTo, replyFrom                 string // the message it replies to, and its sender
 }
 
 // SendMedia sends the file at path as a msgType message (image, audio,
@@ -62,6 +63,12 @@ type outFile struct {
 // after all (gone, grown over the limit, refused by the server), an error
 // event says so.
 func (p *Phone) SendMedia(ctx context.Context, to, path, msgType, caption, filename, id string) (string, error) {
+	return p.SendMediaReply(ctx, to, path, msgType, caption, filename, "", id)
+}
+
+// SendMediaReply is SendMedia replying to the message replyTo (none when
+// it is empty).
+func (p *Phone) SendMediaReply(ctx context.Context, to, path, msgType, caption, filename, replyTo, id string) (string, error) {
 	id, err := checkSend(to, id)
 	if err != nil {
 		return "", err
@@ -93,7 +100,8 @@ func (p *Phone) SendMedia(ctx context.Context, to, path, msgType, caption, filen
 	if filename == "" && msgType == "document" {
 		filename = filepath.Base(abs)
 	}
-	p.enqueue(ctx, &outMsg{id: id, to: to, file: &outFile{path: abs, typ: msgType, mime: mt, caption: caption, filename: filename}})
+	p.enqueue(ctx, &outMsg{id: id, to: to, file: &outFile{path: abs, typ: msgType, mime: mt, caption: caption, filename: filename,
+		replyTo: replyTo, replyFrom: p.sender(replyTo)}})
 	return id, nil
 }
 
@@ -214,6 +222,9 @@ func (p *Phone) prepare(ctx context.Context, m *outMsg) error {
 		Type: f.typ, MimeType: f.mime, Caption: f.caption, Filename: f.filename, DirectPath: directPath,
 		MediaKey: res.MediaKey, FileSha256: res.FileSHA256, FileEncSha256: res.FileEncSHA256, FileLength: uint64(res.FileLength),
 	}}}
+	if f.replyTo != "" {
+		m.content.Context = &messagev1.ContextInfo{MessageId: f.replyTo, From: f.replyFrom}
+	}
 	p.log.Debug("attachment uploaded", "id", m.id, "type", f.typ, "size", res.FileLength)
 	return nil
 }

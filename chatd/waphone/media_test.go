@@ -59,11 +59,15 @@ func TestMediaExchange(t *testing.T) {
 		{"sticker.webp", "sticker", "", "", 50_000, "image/webp", ".webp"},
 		{"notes.txt", "document", "", "", 15, "text/plain", ".txt"}, // file name defaults to the base name
 	}
+	var first string // the id of Alice's first file
 	for _, f := range files {
 		path, content := writeFile(t, f.name, f.size)
 		id, err := alice.SendMedia(t.Context(), bob.Number(), path, f.typ, f.caption, f.filename, "")
 		if err != nil {
 			t.Fatalf("SendMedia %s: %v", f.name, err)
+		}
+		if first == "" {
+			first = id
 		}
 		alice.next(t, "sent receipt for "+f.name, is("receipt", id, "sent"))
 		got, skipped := bob.next(t, f.name, func(e waphone.Event) bool { return e.ID == id })
@@ -97,7 +101,7 @@ func TestMediaExchange(t *testing.T) {
 
 	// The JSON event has the fields the CLI promises.
 	path, content := writeFile(t, "back.png", 1234)
-	id, err := bob.SendMedia(t.Context(), alice.Number(), path, "image", "right back", "", "")
+	id, err := bob.SendMediaReply(t.Context(), alice.Number(), path, "image", "right back", "", first, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +122,9 @@ func TestMediaExchange(t *testing.T) {
 	}
 	if saved, _ := os.ReadFile(got.File); !bytes.Equal(saved, content) {
 		t.Errorf("Bob's image arrived different")
+	}
+	if got.Context == nil || got.Context.ID != first || got.Context.From != alice.Number() {
+		t.Errorf("Bob's image replies to %+v, want Alice's first file %s", got.Context, first)
 	}
 	for _, home := range []string{aliceHome, bobHome} {
 		if n := countFiles(t, filepath.Join(home, "tmp")); n != 0 {

@@ -39,6 +39,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/openwaba/openwaba/api/message"
 	"github.com/openwaba/openwaba/api/phone"
@@ -308,6 +309,10 @@ type outMsg struct {
 	file    *outFile
 }
 
+// retryFlush is how soon a message the network asked to send again later is
+// tried again.
+const retryFlush = time.Second
+
 // maxRecent is how many sent messages are kept to answer retry receipts.
 const maxRecent = 256
 
@@ -571,10 +576,10 @@ func (p *Phone) enqueue(ctx context.Context, m *outMsg) {
 
 // flush prepares (media: encrypts and uploads), seals and sends the queued
 // messages in order, on the worker goroutine; it stops at the first one that
-// cannot go now (offline, no bundle, upload failed for a while) and leaves
-// the rest queued for the next connection. An attachment that can never go
-// (file gone, too large, refused by the server) is dropped with an error
-// event.
+// cannot go now (offline, upload failed for a while) and leaves the rest
+// queued for the next connection. A message that can never go (a recipient
+// the network does not know, an attachment whose file is gone, too large or
+// refused by the server) is dropped with an error event.
 func (p *Phone) flush(ctx context.Context) {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
@@ -638,8 +643,24 @@ func (p *Phone) flush(ctx context.Context) {
 			}
 		}
 		st, err := p.seal(ctx, m, 0, false)
+		var ie *session.IQError
+		if errors.As(err, &ie) && ie.Code == 404 {
+			// No such account (or it never published keys): waiting cannot
+			// help, and the messages behind it must not wait for it.
+			p.log.Warn("message cannot be sent", "id", m.id, "to", m.to, "err", err)
+			p.mu.Lock()
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			p.emit(ctx, Event{Event: "error", ID: m.id, To: m.to, Error: "not on the network: " + ie.Text})
+			continue
+		}
 		if err != nil {
 			p.log.Debug("message waits for the network", "id", m.id, "err", err)
+			if errors.As(err, &ie) && p.sess.Addr() != "" {
+				// Online, and the network said to try again (the peer has
+				// not published its keys yet): try again shortly.
+				time.AfterFunc(retryFlush, func() { p.scheduleFlush(ctx) })
+			}
 			return
 		}
 		p.sent(m, st)

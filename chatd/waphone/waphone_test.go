@@ -347,3 +347,53 @@ func TestBurst(t *testing.T) {
 		t.Errorf("after the restart Bob got %q", e.Text)
 	}
 }
+
+// TestUnknownRecipient: a message to a number the network does not know
+// fails with an error event, and the messages queued behind it still go.
+func TestUnknownRecipient(t *testing.T) {
+	t.Parallel()
+	c := newChatd(t)
+	alice := open(t, c.register(t, "15550005201", "Alice"), 0)
+	bob := open(t, c.register(t, "15550005202", "Bob"), 0)
+	alice.next(t, "ready", is("ready", "", ""))
+	bob.next(t, "ready", is("ready", "", ""))
+	lost, err := alice.SendText(t.Context(), "15550005999", "anyone there?", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := alice.SendText(t.Context(), bob.Number(), "hi Bob", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := alice.next(t, "the error for the unknown number", is("error", lost, "")); e.To != "15550005999" || !strings.Contains(e.Error, "not on the network") {
+		t.Errorf("error event %+v", e)
+	}
+	bob.next(t, "the message queued behind it", is("message", id, ""))
+}
+
+// TestRecipientWithoutKeysYet: a number registered whose phone has not yet
+// come online (so it published no keys) is not an unknown number: the
+// message waits and arrives once that phone connects.
+func TestRecipientWithoutKeysYet(t *testing.T) {
+	t.Parallel()
+	c := newChatd(t)
+	alice := open(t, c.register(t, "15550005301", "Alice"), 0)
+	bobHome := c.register(t, "15550005302", "Bob")
+	alice.next(t, "ready", is("ready", "", ""))
+	id, err := alice.SendText(t.Context(), "15550005302", "are you there yet?", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // a retry or two while Bob has no keys
+	bob := open(t, bobHome, 0)
+	if e, skipped := bob.next(t, "the waiting message", is("message", id, "")); e.Text != "are you there yet?" {
+		t.Errorf("Bob got %+v (after %v)", e, skipped)
+	}
+	if _, skipped := alice.next(t, "the sent receipt", is("receipt", id, "sent")); len(skipped) > 0 {
+		for _, e := range skipped {
+			if e.Event == "error" {
+				t.Errorf("Alice: %+v", e)
+			}
+		}
+	}
+}

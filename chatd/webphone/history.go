@@ -52,83 +52,122 @@ const (
 	// maxRecordBytes bounds one history line (a message object is at most a
 	// few kilobytes; a template or list a little more).
 	maxRecordBytes = 256 << 10
-	// maxKept bounds the records a phone keeps in memory (the newest).
+	// maxHistoryBytes bounds the file: past it, it is rewritten with the
+	// records kept in memory (the newest).
+	maxHistoryBytes = 64 << 20
+	// maxKept bounds the records a phone keeps in memory: past it, the
+	// oldest half is dropped (so between maxKept/2 and maxKept are kept).
 	maxKept = 50_000
 	// subscriberBuffer is how many records a live channel may fall behind
 	// before it is closed (the page reconnects and reloads the chat).
 	subscriberBuffer = 256
 )
 
+// errClosed is add's answer once the phone has stopped.
+var errClosed = errors.New("the phone has stopped")
+
 // history is a phone's records: the file, the records in memory and the
 // live subscribers. It is safe for concurrent use.
 type history struct {
 	mu      sync.Mutex
+	path    string
 	f       *os.File
-	w       *bufio.Writer
+	size    int64 // the file's length: the end of its last complete line
 	records []Record
 	next    int64
 	subs    map[chan Record]struct{}
+	closed  bool
 }
 
-// openHistory loads home's history.jsonl (a torn last line, from a crash in
-// the middle of a write, is dropped) and opens it for appending.
+// openHistory loads home's history.jsonl and opens it for appending. A last
+// line without its newline (a crash in the middle of a write) is cut off; a
+// line in the middle that is not a record (damaged, over maxRecordBytes, out
+// of order) is skipped and the file rewritten without it.
 func openHistory(home string) (*history, error) {
 	path := filepath.Join(home, historyFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	h := &history{f: f, next: 1, subs: map[chan Record]struct{}{}}
+	h := &history{path: path, f: f, next: 1, subs: map[chan Record]struct{}{}}
 	r := bufio.NewReaderSize(f, 64<<10)
-	var good int64
+	skipped, unterminated := 0, false
 	for {
-		line, err := readLine(r)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+		line, n, complete, err := readLine(r)
+		if err != nil && !errors.Is(err, io.EOF) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		var rec Record
-		if json.Unmarshal(line, &rec) != nil || rec.Seq < h.next {
-			break // torn or foreign: keep what came before
+		valid := line != nil && json.Unmarshal(line, &rec) == nil && rec.Seq >= h.next
+		if !complete {
+			// The end: nothing more, a torn last line (cut off below), or a
+			// whole record whose newline a crash kept from the disk.
+			if len(line) > 0 && valid {
+				h.keep(rec)
+				h.next = rec.Seq + 1
+				unterminated = true
+			}
+			break
 		}
-		good += int64(len(line)) + 1
+		h.size += n
+		if !valid {
+			skipped++
+			continue
+		}
 		h.keep(rec)
 		h.next = rec.Seq + 1
 	}
-	if err := f.Truncate(good); err != nil {
+	if skipped > 0 || unterminated || h.size > maxHistoryBytes {
+		if err := h.rewrite(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return h, nil
+	}
+	if err := f.Truncate(h.size); err != nil {
 		f.Close()
 		return nil, err
 	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
+	if _, err := f.Seek(h.size, io.SeekStart); err != nil {
 		f.Close()
 		return nil, err
 	}
-	h.w = bufio.NewWriter(f)
 	return h, nil
 }
 
-// readLine reads one line, at most maxRecordBytes. A line a crash cut
-// short is not valid JSON (it lacks its closing brace): the caller stops
-// there.
-func readLine(r *bufio.Reader) ([]byte, error) {
-	var line []byte
+// readLine reads up to and including the next newline. It returns the line
+// without it (nil when it is over maxRecordBytes: the rest is read and
+// dropped), the bytes consumed, and whether the line was complete (ended
+// with a newline); at the end of the file an incomplete line comes back
+// with io.EOF.
+func readLine(r *bufio.Reader) (line []byte, n int64, complete bool, err error) {
+	tooLong := false
 	for {
-		chunk, isPrefix, err := r.ReadLine()
-		if err != nil {
-			return nil, err
+		chunk, err := r.ReadSlice('\n')
+		n += int64(len(chunk))
+		if !tooLong {
+			if len(line)+len(chunk) > maxRecordBytes+1 {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
 		}
-		line = append(line, chunk...)
-		if len(line) > maxRecordBytes {
-			return nil, fmt.Errorf("a history line is over %d bytes", maxRecordBytes)
-		}
-		if !isPrefix {
-			break
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, n, true, nil
+			}
+			return line[:len(line)-1], n, true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			if tooLong {
+				line = nil
+			}
+			return line, n, false, err
 		}
 	}
-	return line, nil
 }
 
 func (h *history) keep(rec Record) {
@@ -138,11 +177,52 @@ func (h *history) keep(rec Record) {
 	}
 }
 
+// rewrite replaces the file with the records in memory (h.mu held, or
+// during open), through a temporary file renamed over it.
+func (h *history) rewrite() error {
+	tmp, err := os.CreateTemp(filepath.Dir(h.path), ".history-*")
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(tmp)
+	var size int64
+	for _, rec := range h.records {
+		b, _ := json.Marshal(rec)
+		w.Write(append(b, '\n'))
+		size += int64(len(b)) + 1
+	}
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), h.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("rewrite %s: %w", h.path, err)
+	}
+	f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	h.f.Close()
+	h.f, h.size = f, size
+	return nil
+}
+
 // add appends rec (its Seq is set here), writes it through to the file and
-// hands it to every subscriber.
+// hands it to every subscriber. A failed write is undone (the file is cut
+// back to its last complete line), so one error does not spoil later lines.
 func (h *history) add(rec Record) (Record, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return Record{}, errClosed
+	}
 	rec.Seq = h.next
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -151,14 +231,21 @@ func (h *history) add(rec Record) (Record, error) {
 	if len(b) > maxRecordBytes {
 		return Record{}, fmt.Errorf("a history record of %d bytes is over %d", len(b), maxRecordBytes)
 	}
-	if _, err := h.w.Write(append(b, '\n')); err != nil {
+	if _, err := h.f.Write(append(b, '\n')); err != nil {
+		// Cut a partial line off (and write from there next time; a file
+		// in append mode writes at the end anyway).
+		h.f.Truncate(h.size)
+		h.f.Seek(h.size, io.SeekStart)
 		return Record{}, err
 	}
-	if err := h.w.Flush(); err != nil {
-		return Record{}, err
-	}
+	h.size += int64(len(b)) + 1
 	h.next++
 	h.keep(rec)
+	if h.size > maxHistoryBytes {
+		if err := h.rewrite(); err != nil {
+			return Record{}, err
+		}
+	}
 	for ch := range h.subs {
 		select {
 		case ch <- rec:
@@ -207,12 +294,17 @@ func (h *history) all() []Record {
 }
 
 // subscribe returns a channel of the records added from now on; it is
-// closed by unsubscribe, or when it falls behind.
+// closed by unsubscribe, when it falls behind, or when the phone stops
+// (at once if it has).
 func (h *history) subscribe() chan Record {
 	ch := make(chan Record, subscriberBuffer)
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(ch)
+		return ch
+	}
 	h.subs[ch] = struct{}{}
-	h.mu.Unlock()
 	return ch
 }
 
@@ -229,13 +321,13 @@ func (h *history) unsubscribe(ch chan Record) {
 func (h *history) close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
 	for ch := range h.subs {
 		delete(h.subs, ch)
 		close(ch)
 	}
-	err := h.w.Flush()
-	if cerr := h.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return h.f.Close()
 }

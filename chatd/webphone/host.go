@@ -58,7 +58,11 @@ type Host struct {
 	// creating holds the numbers being registered (Create runs outside mu).
 	creating map[string]bool
 	ready    chan struct{} // closed when Run has opened the phones of Dir
+	stopping bool          // Run's context ended: no phone starts any more
 }
+
+// errStopping is start's answer once the host is stopping.
+var errStopping = errors.New("the web phone is stopping")
 
 // hosted is one phone, its history and what it last saw of its chats.
 type hosted struct {
@@ -68,9 +72,16 @@ type hosted struct {
 	created time.Time
 
 	mu       sync.Mutex
-	online   bool
+	stopErr  error           // why the phone stopped by itself (nil: it runs)
 	read     map[string]bool // incoming message ids the customer has read
 	profiles map[string]Profile
+}
+
+// stopped says why the phone stopped by itself (nil while it runs).
+func (hp *hosted) stopped() error {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return hp.stopErr
 }
 
 // Profile is what the phone last saw of an account's profile.
@@ -116,6 +127,9 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	close(h.ready)
 	<-ctx.Done()
+	h.mu.Lock()
+	h.stopping = true // start adds no goroutine after this
+	h.mu.Unlock()
 	h.wg.Wait()
 	return nil
 }
@@ -152,6 +166,7 @@ func (h *Host) Create(ctx context.Context, number, name string) error {
 		return errors.New("the host is not running")
 	}
 	h.creating[number] = true
+	hostCtx := h.ctx
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
@@ -162,8 +177,10 @@ func (h *Host) Create(ctx context.Context, number, name string) error {
 	if _, err := os.Stat(filepath.Join(home, "phone.json")); err == nil {
 		return ErrExists
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Registration ends with the request or with the host.
+	rctx, cancel := context.WithTimeout(hostCtx, 30*time.Second)
 	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
 	err := waphone.Register(rctx, waphone.RegisterOptions{Home: home, Network: h.cfg.Network, Admin: h.cfg.Admin,
 		Number: number, Name: name, RootKey: h.cfg.RootKey, Log: h.log})
 	if err != nil {
@@ -174,6 +191,12 @@ func (h *Host) Create(ctx context.Context, number, name string) error {
 
 // start opens the phone in Dir/number and runs it under Run's context.
 func (h *Host) start(number string) error {
+	h.mu.Lock()
+	stopping := h.stopping
+	h.mu.Unlock()
+	if stopping {
+		return errStopping
+	}
 	home := filepath.Join(h.cfg.Dir, number)
 	p, err := waphone.Open(home, waphone.Options{Log: h.log.With("phone", number), Session: h.cfg.Session})
 	if err != nil {
@@ -181,6 +204,7 @@ func (h *Host) start(number string) error {
 	}
 	hist, err := openHistory(home)
 	if err != nil {
+		release(p)
 		return err
 	}
 	hp := &hosted{p: p, h: hist, name: phoneName(home), created: dirTime(home), read: map[string]bool{}, profiles: loadProfiles(home)}
@@ -190,12 +214,24 @@ func (h *Host) start(number string) error {
 		}
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopping {
+		release(p)
+		hist.close()
+		return errStopping
+	}
 	ctx := h.ctx
 	h.phones[number] = hp
-	h.mu.Unlock()
 	h.wg.Go(func() {
-		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
+		err := p.Run(ctx)
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("the network ended its session")
+			}
 			h.log.Error("phone stopped", "number", number, "err", err)
+			hp.mu.Lock()
+			hp.stopErr = err
+			hp.mu.Unlock()
 		}
 	})
 	h.wg.Go(func() {
@@ -205,6 +241,16 @@ func (h *Host) start(number string) error {
 		}
 	})
 	return nil
+}
+
+// release frees an opened phone that will not run (Run on an ended
+// context closes its files).
+func release(p *waphone.Phone) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Run(ctx)
+	for range p.Events() {
+	}
 }
 
 // phoneName reads the profile name from a waphone home's phone.json.
@@ -252,9 +298,7 @@ func (h *Host) Phones() []PhoneInfo {
 	}
 	var items []item
 	for n, hp := range h.phones {
-		hp.mu.Lock()
-		items = append(items, item{PhoneInfo{Number: n, Name: hp.name, Online: hp.online}, hp.created})
-		hp.mu.Unlock()
+		items = append(items, item{PhoneInfo{Number: n, Name: hp.name, Online: hp.p.State() == session.Connected}, hp.created})
 	}
 	h.mu.Unlock()
 	slices.SortFunc(items, func(a, b item) int {
@@ -274,11 +318,6 @@ func (h *Host) Phones() []PhoneInfo {
 func (hp *hosted) record(log *slog.Logger, e waphone.Event) {
 	var rec Record
 	switch e.Event {
-	case "ready":
-		hp.mu.Lock()
-		hp.online = true
-		hp.mu.Unlock()
-		return
 	case "message":
 		rec = Record{Kind: "message", Dir: "in", Chat: e.From, ID: e.ID, At: eventTime(e.Timestamp), Type: e.Type, Text: e.Text,
 			MimeType: e.MimeType, Filename: e.Filename, Caption: e.Caption, SHA256: e.SHA256, Context: e.Context, Name: e.Name}
@@ -298,16 +337,18 @@ func (hp *hosted) record(log *slog.Logger, e waphone.Event) {
 		}
 		rec = Record{Kind: "status", Chat: chat, ID: e.ID, Status: e.Status, At: eventTime(e.Timestamp)}
 	case "error":
-		if e.ID == "" {
-			log.Warn("phone error", "err", e.Error)
-			return
-		}
 		out, ok := hp.h.find(e.ID)
-		if !ok || out.Dir != "out" {
+		switch {
+		case e.ID != "" && ok && out.Dir == "out":
+			rec = Record{Kind: "status", Chat: out.Chat, ID: e.ID, Status: "failed", Error: e.Error, At: time.Now().UnixMilli()}
+		case e.ID != "" && e.From != "":
+			// A message from the business the phone could not show (its
+			// file failed its checks, it could not be decrypted).
+			rec = Record{Kind: "system", Chat: e.From, ID: e.ID, Text: "A message could not be shown: " + e.Error, At: time.Now().UnixMilli()}
+		default:
 			log.Warn("phone error", "id", e.ID, "err", e.Error)
 			return
 		}
-		rec = Record{Kind: "status", Chat: out.Chat, ID: e.ID, Status: "failed", Error: e.Error, At: time.Now().UnixMilli()}
 	case "security_code_changed":
 		rec = Record{Kind: "system", Chat: e.From, Text: "Your security code with " + e.From + " changed.", At: time.Now().UnixMilli()}
 	default:
@@ -351,9 +392,5 @@ func (hp *hosted) saveProfilesLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(hp.p.Home(), profilesFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(hp.p.Home(), profilesFile))
+	return writeFileAtomic(filepath.Join(hp.p.Home(), profilesFile), b)
 }

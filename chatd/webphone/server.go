@@ -84,15 +84,46 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/phones/{number}/chats/{chat}/messages", s.chatMessages)
 	mux.HandleFunc("POST /api/phones/{number}/chats/{chat}/messages", s.send)
 	mux.HandleFunc("POST /api/phones/{number}/chats/{chat}/read", s.readChat)
-	mux.HandleFunc("GET /api/phones/{number}/chats/{chat}/profile", s.profile)
+	mux.HandleFunc("GET /api/phones/{number}/chats/{chat}/profile", s.cachedProfile)
+	mux.HandleFunc("POST /api/phones/{number}/chats/{chat}/profile", s.profile)
 	mux.HandleFunc("POST /api/phones/{number}/messages/{id}/choose", s.choose)
 	mux.HandleFunc("GET /api/phones/{number}/files/{name}", s.file)
 	mux.HandleFunc("GET /api/phones/{number}/events", s.events)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	return s.checkHost(http.NewCrossOriginProtection().Handler(securityHeaders(jsonMisses(mux))))
+}
+
+// jsonMisses answers an API request no route takes (404, or 405 for a
+// route that takes other methods) in the API's JSON error shape.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" || !strings.HasPrefix(r.URL.Path, "/api/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r) // the mux's own 404 or 405 (and its Allow header)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		if rec.status == http.StatusMethodNotAllowed {
+			apiError(w, rec.status, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow"))
+			return
+		}
 		apiError(w, http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path)
 	})
-	return s.checkHost(http.NewCrossOriginProtection().Handler(securityHeaders(mux)))
 }
+
+// statusRecorder keeps the status and headers of a response and drops its
+// body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -186,8 +217,13 @@ func (s *Server) hosted(w http.ResponseWriter, r *http.Request) (*hosted, bool) 
 	hp, ok := s.host.phone(r.PathValue("number"))
 	if !ok {
 		apiError(w, http.StatusNotFound, "no phone %q on this web phone (POST /api/phones creates one)", r.PathValue("number"))
+		return nil, false
 	}
-	return hp, ok
+	if err := hp.stopped(); err != nil {
+		apiError(w, http.StatusServiceUnavailable, "phone %s has stopped: %s", r.PathValue("number"), err)
+		return nil, false
+	}
+	return hp, true
 }
 
 // chatOf returns the request's {chat}, answering 400 for a bad number.
@@ -407,8 +443,9 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, hp *hosted, ch
 	fields := map[string]string{}
 	var path, filename, sum string
 	var size int64
+	created, keep := false, false // this request made the file; a message uses it
 	defer func() {
-		if path != "" && sum == "" {
+		if created && !keep {
 			os.Remove(path)
 		}
 	}()
@@ -429,21 +466,29 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, hp *hosted, ch
 		name := part.FormName()
 		if name == "file" && path == "" {
 			filename = filepath.Base(part.FileName())
-			path, sum, size, err = saveUpload(hp.p.Home(), filename, part)
+			path, sum, size, created, err = saveUpload(hp.p.Home(), filename, part)
 			if err != nil {
 				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
+				var bad *BadInputError
+				switch {
+				case errors.As(err, &tooBig):
 					apiError(w, http.StatusRequestEntityTooLarge, "the upload is over %d bytes", maxUploadBody)
-				} else {
+				case errors.As(err, &bad):
+					apiError(w, http.StatusBadRequest, "%s", bad.Msg)
+				default:
 					apiError(w, http.StatusInternalServerError, "cannot keep the file: %s", err)
 				}
 				return
 			}
 			continue
 		}
-		v, err := io.ReadAll(io.LimitReader(part, 4<<10))
+		v, err := io.ReadAll(io.LimitReader(part, maxField+1))
 		if err != nil {
 			apiError(w, http.StatusBadRequest, "bad multipart body: %s", err)
+			return
+		}
+		if len(v) > maxField {
+			apiError(w, http.StatusBadRequest, "form field %q is over %d bytes", name, maxField)
 			return
 		}
 		fields[name] = string(v)
@@ -459,7 +504,7 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, hp *hosted, ch
 	}
 	typ := fields["type"]
 	if typ == "" {
-		typ = mediaTypeFor(mt)
+		typ = mediaTypeFor(mt, size)
 	}
 	if !slices.Contains(media.Names(), typ) {
 		apiError(w, http.StatusBadRequest, "type %q: want one of %s", typ, strings.Join(media.Names(), ", "))
@@ -473,18 +518,19 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, hp *hosted, ch
 	if fields["reply_to"] != "" {
 		rec.Context = &waphone.Context{ID: fields["reply_to"]}
 	}
-	id, err := hp.p.SendMedia(r.Context(), chat, path, typ, rec.Caption, rec.Filename, "")
-	if err != nil {
-		os.Remove(path)
-	}
+	id, err := hp.p.SendMediaReply(r.Context(), chat, path, typ, rec.Caption, rec.Filename, fields["reply_to"], "")
+	keep = err == nil
 	s.sent(w, hp, rec, id, err)
 }
 
-// mediaTypeFor is the message type a customer's file of type mt goes as
-// (a document when no other type takes it).
-func mediaTypeFor(mt string) string {
+// maxField bounds a form field of an upload other than the file.
+const maxField = 4 << 10
+
+// mediaTypeFor is the message type a customer's file of type mt and size
+// goes as: the media type that takes it, else a document.
+func mediaTypeFor(mt string, size int64) string {
 	for _, k := range media.Kinds {
-		if !k.Filename && slices.Contains(k.MIME, mt) {
+		if !k.Filename && slices.Contains(k.MIME, mt) && size <= k.Max {
 			return k.Name
 		}
 	}
@@ -492,15 +538,16 @@ func mediaTypeFor(mt string) string {
 }
 
 // saveUpload writes an uploaded file to the phone's sent/ under its
-// SHA-256 and returns the path, hash and size.
-func saveUpload(home, filename string, r io.Reader) (path, sum string, size int64, err error) {
+// SHA-256 and returns the path, hash and size, and whether it made the file
+// (false: an earlier message sent the same bytes).
+func saveUpload(home, filename string, r io.Reader) (path, sum string, size int64, created bool, err error) {
 	dir := filepath.Join(home, sentDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", 0, err
+		return "", "", 0, false, err
 	}
 	tmp, err := os.CreateTemp(dir, ".upload-*")
 	if err != nil {
-		return "", "", 0, err
+		return "", "", 0, false, err
 	}
 	defer func() {
 		if err != nil {
@@ -511,20 +558,25 @@ func saveUpload(home, filename string, r io.Reader) (path, sum string, size int6
 	hash := sha256.New()
 	size, err = io.Copy(io.MultiWriter(tmp, hash), r)
 	if err != nil {
-		return "", "", 0, err
+		return "", "", 0, false, err
 	}
 	if size == 0 {
-		return "", "", 0, errors.New("the file is empty")
+		err = &BadInputError{"the file is empty"}
+		return "", "", 0, false, err
 	}
 	if err = tmp.Close(); err != nil {
-		return "", "", 0, err
+		return "", "", 0, false, err
 	}
 	sum = hex.EncodeToString(hash.Sum(nil))
 	path = filepath.Join(dir, sum+waphone.Extension("", filename))
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return "", "", 0, err
+	if _, serr := os.Stat(path); serr == nil {
+		os.Remove(tmp.Name()) // the same bytes are there already
+		return path, sum, size, false, nil
 	}
-	return path, sum, size, nil
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return "", "", 0, false, err
+	}
+	return path, sum, size, true, nil
 }
 
 func (s *Server) readChat(w http.ResponseWriter, r *http.Request) {
@@ -589,6 +641,26 @@ func (s *Server) choose(w http.ResponseWriter, r *http.Request) {
 	s.sent(w, hp, rec, id, err)
 }
 
+// cachedProfile answers what the phone last saw of the chat's profile
+// (POST asks the network again).
+func (s *Server) cachedProfile(w http.ResponseWriter, r *http.Request) {
+	hp, ok := s.hosted(w, r)
+	if !ok {
+		return
+	}
+	chat, ok := chatOf(w, r)
+	if !ok {
+		return
+	}
+	hp.mu.Lock()
+	pr, seen := hp.profiles[chat]
+	hp.mu.Unlock()
+	if !seen {
+		pr = Profile{Number: chat}
+	}
+	writeJSON(w, http.StatusOK, pr)
+}
+
 func (s *Server) profile(w http.ResponseWriter, r *http.Request) {
 	hp, ok := s.hosted(w, r)
 	if !ok {
@@ -621,7 +693,7 @@ func (hp *hosted) refreshProfile(ctx context.Context, chat string) (Profile, err
 		pr.Photo = np.PhotoSHA256 + waphone.Extension(np.PhotoMime, "")
 		path := filepath.Join(hp.p.Home(), "media", pr.Photo)
 		if _, err := os.Stat(path); err != nil {
-			if err := os.WriteFile(path, np.Photo, 0o600); err != nil {
+			if err := writeFileAtomic(path, np.Photo); err != nil {
 				return Profile{}, err
 			}
 		}
@@ -752,4 +824,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// writeFileAtomic writes b to path through a temporary file renamed over
+// it, so that a crash never leaves a part of it under its name.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -216,6 +217,13 @@ func TestAPIErrors(t *testing.T) {
 		{"GET", "/api/phones/15550001111/files/..%2fphone.json", "", "", 404, "no file"},
 		{"GET", "/api/phones/15550001111/files/" + strings.Repeat("a", 64) + ".jpg", "", "", 404, "no file"},
 		{"GET", "/api/nothing", "", "", 404, "no such route"},
+		{"DELETE", "/api/phones", "", "", 405, "not allowed"},
+		{"POST", "/api/phones/15550001111/messages/x/choose", "application/json", `{"choice":"` + strings.Repeat("c", 300) + `"}`, 404, "no received message"},
+		{"POST", "/api/phones/15550001111/chats/15550002222/messages", "multipart/form-data; boundary=x", "--x\r\nnot a part", 400, "multipart"},
+		{"POST", "/api/phones/15550001111/chats/15550002222/messages", "multipart/form-data; boundary=x",
+			"--x\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\n" + strings.Repeat("c", 5000) + "\r\n--x--\r\n", 400, "over 4096 bytes"},
+		{"POST", "/api/phones/15550001111/chats/15550002222/messages", "multipart/form-data; boundary=x",
+			"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n\r\n--x--\r\n", 400, "empty"},
 	} {
 		code, b := call(t, wp.url, c.method, c.path, c.ctype, c.body)
 		var e struct {
@@ -343,6 +351,7 @@ func TestConversation(t *testing.T) {
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
 	mw.WriteField("caption", "notes")
+	mw.WriteField("reply_to", id)
 	fw, _ := mw.CreateFormFile("file", "notes.txt")
 	fw.Write(file)
 	mw.Close()
@@ -353,8 +362,9 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("send a file = %d %s", code, b)
 	}
 	got = next(t, biz, "the document", func(e waphone.Event) bool { return e.Event == "message" && e.ID == out.ID })
-	if got.Type != "document" || got.SHA256 != hex.EncodeToString(sum[:]) || got.Caption != "notes" || got.Filename != "notes.txt" {
-		t.Errorf("the business got %+v", got)
+	if got.Type != "document" || got.SHA256 != hex.EncodeToString(sum[:]) || got.Caption != "notes" || got.Filename != "notes.txt" ||
+		got.Context == nil || got.Context.ID != id {
+		t.Errorf("the business got %+v (context %+v), want the document replying to %s", got, got.Context, id)
 	}
 	if code, b := call(t, wp.url, "GET", "/api/phones/"+me+"/files/"+out.File, "", ""); code != 200 || !bytes.Equal(b, file) {
 		t.Errorf("GET the sent file = %d, %d bytes", code, len(b))
@@ -366,6 +376,24 @@ func TestConversation(t *testing.T) {
 	if code, b := call(t, wp.url, "POST", "/api/phones/"+me+"/chats/"+biz.Number()+"/messages", mw.FormDataContentType(), empty.String()); code != 400 || !strings.Contains(string(b), "no file") {
 		t.Errorf("a form without a file = %d %s", code, b)
 	}
+
+	// A message to a number the network does not know fails, and does not
+	// hold up the next one.
+	const nobody = "15550007777"
+	code, b = call(t, wp.url, "POST", "/api/phones/"+me+"/chats/"+nobody+"/messages", "application/json", `{"text":"hello?"}`)
+	var lost webphone.Record
+	json.Unmarshal(b, &lost)
+	if code != 202 {
+		t.Fatalf("send to %s = %d %s", nobody, code, b)
+	}
+	code, b = call(t, wp.url, "POST", "/api/phones/"+me+"/chats/"+biz.Number()+"/messages", "application/json", `{"text":"after that"}`)
+	json.Unmarshal(b, &out)
+	next(t, biz, "the message after the lost one", func(e waphone.Event) bool { return e.Event == "message" && e.ID == out.ID })
+	records(t, wp.url, me, nobody, func(rs []webphone.Record) bool {
+		return has(rs, func(r webphone.Record) bool {
+			return r.Kind == "status" && r.ID == lost.ID && r.Status == "failed" && strings.Contains(r.Error, "not on the network")
+		})
+	})
 
 	// A choice on a message that has none is the phone's clear error.
 	if code, b := call(t, wp.url, "POST", "/api/phones/"+me+"/messages/"+id+"/choose", "application/json", `{"choice":"1"}`); code != 400 {
@@ -397,37 +425,79 @@ func TestConversation(t *testing.T) {
 	}
 }
 
-// TestTornHistory: a history line a crash cut short is dropped at the next
-// start, and the records before it stay.
-func TestTornHistory(t *testing.T) {
+// TestDamagedHistory: a last line a crash cut short is dropped, a complete
+// last line without its newline is kept, a damaged line in the middle is
+// skipped, and the history goes on from there, across restarts.
+func TestDamagedHistory(t *testing.T) {
 	n := newNetwork(t)
 	dir := t.TempDir()
+	const me, chat = "15550005555", "15550006666"
 	wp := startWebPhone(t, n, dir)
-	const me = "15550005555"
 	if code, b := call(t, wp.url, "POST", "/api/phones", "application/json", `{"number":"`+me+`"}`); code != 201 {
 		t.Fatalf("create = %d %s", code, b)
 	}
-	if code, b := call(t, wp.url, "POST", "/api/phones/"+me+"/chats/15550006666/messages", "application/json", `{"text":"one"}`); code != 202 {
-		t.Fatalf("send = %d %s", code, b)
+	send := func(text string) {
+		t.Helper()
+		if code, b := call(t, wp.url, "POST", "/api/phones/"+me+"/chats/"+chat+"/messages", "application/json", `{"text":"`+text+`"}`); code != 202 {
+			t.Fatalf("send %s = %d %s", text, code, b)
+		}
 	}
-	wp.stop()
+	texts := func() []string {
+		t.Helper()
+		var out []string
+		for _, r := range records(t, wp.url, me, chat, func([]webphone.Record) bool { return true }) {
+			if r.Kind == "message" {
+				out = append(out, fmt.Sprintf("%d:%s", r.Seq, r.Text))
+			}
+		}
+		return out
+	}
 	path := filepath.Join(dir, me, "history.jsonl")
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
+	damage := func(f func(b []byte) []byte) {
+		t.Helper()
+		wp.stop()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, f(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wp = startWebPhone(t, n, dir)
 	}
-	f.WriteString(`{"seq":99,"kind":"mess`)
-	f.Close()
-	wp = startWebPhone(t, n, dir)
-	rs := records(t, wp.url, me, "15550006666", func(rs []webphone.Record) bool { return len(rs) >= 1 })
-	if rs[0].Text != "one" || rs[0].Seq != 1 {
-		t.Errorf("after a torn line: %+v", rs)
+	send("one")
+	send("two")
+	// A torn last line.
+	damage(func(b []byte) []byte { return append(b, `{"seq":99,"kind":"mess`...) })
+	send("three")
+	// A complete last line without its newline.
+	damage(func(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\n")) })
+	send("four")
+	// A damaged line in the middle (the first record's).
+	damage(func(b []byte) []byte {
+		first := bytes.IndexByte(b, '\n')
+		return append([]byte(`{"seq":1,"kind":"message","chat":"x`+"\n"), b[first+1:]...)
+	})
+	send("five")
+	damage(func(b []byte) []byte { return b }) // and a clean restart
+	got := texts()
+	// Records are status and message lines; only messages are listed.
+	want := []string{"two", "three", "four", "five"}
+	if len(got) != len(want) {
+		t.Fatalf("the history after the damage: %v, want %v", got, want)
 	}
-	if code, b := call(t, wp.url, "POST", "/api/phones/"+me+"/chats/15550006666/messages", "application/json", `{"text":"two"}`); code != 202 || !strings.Contains(string(b), `"seq":`) {
-		t.Fatalf("send = %d %s", code, b)
+	last := int64(0)
+	for i, g := range got {
+		var seq int64
+		var text string
+		fmt.Sscanf(strings.Replace(g, ":", " ", 1), "%d %s", &seq, &text)
+		if text != want[i] || seq <= last {
+			t.Errorf("the history after the damage: %v, want %v in increasing seq", got, want)
+		}
+		last = seq
 	}
 	b, _ := os.ReadFile(path)
-	if strings.Contains(string(b), "mess\n") || strings.Count(string(b), "\n") < 2 {
-		t.Errorf("the history file after the restart:\n%s", b)
+	if bytes.Contains(b, []byte(`"kind":"mess`+"\n")) || bytes.Contains(b, []byte{0}) || !bytes.HasSuffix(b, []byte("\n")) {
+		t.Errorf("the history file:\n%s", b)
 	}
 }

@@ -20,7 +20,7 @@
 // JSON commands:
 //
 //	{"cmd":"send","to":"<digits>","text":"…","reply_to":"<id>","id":"<optional id>"}
-//	{"cmd":"send","to":"<digits>","file":"PATH","type":"image|audio|video|document|sticker","caption":"…","filename":"…","id":"<optional id>"}
+//	{"cmd":"send","to":"<digits>","file":"PATH","type":"image|audio|video|document|sticker","caption":"…","filename":"…","reply_to":"<id>","id":"<optional id>"}
 //	{"cmd":"send","to":"<digits>","location":{"latitude":…,"longitude":…,"name":"…","address":"…"}}
 //	{"cmd":"send","to":"<digits>","contacts":[{"name":{"formatted_name":"…"},"phones":[{"phone":"…"}]}]}
 //	{"cmd":"send","to":"<digits>","reaction":{"message_id":"<id>","emoji":"👍"}}   (an empty emoji removes it)
@@ -410,7 +410,7 @@ func readCommands(ctx context.Context, stdin io.Reader, p *waphone.Phone, out *o
 				if c.Type == "" {
 					c.Type = "document"
 				}
-				id, err = p.SendMedia(ctx, c.To, c.File, c.Type, c.Caption, c.Filename, c.ID)
+				id, err = p.SendMediaReply(ctx, c.To, c.File, c.Type, c.Caption, c.Filename, c.ReplyTo, c.ID)
 			case typ != "":
 				id, err = p.Send(ctx, c.To, typ, obj, c.ReplyTo, c.ID)
 			default:

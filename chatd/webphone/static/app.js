@@ -131,9 +131,11 @@ function fileURL(number, file, download) {
   return u;
 }
 
+// fetchProfile asks the network for a business's profile now (POST: the
+// server keeps it and adds a system line when it changed).
 async function fetchProfile(number, chat) {
   try {
-    const pr = await api("GET", "/api/phones/" + number + "/chats/" + chat + "/profile");
+    const pr = await api("POST", "/api/phones/" + number + "/chats/" + chat + "/profile", {});
     profiles.set(number + " " + chat, pr);
     return pr;
   } catch (err) {
@@ -159,6 +161,7 @@ async function showChats(number) {
   setTop("+" + number, "/");
   $("#view-chats").hidden = false;
   let stopped = false, timer = null;
+  const asked = new Set(); // chats whose profile this view asked the network for
   const render = async () => {
     try {
       const { chats } = await api("GET", "/api/phones/" + number + "/chats");
@@ -166,11 +169,12 @@ async function showChats(number) {
       const ul = $("#chats");
       ul.replaceChildren(...chats.map((c) => chatItem(number, c)));
       if (!chats.length) ul.append(el("li", { class: "empty", text: "No chats yet. A business that writes to +" + number + " appears here." }));
-      for (const c of chats) {
-        fetchProfile(number, c.number).then((pr) => {
-          const li = ul.querySelector('li[data-number="' + c.number + '"]');
-          if (li && !stopped) li.replaceWith(chatItem(number, { ...c, profile: pr }));
-        });
+      // Once per view, each business's profile as the network has it now;
+      // the list is drawn again from what the server then keeps.
+      const fresh = chats.filter((c) => !asked.has(c.number));
+      for (const c of fresh) asked.add(c.number);
+      if (fresh.length) {
+        Promise.all(fresh.map((c) => fetchProfile(number, c.number))).then(() => { if (!stopped) render(); });
       }
     } catch (err) { showError(err); }
   };
@@ -198,8 +202,8 @@ $("#new-chat").addEventListener("submit", (ev) => {
 
 // ---- a conversation ----
 
-const statusRank = { pending: 0, sent: 1, delivered: 2, read: 3, played: 3 };
-const tickText = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+const statusRank = { pending: 0, sent: 1, delivered: 2, read: 3, played: 4 };
+const tickText = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", played: "✓✓", failed: "!" };
 
 function timeOf(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -252,7 +256,7 @@ async function showChat(number, chat) {
   $("#view-chat").hidden = false;
   const box = $("#messages");
   box.replaceChildren();
-  const ctx = { number, chat, data: new Chat(), replyTo: null, stopped: false, rendered: null };
+  const ctx = { number, chat, data: new Chat(), replyTo: null, stopped: false, rendered: null, nodes: new Map() };
   resetComposer(ctx);
   renderHeader(ctx, profiles.get(number + " " + chat) || { number: chat });
   fetchProfile(number, chat).then((pr) => { if (!ctx.stopped) renderHeader(ctx, pr); });
@@ -270,6 +274,7 @@ async function showChat(number, chat) {
   const stop = live(number, (r) => {
     if (r.chat !== chat) return;
     ctx.data.add(r);
+    if (r.kind === "read") return; // nothing the customer sees changes
     rerender();
     if (r.kind === "message" && r.dir === "in") markRead(ctx);
     if (r.kind === "system") fetchProfile(number, chat).then((pr) => { if (!ctx.stopped) renderHeader(ctx, pr); });
@@ -305,13 +310,36 @@ function renderHeader(ctx, pr) {
   det.hidden = !dl.children.length;
 }
 
+// renderChat brings the message list up to date: a bubble is made again
+// only when what it shows changed (so a playing video or an open list
+// stays as it is), and put in place only when it is not there already.
 function renderChat(ctx) {
   const box = $("#messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const { items, msgs } = ctx.data.fold();
-  box.replaceChildren(...items.map((it) => it.kind === "system"
-    ? el("div", { class: "system", text: it.text, "data-seq": String(it.seq) })
-    : bubble(ctx, it, msgs)));
+  const keep = new Set();
+  let prev = null;
+  for (const it of items) {
+    const key = it.kind === "system" ? "s" + it.seq : "m" + it.id;
+    const sig = it.kind === "system" ? it.text
+      : JSON.stringify([it.status, it.error || "", it.reactions, !!(it.context && msgs.get(it.context.id))]);
+    keep.add(key);
+    let entry = ctx.nodes.get(key);
+    if (!entry || entry.sig !== sig) {
+      const node = it.kind === "system"
+        ? el("div", { class: "system", text: it.text, "data-seq": String(it.seq) })
+        : bubble(ctx, it, msgs);
+      if (entry) entry.node.replaceWith(node);
+      entry = { sig, node };
+      ctx.nodes.set(key, entry);
+    }
+    const want = prev ? prev.nextSibling : box.firstChild;
+    if (entry.node !== want) box.insertBefore(entry.node, want);
+    prev = entry.node;
+  }
+  for (const [key, e] of ctx.nodes) {
+    if (!keep.has(key)) { e.node.remove(); ctx.nodes.delete(key); }
+  }
   if (atBottom || !ctx.rendered) box.scrollTop = box.scrollHeight;
   ctx.rendered = true;
 }
@@ -336,7 +364,7 @@ function bubble(ctx, m, msgs) {
   }
   b.append(el("div", { class: "actions" },
     el("button", { type: "button", class: "act-reply", "aria-label": "Reply", text: "↩", onclick: () => startReply(ctx, m) }),
-    el("button", { type: "button", class: "act-react", "aria-label": "React", text: "☺", onclick: (ev) => pickEmoji(ctx, m, ev.currentTarget) })));
+    el("button", { type: "button", class: "act-react", "aria-label": "React", text: "☺", onclick: () => pickEmoji(ctx, m) })));
   return b;
 }
 
@@ -479,6 +507,7 @@ async function choose(ctx, m, choice, title) {
 
 function resetComposer(ctx) {
   ctx.replyTo = null;
+  emojiTarget = null;
   $("#replying").hidden = true;
   $("#emoji-picker").hidden = true;
   $("#text").value = "";
@@ -497,20 +526,23 @@ $("#cancel-reply").addEventListener("click", () => {
   $("#replying").hidden = true;
 });
 
+// The emoji picker sits above the composer (outside the message list,
+// which is re-rendered) and says which message it reacts to.
 let emojiTarget = null;
-function pickEmoji(ctx, m, anchor) {
+function pickEmoji(ctx, m) {
   emojiTarget = m;
   const p = $("#emoji-picker");
+  $(".label", p).textContent = "React to: " + summary({ ...m, dir: "in" });
   p.hidden = false;
-  anchor.closest(".bubble").after(p);
+  $("button[data-emoji]", p).focus();
 }
 
 $("#emoji-picker").addEventListener("click", (ev) => {
+  const p = $("#emoji-picker");
+  if (ev.target.closest(".close")) { p.hidden = true; emojiTarget = null; return; }
   const b = ev.target.closest("button[data-emoji]");
   if (!b || !emojiTarget || !view || !view.ctx) return;
-  $("#emoji-picker").hidden = true;
-  // Keep the picker out of the message list, which is re-rendered.
-  $("#view-chat").insertBefore($("#emoji-picker"), $("#composer"));
+  p.hidden = true;
   sendJSON(view.ctx, { type: "reaction", reaction: { message_id: emojiTarget.id, emoji: b.dataset.emoji } }, false);
   emojiTarget = null;
 });
@@ -566,8 +598,15 @@ function dialogSend(id, build) {
     f.reset();
   });
 }
-$("#location-btn").addEventListener("click", () => $("#location-dialog").showModal());
-$("#contact-btn").addEventListener("click", () => $("#contact-dialog").showModal());
+// returnValue outlives a dialog's close (Esc keeps the last one): clear it
+// first, so only the Send button sends.
+function openDialog(id) {
+  const d = $(id);
+  d.returnValue = "";
+  d.showModal();
+}
+$("#location-btn").addEventListener("click", () => openDialog("#location-dialog"));
+$("#contact-btn").addEventListener("click", () => openDialog("#contact-dialog"));
 dialogSend("#location-dialog", (f) => ({ type: "location", location: {
   latitude: Number(field(f, "latitude")), longitude: Number(field(f, "longitude")),
   name: field(f, "name") || undefined, address: field(f, "address") || undefined } }));
