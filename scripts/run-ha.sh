@@ -76,7 +76,9 @@ fi
 echo $$ > "$run_dir/run-ha.pid"
 shown_run_dir=${run_dir#"$PWD"/}
 
-nodes=(chatd core1 core2 core3 web1 web2)
+nodes=(chatd core1 core2 core3 web1 web2 webphone)
+# The web phone (9091 is web2's here).
+WA_WEBPHONE_PORT=${WA_WEBPHONE_PORT:-9093}
 declare -A pid=()
 
 # start_node ID starts one process in the background with its own settings.
@@ -92,6 +94,11 @@ start_node() {
 		# The other coreapps reach this one there (wakes, handovers).
 		WA_NODE_ID=$id WA_CORE_PORT=$port WA_CORE_ADVERTISE_ADDR=127.0.0.1:$port WA_DATA_DIR="$WA_DATA_DIR/$id" \
 			WA_CORE_METRICS_PORT=$((${WA_CORE_METRICS_PORT:-6261} + n - 1)) "$BIN/coreapp" &
+		;;
+	webphone)
+		"$BIN/waphone" --network "127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT" \
+			--root-key-file "$root_file" --admin "127.0.0.1:$WA_CHATD_ADMIN_PORT" \
+			serve --dir "$WA_DATA_DIR/webphone" --listen "127.0.0.1:$WA_WEBPHONE_PORT" >/dev/null &
 		;;
 	web*)
 		n=${id#web}
@@ -153,6 +160,7 @@ start_node core2
 start_node core3
 start_node web1
 start_node web2
+start_node webphone
 url="https://127.0.0.1:$WA_WEB_PORT"
 url2="https://127.0.0.1:$((WA_WEB_PORT + 1))"
 wait_until "core2 listening" port_open $((WA_CORE_PORT + 1))
@@ -177,14 +185,15 @@ cat <<MSG
     curl -s http://127.0.0.1:$WA_CHATD_ADMIN_PORT/sandbox/codes/15550100
     curl -k -X POST $url/v1/account/verify -H "Authorization: Bearer \$TOKEN" \\
          -H 'Content-Type: application/json' -d '{"code":"<code>"}'
- 3. A customer phone (it pins the network root key in $root_file):
+ 3. Web phone: http://127.0.0.1:$WA_WEBPHONE_PORT/ (customer phones in the browser).
+    Or a terminal phone (it pins the network root key in $root_file):
     $BIN/waphone --network 127.0.0.1:$WA_CHAT_PORT,127.0.0.1:$WA_CHAT_FALLBACK_PORT,tls://127.0.0.1:$WA_CHAT_FALLBACK_PORT \\
          --root-key-file $root_file --admin 127.0.0.1:$WA_CHATD_ADMIN_PORT \\
          --home /tmp/phone1 register 15551234567
     $BIN/waphone --home /tmp/phone1
 
  Failover: every process's pid is in $shown_run_dir/<node>.pid
- (chatd, core1, core2, core3, web1, web2). Kill a node and watch another one
+ (chatd, core1, core2, core3, web1, web2, webphone). Kill a node and watch another one
  take over (both webapps answer; /v1/health shows the nodes):
     kill -9 \$(cat $shown_run_dir/core1.pid)
     curl -k $url2/v1/health -H "Authorization: Bearer \$TOKEN"
