@@ -103,8 +103,12 @@ type Dispatcher struct {
 	held  map[int64]bool // deliveries queued or being sent on this node
 	// queuedTotal is how many deliveries all lanes hold.
 	queuedTotal int
-	backoffs    map[endpointKey]backoff
-	nextDue     time.Time // earliest retry this node scheduled
+	// laneCap and laneDefer are the constants of those names (tests make
+	// them small and long).
+	laneCap   int
+	laneDefer time.Duration
+	backoffs  map[endpointKey]backoff
+	nextDue   time.Time // earliest retry this node scheduled
 
 	// postsOK and postsFailed count this node's POSTs by result (Posts).
 	postsOK, postsFailed atomic.Int64
@@ -179,6 +183,7 @@ func NewDispatcher(d *sql.DB, s *settings.Store, log *slog.Logger, o Options) *D
 		db: d, settings: s, log: log, wake: make(chan struct{}, 1), started: db.NowMillis(),
 		ks: o.Keystore, opts: o,
 		lanes: map[endpointKey]*lane{}, held: map[int64]bool{}, backoffs: map[endpointKey]backoff{},
+		laneCap: laneCap, laneDefer: laneDefer,
 	}
 	disp.adminPolicy, disp.tenantPolicy = admin, tenant
 	disp.clients.Store(&clientPair{admin: admin.Client(), tenant: tenant.Client()})

@@ -731,3 +731,36 @@ func TestClaimKeepsPinnedGroupsWhole(t *testing.T) {
 		t.Errorf("second claim %v, want the group 4 5", got)
 	}
 }
+
+// TestFullLaneRefillsAtOnce: deliveries that found their lane full go back
+// to the table, and come due again as soon as the lane is half empty, not
+// after the deferral (an hour here): a backlog larger than a lane drains
+// without idling, through an outage of the receiver too.
+func TestFullLaneRefillsAtOnce(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	var mu sync.Mutex
+	failures := 5
+	rcv, srv := newReceiver(t, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return 503
+		}
+		return 200
+	})
+	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"url":"`+srv.URL+`","max_concurrent_requests":6},"callback_backoff_delay_ms":50,"max_callback_backoff_delay_ms":100}`), settings.ActorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	const events = 300
+	enqueueStatuses(t, d, 1, events)
+	disp := NewDispatcher(d, st, slog.New(slog.DiscardHandler), Options{})
+	disp.laneCap, disp.laneDefer = 20, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); disp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rcv.waitStatuses(t, events)
+	waitEmpty(t, d)
+}

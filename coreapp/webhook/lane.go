@@ -18,14 +18,16 @@ import (
 // loop.
 
 const (
-	// laneCap is the most deliveries a lane holds in memory, and maxQueued
-	// the most all lanes of a node hold; a full lane's endpoint is left out
-	// of the claims until it has room, and what a round brings beyond a
-	// cap goes back to the table for laneDefer.
+	// laneCap is the most deliveries a lane holds in memory
+	// (Dispatcher.laneCap), and maxQueued the most all lanes of a node
+	// hold; a full lane's endpoint is left out of the claims until it has
+	// room, and what a round brings beyond a cap goes back to the table for
+	// laneDefer (Dispatcher.laneDefer), or until the lane is half empty
+	// again, whichever comes first.
 	laneCap   = 20_000
 	maxQueued = 100_000
 	// laneDefer is how long deliveries that found their lane full wait
-	// before they are claimed again.
+	// before they are claimed again, at most.
 	laneDefer = 5 * time.Second
 	// extendEvery is how often the claims of queued deliveries are
 	// renewed: a lane's backlog may take longer than claimTTL to send.
@@ -58,6 +60,17 @@ type lane struct {
 	// refresh holds what the table says now of queued deliveries claimed
 	// again (a replay): take applies their dead age and attempts.
 	refresh map[int64]delivery
+	// deferred are this endpoint's deliveries that found the lane full and
+	// went back to the table (written: their next_attempt_at is the
+	// deferral's); they are made due again once the lane is half empty.
+	deferred      []deferral
+	deferredCount int
+}
+
+// deferral is deliveries deferBack put off until at (unix milliseconds).
+type deferral struct {
+	ids []int64
+	at  int64
 }
 
 // enqueue puts a round's deliveries into their lanes and starts senders;
@@ -83,7 +96,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 			d.mu.Unlock()
 			continue
 		}
-		if (l != nil && l.queued >= laneCap) || d.queuedTotal >= maxQueued {
+		if (l != nil && l.queued >= d.laneCap) || d.queuedTotal >= maxQueued {
 			d.mu.Unlock()
 			over = append(over, dl)
 			continue
@@ -127,7 +140,7 @@ func (d *Dispatcher) fullLanes() (full []endpointKey, none bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for k, l := range d.lanes {
-		if l.queued >= laneCap && len(full) < 100 {
+		if l.queued >= d.laneCap && len(full) < 100 {
 			full = append(full, k)
 		}
 	}
@@ -228,6 +241,13 @@ func (d *Dispatcher) sender(ctx context.Context, l *lane, inflight chan struct{}
 		d.deliver(ctx, b)
 		d.done(b)
 		<-inflight
+		d.mu.Lock()
+		var due []deferral
+		if len(l.deferred) > 0 && l.queued <= d.laneCap/2 {
+			due, l.deferred, l.deferredCount = l.deferred, nil, 0
+		}
+		d.mu.Unlock()
+		d.undefer(context.WithoutCancel(ctx), due)
 	}
 }
 
@@ -301,7 +321,9 @@ func (d *Dispatcher) extendClaims(ctx context.Context) {
 
 // deferBack returns deliveries whose lane was full to the table, due again
 // after laneDefer, or when their endpoint's backoff ends if that is later;
-// their state and attempts stay as they are.
+// their state and attempts stay as they are. Once the deferral is written,
+// the lane notes it, so that its senders make them due again as soon as it
+// is half empty (undefer) instead of leaving it idle until then.
 func (d *Dispatcher) deferBack(over []delivery) {
 	groups := map[endpointKey][]int64{}
 	for _, dl := range over {
@@ -309,20 +331,60 @@ func (d *Dispatcher) deferBack(over []delivery) {
 		groups[k] = append(groups[k], dl.id)
 	}
 	for k, ids := range groups {
-		at := time.Now().Add(laneDefer)
+		at := time.Now().Add(d.laneDefer)
+		backoff := false
 		d.mu.Lock()
 		l := d.lanes[k]
 		d.mu.Unlock()
 		if l != nil {
-			if wait := d.backingOff(l); wait > laneDefer {
-				at = time.Now().Add(wait)
+			if wait := d.backingOff(l); wait > d.laneDefer {
+				at, backoff = time.Now().Add(wait), true
 			}
 		}
-		d.results.Go(result{ids: ids, keep: true, next: at.UnixMilli()}, func(err error) {
+		df := deferral{ids: ids, at: at.UnixMilli()}
+		d.results.Go(result{ids: ids, keep: true, next: df.at}, func(err error) {
 			if err != nil {
 				d.log.Error("webhook: deferring deliveries of a full lane failed (they are retried when their claim expires)", "err", err)
+				return
+			}
+			if backoff {
+				return // the endpoint fails: they wait for its backoff
+			}
+			d.mu.Lock()
+			l := d.lanes[k]
+			room := l == nil || l.queued <= d.laneCap/2
+			if !room {
+				l.deferred = append(l.deferred, df)
+				l.deferredCount += len(df.ids)
+				for l.deferredCount > 2*d.laneCap && len(l.deferred) > 1 { // the oldest wait for at
+					l.deferredCount -= len(l.deferred[0].ids)
+					l.deferred = l.deferred[1:]
+				}
+			}
+			d.mu.Unlock()
+			if room { // the lane drained while the deferral was written
+				d.undefer(context.Background(), []deferral{df})
 			}
 		})
 		d.remember(at) // no wake-up: the loop must not claim again at once
 	}
+}
+
+// undefer makes deferred deliveries due now and wakes the loop to claim
+// them. A delivery whose next_attempt_at is no longer its deferral's (it
+// came due and something claimed it) is left as it is.
+func (d *Dispatcher) undefer(ctx context.Context, ds []deferral) {
+	if len(ds) == 0 {
+		return
+	}
+	now := db.NowMillis()
+	for _, df := range ds {
+		for start := 0; start < len(df.ids); start += 1000 {
+			part := df.ids[start:min(start+1000, len(df.ids))]
+			if err := execIDs(ctx, d.db, "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE next_attempt_at = ? AND id IN (%s)", part, now, df.at); err != nil {
+				d.log.Warn("webhook: making deferred deliveries due failed (they are claimed when their deferral ends)", "err", err)
+			}
+		}
+	}
+	d.Wake()
 }
