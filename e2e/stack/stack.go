@@ -118,15 +118,34 @@ func repoRoot() (string, error) {
 	}
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// handedOut holds every port FreePort returned in this process: the
+// kernel may give a just-closed port to the next bind(0), and two
+// listeners of one stack on the same port fail to start.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a loopback port that was free a moment ago and that
+// it has not returned before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port left that was not handed out before")
+	return 0
 }
 
 // Proc is a running process of the stack.

@@ -11,10 +11,15 @@ func TestMeasure(t *testing.T) {
 	if !ok {
 		t.Fatal("cannot read this process's CPU time")
 	}
-	for s, i := 0, 0; i < 50_000_000; i++ {
-		s += i
+	// The kernel charges CPU time in ticks, sampled: burn until one is
+	// charged (a second at most) rather than for a fixed count.
+	b := a
+	for deadline := time.Now().Add(2 * time.Second); b <= a && time.Now().Before(deadline); {
+		for s, i := 0, 0; i < 5_000_000; i++ {
+			s += i
+		}
+		b, _ = cpuTicks(os.Getpid())
 	}
-	b, _ := cpuTicks(os.Getpid())
 	if b <= a {
 		t.Errorf("CPU ticks did not grow: %d → %d", a, b)
 	}
