@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -395,6 +396,44 @@ func (s *Store) submit(accountID int64, peer string, ids []string, status int, t
 	}
 }
 
+// updateRows sets set (with setArgs) on the account's messages ids and,
+// for those conv gives one, their conversation, with one statement per
+// 300 ids (SQLite's limit of variables a statement).
+func updateRows(ctx context.Context, tx *sql.Tx, acct int64, ids []string, conv func(id string) []byte, set string, setArgs ...any) error {
+	const per = 300
+	for start := 0; start < len(ids); start += per {
+		part := ids[start:min(start+per, len(ids))]
+		var q strings.Builder
+		args := slices.Clone(setArgs)
+		q.WriteString("UPDATE outbound_messages SET ")
+		q.WriteString(set)
+		var cases []any
+		for _, id := range part {
+			if c := conv(id); c != nil {
+				cases = append(cases, id, c)
+			}
+		}
+		if len(cases) > 0 {
+			if set != "" {
+				q.WriteString(", ")
+			}
+			q.WriteString("conversation = CASE id" + strings.Repeat(" WHEN ? THEN ?", len(cases)/2) + " ELSE conversation END")
+			args = append(args, cases...)
+		} else if set == "" {
+			continue
+		}
+		q.WriteString(" WHERE account_id = ? AND id IN (" + db.Placeholders(len(part)) + ")")
+		args = append(args, acct)
+		for _, id := range part {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flushTransitions applies a batch of status changes: per account, one query
 // locks the messages, one update per resulting status, and one multi-row
 // insert of the webhook events.
@@ -502,31 +541,28 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 				events = append(events, webhook.StatusEvent(acct, statusEvent(tr, r.peer, r.cb.String, r.conv)))
 			}
 		}
-		// The acks' conversations, in one statement.
-		var cases, convIDs []any
+		// One update per (status, error code) group, carrying the acks'
+		// conversations too (a CASE on the id): a message's sent status and
+		// its conversation are one row change, not two.
+		groups := map[[2]int][]string{}
+		var late []string
 		for id, r := range state {
-			if (changed[id] || lateConv[id]) && r.newConv != nil {
-				cases = append(cases, id, r.newConv)
-				convIDs = append(convIDs, id)
+			switch {
+			case changed[id]:
+				k := [2]int{r.status, r.code}
+				groups[k] = append(groups[k], id)
+			case lateConv[id] && r.newConv != nil:
+				late = append(late, id)
 			}
 		}
-		if len(convIDs) > 0 {
-			args := append(append(cases, acct), convIDs...)
-			if _, err := tx.ExecContext(ctx, "UPDATE outbound_messages SET conversation = CASE id"+strings.Repeat(" WHEN ? THEN ?", len(convIDs))+
-				" END WHERE account_id = ? AND id IN ("+db.Placeholders(len(convIDs))+")", args...); err != nil {
+		for k, gids := range groups {
+			if err := updateRows(ctx, tx, acct, gids, func(id string) []byte { return state[id].newConv },
+				"status = ?, error_code = ?, updated_at = ?", k[0], k[1], now); err != nil {
 				return err
 			}
 		}
-		// One update per (status, error code) group.
-		groups := map[[2]int][]any{}
-		for id := range changed {
-			r := state[id]
-			k := [2]int{r.status, r.code}
-			groups[k] = append(groups[k], id)
-		}
-		for k, gids := range groups {
-			if _, err := tx.ExecContext(ctx, "UPDATE outbound_messages SET status = ?, error_code = ?, updated_at = ? WHERE account_id = ? AND id IN ("+db.Placeholders(len(gids))+")",
-				append([]any{k[0], k[1], now, acct}, gids...)...); err != nil {
+		if len(late) > 0 {
+			if err := updateRows(ctx, tx, acct, late, func(id string) []byte { return state[id].newConv }, ""); err != nil {
 				return err
 			}
 		}
