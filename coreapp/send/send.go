@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -69,11 +70,45 @@ type Store struct {
 	// webhookWake is called after a commit that enqueued webhooks.
 	webhookWake func()
 	backlogs    backlogs // Backlogged's counts
+	linger      linger   // sent statuses waiting for their receipt
+}
+
+// sentLinger is how long a message's sent status (chatd's ack) waits in
+// memory for the customer's delivered or read receipt before it is written
+// alone. A receipt that comes within it is written in the same transaction
+// as the sent status: one row change and one status webhook batch instead
+// of two (the phone's receipt follows the ack by milliseconds when it is
+// online). Nothing is lost by the wait: a sent status not written when the
+// node stops or dies leaves the message unsent in the table, it is sent
+// again, and chatd answers the resend with its first ack (PROTOCOL.md).
+// Run writes what waits when it stops.
+const sentLinger = 200 * time.Millisecond
+
+// linger holds sent statuses for up to sentLinger.
+type linger struct {
+	wait time.Duration // sentLinger (tests set it before Run)
+	mu   sync.Mutex
+	open bool // Run is running: Sent may wait
+	by   map[lingerKey]*lingering
+	fifo []*lingering // in arrival order: the oldest are written first
+}
+
+type lingerKey struct {
+	account int64
+	id      string
+}
+
+// lingering is one waiting sent status and its callback.
+type lingering struct {
+	tr    *transition
+	done  func(error)
+	at    time.Time
+	taken bool // written, with a receipt or alone
 }
 
 // NewStore returns a Store writing to d.
 func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()) *Store {
-	st := &Store{db: d, settings: s, log: log, webhookWake: webhookWake}
+	st := &Store{db: d, settings: s, log: log, webhookWake: webhookWake, linger: linger{wait: sentLinger}}
 	// One accept transaction at a time: each locks the rows of its
 	// accounts until it commits (see flushAccepts), so parallel batches of
 	// one node would only queue behind each other; one batch takes every
@@ -83,13 +118,77 @@ func NewStore(d *sql.DB, s *settings.Store, log *slog.Logger, webhookWake func()
 	return st
 }
 
-// Run writes until ctx ends.
+// Run writes until ctx ends; the sent statuses that wait are written
+// before it returns.
 func (s *Store) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.accepts.Run(ctx) })
-	wg.Go(func() { s.moves.Run(ctx) })
+	movesCtx, stopMoves := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { s.moves.Run(movesCtx) })
+	s.lingerLoop(ctx)
+	stopMoves() // after the waiting sent statuses went in
 	wg.Wait()
 	return nil
+}
+
+// lingerLoop writes the sent statuses that waited sentLinger until ctx
+// ends, and then every one that waits.
+func (s *Store) lingerLoop(ctx context.Context) {
+	s.linger.mu.Lock()
+	s.linger.open, s.linger.by = true, map[lingerKey]*lingering{}
+	s.linger.mu.Unlock()
+	tick := time.NewTicker(s.linger.wait / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushLingering(time.Time{}, true)
+			return
+		case now := <-tick.C:
+			s.flushLingering(now.Add(-s.linger.wait), false)
+		}
+	}
+}
+
+// flushLingering writes the sent statuses that arrived before cutoff, or
+// all of them and stops the waiting when closing.
+func (s *Store) flushLingering(cutoff time.Time, closing bool) {
+	var due []*lingering
+	s.linger.mu.Lock()
+	n := 0
+	for _, l := range s.linger.fifo {
+		if !closing && l.at.After(cutoff) {
+			break
+		}
+		n++
+		if !l.taken {
+			l.taken = true
+			delete(s.linger.by, lingerKey{l.tr.accountID, l.tr.id})
+			due = append(due, l)
+		}
+	}
+	s.linger.fifo = s.linger.fifo[n:]
+	if closing {
+		s.linger.open = false
+	}
+	s.linger.mu.Unlock()
+	for _, l := range due {
+		s.moves.Go(l.tr, l.done)
+	}
+}
+
+// takeLingering removes and returns the waiting sent status of a message
+// (nil: none).
+func (s *Store) takeLingering(accountID int64, id string) *lingering {
+	s.linger.mu.Lock()
+	defer s.linger.mu.Unlock()
+	k := lingerKey{accountID, id}
+	l := s.linger.by[k]
+	if l != nil {
+		l.taken = true
+		delete(s.linger.by, k)
+	}
+	return l
 }
 
 // NewMessageID returns a message id in the wamid style.
@@ -325,6 +424,9 @@ type transition struct {
 	// changedKind, set by the flush that wrote the change: the message's
 	// type, for the status metric once the change is committed.
 	changedKind string
+	// sent is the message's sent status that waited for this receipt
+	// (sentLinger): it is applied first, in the same transaction.
+	sent *transition
 }
 
 // statusEvent is the webhook status of transition tr of a message to peer,
@@ -348,34 +450,69 @@ var ErrNotFound = errors.New("message not found")
 
 // Advance moves messages forward to status (never backwards) and enqueues the
 // status webhooks the account's settings ask for, in a shared transaction.
+// A message's sent status that waits for this receipt goes in with it.
 // done is called after the commit.
 func (s *Store) Advance(accountID int64, peer string, ids []string, status int, t int64, done func(error)) {
-	s.submit(accountID, peer, ids, status, t, nil, nil, done)
+	s.submit(accountID, peer, ids, status, t, nil, nil, true, done)
 }
 
 // Sent marks a message sent (chatd acked it) in the conversation conv
-// (nil: none, such as a message to another business).
+// (nil: none, such as a message to another business). The status waits up
+// to sentLinger for the message's receipt (see sentLinger); done is called
+// once it is committed.
 func (s *Store) Sent(accountID int64, peer, id string, t int64, conv *chatdv1.Conversation, done func(error)) {
-	s.submit(accountID, peer, []string{id}, StatusSent, t, nil, conv, done)
+	tr := &transition{accountID: accountID, peer: peer, id: id, status: StatusSent, t: t, conv: conv}
+	cb := s.callbacks([]*transition{tr}, StatusSent, done)[0]
+	s.linger.mu.Lock()
+	if k := (lingerKey{accountID, id}); s.linger.open && s.linger.by[k] == nil {
+		l := &lingering{tr: tr, done: cb, at: time.Now()}
+		s.linger.by[k] = l
+		s.linger.fifo = append(s.linger.fifo, l)
+		s.linger.mu.Unlock()
+		return
+	}
+	s.linger.mu.Unlock()
+	s.moves.Go(tr, cb) // not running, or a replayed ack while the first waits
 }
 
 // Fail marks messages failed with an on-prem error, unless they were already
 // delivered.
 func (s *Store) Fail(accountID int64, peer string, ids []string, t int64, e webhook.Error, done func(error)) {
-	s.submit(accountID, peer, ids, StatusFailed, t, &e, nil, done)
+	s.submit(accountID, peer, ids, StatusFailed, t, &e, nil, false, done)
 }
 
-func (s *Store) submit(accountID int64, peer string, ids []string, status int, t int64, e *webhook.Error, conv *chatdv1.Conversation, done func(error)) {
+// submit writes status for ids; withSent takes the sent statuses that wait
+// for them along.
+func (s *Store) submit(accountID int64, peer string, ids []string, status int, t int64, e *webhook.Error, conv *chatdv1.Conversation, withSent bool, done func(error)) {
 	if len(ids) == 0 {
 		done(nil)
 		return
 	}
-	// One item per id; done fires once, after the last one committed.
+	trs := make([]*transition, len(ids))
+	for i, id := range ids {
+		trs[i] = &transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e, conv: conv}
+	}
+	for i, cb := range s.callbacks(trs, status, done) {
+		tr := trs[i]
+		if withSent {
+			if l := s.takeLingering(accountID, tr.id); l != nil {
+				tr.sent = l.tr
+				own := cb
+				cb = func(err error) { l.done(err); own(err) }
+			}
+		}
+		s.moves.Go(tr, cb)
+	}
+}
+
+// callbacks returns the done of each of trs: each counts its status change
+// once committed, and done fires once, after the last one.
+func (s *Store) callbacks(trs []*transition, status int, done func(error)) []func(error) {
 	var mu sync.Mutex
-	left, first := len(ids), error(nil)
-	for _, id := range ids {
-		tr := &transition{accountID: accountID, peer: peer, id: id, status: status, t: t, err: e, conv: conv}
-		s.moves.Go(tr, func(err error) {
+	left, first := len(trs), error(nil)
+	cbs := make([]func(error), len(trs))
+	for i, tr := range trs {
+		cbs[i] = func(err error) {
 			if err == nil && tr.changedKind != "" {
 				metrics.MessageStatuses.WithLabelValues(statusNames[status], tr.changedKind).Inc()
 			}
@@ -392,8 +529,9 @@ func (s *Store) submit(accountID int64, peer string, ids []string, status int, t
 				}
 				done(first)
 			}
-		})
+		}
 	}
+	return cbs
 }
 
 // updateRows sets set (with setArgs) on the account's messages ids and,
@@ -440,6 +578,10 @@ func updateRows(ctx context.Context, tx *sql.Tx, acct int64, ids []string, conv 
 func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*transition) error {
 	byAccount := map[int64][]*transition{}
 	for _, tr := range items {
+		if tr.sent != nil { // the sent status that waited for this receipt, first
+			tr.sent.changedKind = ""
+			byAccount[tr.accountID] = append(byAccount[tr.accountID], tr.sent)
+		}
 		tr.changedKind = "" // a retried transaction decides again
 		byAccount[tr.accountID] = append(byAccount[tr.accountID], tr)
 	}

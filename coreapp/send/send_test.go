@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openwaba/openwaba/api/errcode"
 	"github.com/openwaba/openwaba/coreapp/account"
@@ -22,12 +23,19 @@ import (
 
 func newStore(t *testing.T) (*Store, *sql.DB) {
 	t.Helper()
+	return newStoreWith(t, func(*Store) {})
+}
+
+// newStoreWith is newStore with a change to the Store before it runs.
+func newStoreWith(t *testing.T, change func(*Store)) (*Store, *sql.DB) {
+	t.Helper()
 	d := dbtest.New(t, db.Core)
 	st := settings.NewStore(d)
 	if _, err := st.Update(t.Context(), 1, []byte(`{"webhooks":{"message":{"sent":true,"delivered":true,"read":true}}}`), settings.ActorAdmin); err != nil {
 		t.Fatal(err)
 	}
 	s := NewStore(d, st, slog.New(slog.DiscardHandler), func() {})
+	change(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
@@ -254,5 +262,108 @@ func TestLateAckStillSendsSent(t *testing.T) {
 	}
 	if !strings.Contains(p, `"read"`) || !strings.Contains(p, `"c1"`) {
 		t.Errorf("read webhook = %s; want it with conversation c1", p)
+	}
+}
+
+// statusPayloads lists the status webhooks in the order they were made.
+func statusPayloads(t *testing.T, d *sql.DB) []string {
+	t.Helper()
+	rows, err := d.Query("SELECT payload FROM webhook_events WHERE kind = ? ORDER BY id", webhook.KindStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestSentWaitsForTheReceipt: chatd's ack and the customer's receipt that
+// follows it are written in one transaction, sent first, both with the
+// ack's conversation; a sent status without a receipt is written alone.
+func TestSentWaitsForTheReceipt(t *testing.T) {
+	var mu sync.Mutex
+	statusTxs := 0
+	db.SetBatchObserver(func(name string, items int, _ time.Duration, err error) {
+		if name == "statuses" && err == nil {
+			mu.Lock()
+			statusTxs++
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { db.SetBatchObserver(nil) })
+	// A long wait: the receipt comes within it however slow the machine.
+	s, d := newStoreWith(t, func(s *Store) { s.linger.wait = time.Minute })
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	s.Sent(1, "15551234567", m.ID, 100, &chatdv1.Conversation{Id: "c1", Category: "service", Opened: true, Expires: 5000}, func(err error) { sent <- err })
+	advance(t, s, "15551234567", m.ID, StatusDelivered)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if statusTxs != 1 {
+		t.Errorf("the ack and the receipt took %d status transactions, want 1", statusTxs)
+	}
+	mu.Unlock()
+	if got := statusOf(t, d, m.ID); got != StatusDelivered {
+		t.Errorf("status = %d, want delivered", got)
+	}
+	p := statusPayloads(t, d)
+	if len(p) != 2 || !strings.Contains(p[0], `"sent"`) || !strings.Contains(p[1], `"delivered"`) || !strings.Contains(p[0], `"c1"`) || !strings.Contains(p[1], `"c1"`) {
+		t.Errorf("status webhooks = %q; want sent, then delivered, both in conversation c1", p)
+	}
+
+	// No receipt: the sent status is written after sentLinger, alone.
+	s, d = newStore(t)
+	m2, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("y"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sent(1, "15551234567", m2.ID, 101, nil, func(err error) { sent <- err })
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if got := statusOf(t, d, m2.ID); got != StatusSent {
+		t.Errorf("status without a receipt = %d, want sent", got)
+	}
+}
+
+// TestStopWritesWaitingSentStatuses: a store that stops writes the sent
+// statuses that wait for a receipt before Run returns.
+func TestStopWritesWaitingSentStatuses(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	st := settings.NewStore(d)
+	s := NewStore(d, st, slog.New(slog.DiscardHandler), func() {})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx) }()
+	m, _, err := s.Accept(t.Context(), acct, "", "15551234567", text("x"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	s.Sent(1, "15551234567", m.ID, 100, nil, func(err error) { sent <- err })
+	cancel()
+	<-stopped
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("Run returned before the waiting sent status was written")
+	}
+	if got := statusOf(t, d, m.ID); got != StatusSent {
+		t.Errorf("status after the stop = %d, want sent", got)
 	}
 }

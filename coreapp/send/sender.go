@@ -83,6 +83,9 @@ type retry struct {
 type flight struct {
 	peer string
 	at   time.Time
+	// acked: chatd acked it and its sent status is on its way to the table
+	// (Store.Sent may wait for the receipt): not sent again meanwhile.
+	acked bool
 }
 
 // SenderConfig is what a Sender works with.
@@ -168,14 +171,29 @@ func (s *Sender) Connected() {
 	s.poke()
 }
 
-// AckedMessage forgets an acked message and returns its peer ("" if this
-// sender did not send it on the current connection).
+// AckedMessage notes that chatd acked a message and returns its peer (""
+// if this sender did not send it on the current connection). The message
+// is not sent again until Recorded says whether its sent status was
+// written.
 func (s *Sender) AckedMessage(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.inflight[id]
-	delete(s.inflight, id)
+	f, ok := s.inflight[id]
+	if ok {
+		f.acked = true
+		s.inflight[id] = f
+	}
 	return f.peer
+}
+
+// Recorded forgets an acked message once its sent status was written (or
+// failed to be: then a later scan sends it again).
+func (s *Sender) Recorded(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.inflight[id]; ok && f.acked {
+		delete(s.inflight, id)
+	}
 }
 
 // AckedReceipt deletes a receipt chatd stored.
@@ -357,7 +375,7 @@ func (s *Sender) sendMessages(ctx context.Context, msgs []Message) error {
 	s.mu.Lock()
 	todo := msgs[:0:0]
 	for _, m := range msgs {
-		if f, ok := s.inflight[m.ID]; ok && now.Sub(f.at) < resendAfter {
+		if f, ok := s.inflight[m.ID]; ok && (f.acked || now.Sub(f.at) < resendAfter) {
 			continue
 		}
 		todo = append(todo, m)

@@ -261,6 +261,7 @@ func (r *runner) Stanza(ctx context.Context, st *chatdv1.Stanza) {
 				if err != nil {
 					m.log.Error("recording chatd's ack failed; the message is sent again", "id", a.Id, "err", err)
 				}
+				r.sender.Recorded(a.Id)
 			}
 			if a.Error != "" {
 				m.log.Warn("chatd refused a message", "id", a.Id, "reason", a.Error)
