@@ -567,7 +567,7 @@ func (c *conn) onAck(a *chatdv1.Ack) {
 	if !ok {
 		return // not pushed here (or acked twice): it is pushed again if still queued
 	}
-	c.srv.acks.Go(seq, func(err error) {
+	c.srv.queue.Go(&storeItem{ackSeq: seq}, func(err error) {
 		if err != nil {
 			c.log.Error("queue delete failed", "seq", seq, "err", err)
 			return // the row stays in flight; it is pushed again on the next connection

@@ -93,7 +93,6 @@ type Server struct {
 	log     *slog.Logger
 	db      *sql.DB
 	queue   *db.Batcher[*storeItem] // inserts into the queue: one writer, so commit order is seq order
-	acks    *db.Batcher[uint64]     // deletes of acked rows
 	dir     *directory
 	seqStep uint64 // @@auto_increment_increment
 	fetches fetchLimiter
@@ -145,7 +144,6 @@ func New(cfg Config) *Server {
 		approve:  make(chan struct{}, 1),
 	}
 	s.queue = db.NewBatcher(cfg.DB, cfg.Log, db.BatchOptions{Workers: 1, MaxBatch: 512}, s.flushStore)
-	s.acks = db.NewBatcher(cfg.DB, cfg.Log, db.BatchOptions{Workers: 2, MaxBatch: 512}, flushAcks)
 	s.dir = newDirectory(cfg.DB)
 	s.tlsCfg = s.tlsConfig()
 	if cfg.Media != nil {
@@ -190,7 +188,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	commitCtx, stopCommit := context.WithCancel(context.Background())
 	wg.Go(func() { s.queue.Run(commitCtx) })
-	wg.Go(func() { s.acks.Run(commitCtx) })
 
 	var conns sync.WaitGroup
 	errs := make(chan error, len(s.cfg.Listeners)+2)

@@ -25,6 +25,9 @@ type storeItem struct {
 	// expireSeq, when set, is a row the janitor expires in the same
 	// transaction; the item is stored only if that row was still queued.
 	expireSeq uint64
+	// ackSeq, when set, is a row its recipient acked: the item only
+	// deletes it (with the batch's other acked rows, in one statement).
+	ackSeq uint64
 	// precond, when set, runs first in the transaction (a change the
 	// stanza reports, such as a template's new status); the item is stored
 	// only if it returns true.
@@ -55,13 +58,26 @@ type stanzaKey struct {
 	id     string
 }
 
-// flushStore commits a batch of stanzas with a few statements: expire the
-// janitor's rows, read the business recipients' shard counts, find ids the
+// flushStore commits a batch of stanzas with a few statements: delete the
+// rows their recipients acked (one writer for the queue's inserts and
+// deletes: an ack costs no transaction of its own, measured in
+// docs/performance.md), expire the janitor's rows, read the business recipients' shard counts, find ids the
 // senders used before, apply the window to messages between businesses and
 // customers, record the new ids, and insert the queue rows. It runs on the
 // queue's single writer, so queue rows are numbered consecutively and
 // commit in seq order.
 func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem) error {
+	var acked []uint64
+	for _, it := range items {
+		if it.ackSeq != 0 {
+			acked = append(acked, it.ackSeq)
+		}
+	}
+	if len(acked) > 0 {
+		if err := flushAcks(ctx, tx, acked); err != nil {
+			return err
+		}
+	}
 	for _, it := range items {
 		it.dup, it.skipped, it.firstT, it.seq, it.nack, it.conv, it.dropped = false, false, it.t, 0, "", nil, false
 		if it.precond != nil {
