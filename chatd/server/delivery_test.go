@@ -268,6 +268,13 @@ func TestReceipts(t *testing.T) {
 		}
 		check(a.await(t, "receipt "+r.id, isReceipt(r.id)).GetReceipt(), r.id, r.typ, false)
 	}
+	// A resent receipt (B never saw the ack, say) is delivered again, not
+	// lost: receipt ids are not remembered (PROTOCOL.md).
+	b.send(t, receipt("r-2", chatdv1.ReceiptType_RECEIPT_TYPE_READ))
+	if ack := b.awaitAck(t, "r-2"); ack.Error != "" {
+		t.Fatalf("ack of the resent receipt = %v", ack)
+	}
+	check(a.await(t, "the resent receipt", isReceipt("r-2")).GetReceipt(), "r-2", chatdv1.ReceiptType_RECEIPT_TYPE_READ, false)
 
 	// A is offline: the receipt waits in A's queue (once A's acks landed).
 	waitFor(t, "A's acks of r-1 and r-2", func() bool { return queueRows(t, n, A) == 0 })

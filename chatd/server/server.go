@@ -7,7 +7,8 @@
 // Delivery is at least once: a stanza is committed to the recipient's queue
 // before the sender gets its ack, pushed to the recipient when it is online
 // (window of Window unacked stanzas), and deleted when the recipient acks it.
-// A resent stanza (same sender and id) is acked again and not queued twice.
+// A resent message or notification (same sender and id) is acked again and
+// not queued twice; a resent receipt is queued again (see deduplicated).
 //
 // A slot (account, shard) is served by one session connection at a time:
 // a login that replaces a live connection first ends that session (nothing

@@ -52,6 +52,16 @@ type storeItem struct {
 	conv *chatdv1.Conversation
 }
 
+// deduplicated reports whether a resend of the stanza's id is recognised
+// (acked as the first time, not queued again): a client's messages and
+// notifications. Receipts are not: a receipt only moves a message's state
+// forward, so a second copy changes nothing, and not recording their ids
+// saves a row per receipt (PROTOCOL.md; docs/performance.md). The
+// server's own notifications have no sender and are not either.
+func deduplicated(it *storeItem) bool {
+	return it.sender != "" && it.kind != kindReceipt
+}
+
 type stanzaKey struct {
 	sender string
 	kind   int
@@ -112,7 +122,7 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 	var keys []any
 	nKeys := 0
 	for _, it := range items {
-		if it.sender != "" && !it.skipped && it.payload != nil {
+		if deduplicated(it) && !it.skipped && it.payload != nil {
 			keys = append(keys, it.sender, it.kind, it.id)
 			nKeys++
 		}
@@ -137,7 +147,7 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 	firstOf := map[stanzaKey]*storeItem{}
 	copyOf := map[*storeItem]*storeItem{}
 	for _, it := range items {
-		if it.skipped || it.payload == nil || it.sender == "" {
+		if it.skipped || it.payload == nil || !deduplicated(it) {
 			continue
 		}
 		k := stanzaKey{it.sender, it.kind, it.id}
@@ -174,7 +184,7 @@ func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem)
 		if !fresh(it) || it.nack != "" || it.dropped {
 			continue // nothing to store: an expired row only dropped, a resend, a refusal, a block
 		}
-		if it.sender != "" {
+		if deduplicated(it) {
 			var meta []byte
 			if it.conv != nil {
 				var err error
