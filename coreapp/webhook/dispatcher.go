@@ -472,17 +472,18 @@ func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) 
 				}
 			}
 		}
+		prePin(out)
 		const perInsert = 500
 		for start := 0; start < len(out); start += perInsert {
 			part := out[start:min(start+perInsert, len(out))]
-			args := make([]any, 0, 7*len(part))
+			args := make([]any, 0, 8*len(part))
 			for i := range part {
 				part[i].claim = now + claimTTL.Milliseconds()
 				dl := part[i]
-				args = append(args, dl.event, dl.account, dl.endpoint, dl.claim, dl.created, now, dl.created)
+				args = append(args, dl.event, dl.account, dl.endpoint, dl.batch, dl.claim, dl.created, now, dl.created)
 			}
 			res, err := tx.ExecContext(ctx, "INSERT INTO webhook_deliveries (event_id, account_id, endpoint_id, state, attempts, batch, next_attempt_at, created_at, updated_at, retry_since) VALUES "+
-				db.Rows("(?,?,?,0,0,0,?,?,?,?)", len(part)), args...)
+				db.Rows("(?,?,?,0,0,?,?,?,?,?)", len(part)), args...)
 			if err != nil {
 				return err
 			}
@@ -500,6 +501,35 @@ func (d *Dispatcher) fanOut(ctx context.Context, limit int) ([]delivery, error) 
 		return nil, err // rolled back: none of out exists
 	}
 	return out, nil
+}
+
+// prePin pins new deliveries into their POSTs as they are created, where a
+// round brings a whole POST's worth: each run of MaxBatch deliveries of one
+// kind to one endpoint becomes a pinned group, so its POST needs no pinning
+// write before it is sent (deliver) and goes out, and is retried, with
+// those events under one webhook-id. The rest stay unpinned, to fill up
+// with later rounds' behind a slow receiver (lane.go) and be pinned when
+// their POST is sent. Pins made here are the negated event id of a group's
+// first delivery, so they never meet the pins deliver writes (a delivery
+// id).
+func prePin(out []delivery) {
+	type groupOf struct {
+		endpointKey
+		kind string
+	}
+	runs := map[groupOf][]int{} // indexes into out
+	for i, dl := range out {
+		g := groupOf{endpointKey{dl.account, dl.endpoint}, dl.kind}
+		runs[g] = append(runs[g], i)
+	}
+	for _, idx := range runs {
+		for start := 0; start+MaxBatch <= len(idx); start += MaxBatch {
+			pin := -out[idx[start]].event
+			for _, i := range idx[start : start+MaxBatch] {
+				out[i].batch = pin
+			}
+		}
+	}
 }
 
 // claim takes up to limit due deliveries, hides them from other claimers

@@ -764,3 +764,41 @@ func TestFullLaneRefillsAtOnce(t *testing.T) {
 	rcv.waitStatuses(t, events)
 	waitEmpty(t, d)
 }
+
+// TestPrePin: a round's deliveries are pinned into whole POSTs per endpoint
+// and kind, MaxBatch at a time; what does not fill a POST stays unpinned,
+// and pins never look like the delivery ids deliver pins with.
+func TestPrePin(t *testing.T) {
+	var out []delivery
+	add := func(n int, endpoint int64, kind string) {
+		for range n {
+			ev := int64(len(out) + 1)
+			out = append(out, delivery{event: ev, account: 1, endpoint: endpoint, kind: kind})
+		}
+	}
+	add(70, 0, KindStatus) // events 1–70
+	add(50, 1, KindStatus) // 71–120: another endpoint
+	add(30, 0, KindStatus) // 121–150: the first endpoint again
+	add(49, 0, KindMessage)
+	prePin(out)
+	pins := map[int64][]int64{}
+	for _, dl := range out {
+		pins[dl.batch] = append(pins[dl.batch], dl.event)
+	}
+	// Endpoint 0's statuses: events 1–50 in one POST, 51–70 and 121–150
+	// (50 more) in a second; endpoint 1's 71–120 in one; the 49 messages
+	// fill none.
+	if len(pins[-1]) != 50 || len(pins[-71]) != 50 || len(pins[-51]) != 50 || len(pins[0]) != 49 || len(pins) != 4 {
+		t.Fatalf("groups = %v; want -1, -51 and -71 of 50 each and 49 unpinned", pins)
+	}
+	for _, ev := range pins[-51] {
+		if !(ev > 50 && ev <= 70 || ev > 120 && ev <= 150) {
+			t.Errorf("event %d in endpoint 0's second POST", ev)
+		}
+	}
+	for pin := range pins {
+		if pin > 0 {
+			t.Errorf("pin %d is positive: it could be a delivery id", pin)
+		}
+	}
+}

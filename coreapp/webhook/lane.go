@@ -78,11 +78,25 @@ type deferral struct {
 // delivery this node holds already (queued or being sent: a replay or a
 // new URL made it due again) is not queued twice; its claim is noted.
 func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*target, all []delivery, inflight chan struct{}, senders *sync.WaitGroup) (over []delivery) {
+	// A pinned group goes into its lane whole or not at all, so that its
+	// POST carries all of it.
+	type pinKey struct {
+		endpointKey
+		pin int64
+	}
+	groupSize := map[pinKey]int{}
+	for _, dl := range all {
+		if dl.batch != 0 {
+			groupSize[pinKey{endpointKey{dl.account, dl.endpoint}, dl.batch}]++
+		}
+	}
+	admitted, refused := map[pinKey]bool{}, map[pinKey]bool{}
 	for _, dl := range all {
 		k := endpointKey{dl.account, dl.endpoint}
 		t := d.target(ctx, targets, k)
 		d.mu.Lock()
 		l := d.lanes[k]
+		pk := pinKey{k, dl.batch}
 		if d.held[dl.id] {
 			if l != nil {
 				if _, queued := l.claimed[dl.id]; queued {
@@ -96,7 +110,21 @@ func (d *Dispatcher) enqueue(ctx context.Context, targets map[endpointKey]*targe
 			d.mu.Unlock()
 			continue
 		}
-		if (l != nil && l.queued >= d.laneCap) || d.queuedTotal >= maxQueued {
+		switch {
+		case dl.batch != 0 && refused[pk]:
+			d.mu.Unlock()
+			over = append(over, dl)
+			continue
+		case dl.batch != 0 && !admitted[pk]:
+			if n := groupSize[pk]; (l != nil && l.queued+n > d.laneCap && l.queued > 0) || d.queuedTotal+n > maxQueued {
+				refused[pk] = true
+				d.mu.Unlock()
+				over = append(over, dl)
+				continue
+			}
+			admitted[pk] = true
+		case dl.batch != 0: // the rest of a group admitted whole
+		case (l != nil && l.queued >= d.laneCap) || d.queuedTotal >= maxQueued:
 			d.mu.Unlock()
 			over = append(over, dl)
 			continue
