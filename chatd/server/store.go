@@ -69,11 +69,11 @@ type stanzaKey struct {
 }
 
 // flushStore commits a batch of stanzas with a few statements: delete the
-// rows their recipients acked (one writer for the queue's inserts and
-// deletes: an ack costs no transaction of its own, measured in
-// docs/performance.md), expire the janitor's rows, read the business recipients' shard counts, find ids the
-// senders used before, apply the window to messages between businesses and
-// customers, record the new ids, and insert the queue rows. It runs on the
+// rows their recipients acked (an ack costs no transaction of its own:
+// docs/performance.md), expire the janitor's rows, read the business
+// recipients' shard counts, find ids the senders used before, apply the
+// window to messages between businesses and customers, record the new ids,
+// and insert the queue rows. It runs on the
 // queue's single writer, so queue rows are numbered consecutively and
 // commit in seq order.
 func (s *Server) flushStore(ctx context.Context, tx *sql.Tx, items []*storeItem) error {

@@ -697,14 +697,14 @@ func (s *Store) flushTransitions(ctx context.Context, tx *sql.Tx, items []*trans
 				late = append(late, id)
 			}
 		}
+		convOf := func(id string) []byte { return state[id].newConv }
 		for k, gids := range groups {
-			if err := updateRows(ctx, tx, acct, gids, func(id string) []byte { return state[id].newConv },
-				"status = ?, error_code = ?, updated_at = ?", k[0], k[1], now); err != nil {
+			if err := updateRows(ctx, tx, acct, gids, convOf, "status = ?, error_code = ?, updated_at = ?", k[0], k[1], now); err != nil {
 				return err
 			}
 		}
 		if len(late) > 0 {
-			if err := updateRows(ctx, tx, acct, late, func(id string) []byte { return state[id].newConv }, ""); err != nil {
+			if err := updateRows(ctx, tx, acct, late, convOf, ""); err != nil {
 				return err
 			}
 		}

@@ -238,19 +238,7 @@ func TestLateAckStillSendsSent(t *testing.T) {
 	if got := statusOf(t, d, m.ID); got != StatusDelivered {
 		t.Errorf("status = %d, want delivered (a late ack does not move it back)", got)
 	}
-	rows, err := d.Query("SELECT payload FROM webhook_events WHERE kind = ? ORDER BY id", webhook.KindStatus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var payloads []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		payloads = append(payloads, p)
-	}
+	payloads := statusPayloads(t, d)
 	if len(payloads) != 2 || !strings.Contains(payloads[0], `"delivered"`) || !strings.Contains(payloads[1], `"sent"`) || !strings.Contains(payloads[1], `"c1"`) {
 		t.Errorf("status webhooks = %q; want delivered, then one sent with conversation c1", payloads)
 	}
