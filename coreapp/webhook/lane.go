@@ -29,6 +29,12 @@ const (
 	// laneDefer is how long deliveries that found their lane full wait
 	// before they are claimed again, at most.
 	laneDefer = 5 * time.Second
+	// maxDeferred is the most deferred deliveries a lane remembers to make
+	// due again once it is half empty; older deferrals beyond it wait for
+	// laneDefer. It bounds memory, so it does not follow Dispatcher.laneCap:
+	// a test's small lane must not forget deferrals a real one keeps (a
+	// pinned group of MaxBatch is larger than such a lane).
+	maxDeferred = 2 * laneCap
 	// extendEvery is how often the claims of queued deliveries are
 	// renewed: a lane's backlog may take longer than claimTTL to send.
 	extendEvery = claimTTL / 3
@@ -384,7 +390,7 @@ func (d *Dispatcher) deferBack(over []delivery) {
 			if !room {
 				l.deferred = append(l.deferred, df)
 				l.deferredCount += len(df.ids)
-				for l.deferredCount > 2*d.laneCap && len(l.deferred) > 1 { // the oldest wait for at
+				for l.deferredCount > maxDeferred && len(l.deferred) > 1 { // the oldest wait for at
 					l.deferredCount -= len(l.deferred[0].ids)
 					l.deferred = l.deferred[1:]
 				}
