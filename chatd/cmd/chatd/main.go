@@ -28,10 +28,14 @@ import (
 	"github.com/openwaba/openwaba/chatd/server"
 	"github.com/openwaba/openwaba/chatd/wire"
 	"github.com/openwaba/openwaba/db"
+	"github.com/openwaba/openwaba/db/gcpolicy"
 	"github.com/openwaba/openwaba/db/procprofile"
 )
 
 func main() {
+	// A quarter of the collections of GOGC=100 (docs/performance.md); the
+	// soft limit keeps a large heap (many connections) from growing fivefold.
+	gcpolicy.Apply(gcpolicy.Policy{Percent: 400, Limit: 512 << 20})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile, err := procprofile.Start("chatd")
 	if err != nil {

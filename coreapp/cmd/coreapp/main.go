@@ -47,6 +47,7 @@ import (
 	"github.com/openwaba/openwaba/coreapp/webhook"
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
+	"github.com/openwaba/openwaba/db/gcpolicy"
 	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db/procprofile"
 	"github.com/openwaba/openwaba/media/volume"
@@ -54,6 +55,9 @@ import (
 )
 
 func main() {
+	// A quarter of the collections of GOGC=100 (docs/performance.md); the
+	// soft limit keeps a large heap (a media backlog) from growing fivefold.
+	gcpolicy.Apply(gcpolicy.Policy{Percent: 400, Limit: 512 << 20})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile, err := procprofile.Start("coreapp")
 	if err != nil {

@@ -50,10 +50,14 @@ import (
 
 	"github.com/openwaba/openwaba/chatd/session"
 	"github.com/openwaba/openwaba/chatd/waphone"
+	"github.com/openwaba/openwaba/db/gcpolicy"
 	"github.com/openwaba/openwaba/db/procprofile"
 )
 
 func main() {
+	// As the stack's binaries (docs/performance.md): the load generator's
+	// collections count in the phone's CPU per message.
+	gcpolicy.Apply(gcpolicy.Policy{Percent: 400})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile, err := procprofile.Start("wabench") // the client and the phones
 	if err != nil {

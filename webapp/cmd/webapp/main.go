@@ -27,6 +27,7 @@ import (
 
 	"github.com/openwaba/openwaba/db"
 	"github.com/openwaba/openwaba/db/clusterkeys"
+	"github.com/openwaba/openwaba/db/gcpolicy"
 	"github.com/openwaba/openwaba/db/keystore"
 	"github.com/openwaba/openwaba/db/procprofile"
 	corev1 "github.com/openwaba/openwaba/proto/gen/core/v1"
@@ -40,6 +41,9 @@ import (
 )
 
 func main() {
+	// A quarter of the collections of GOGC=100 (docs/performance.md); the
+	// soft limit keeps the webapp within 64 MB of RSS through media uploads.
+	gcpolicy.Apply(gcpolicy.Policy{Percent: 400, Limit: 48 << 20})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile, err := procprofile.Start("webapp")
 	if err != nil {
