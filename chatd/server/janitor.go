@@ -49,26 +49,51 @@ type expired struct {
 	id        string
 }
 
+// expireBatch is how many queue rows expire reads at a time.
+const expireBatch = 1000
+
 // expire deletes queue rows past their TTL and queues a MESSAGE_EXPIRED
-// notification for the sender of each expired message, in one transaction
-// on the queue writer.
+// notification for the sender of each expired message, in transactions
+// on the queue writer. A row expires QueueTTL after it was queued, under
+// the TTL in force now (a changed WA_CHATD_QUEUE_TTL applies to what is
+// queued already). The queue has a single writer, so its rows were queued
+// in seq order: expire reads from the lowest seq and stops at the first
+// row that is not due, with no index but the primary key (a row queued
+// under a clock set ahead holds back the rows after it until it is due).
 func (s *Server) expire(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, "SELECT seq, recipient, sender, kind, stanza_id FROM queue WHERE expires_at < ? LIMIT 1000", time.Now().UnixMilli())
-	if err != nil {
-		return err
+	for ctx.Err() == nil {
+		n, err := s.expireHead(ctx)
+		if err != nil || n < expireBatch {
+			return err
+		}
 	}
+	return ctx.Err()
+}
+
+// expireHead expires the due rows among the expireBatch lowest seqs and
+// reports how many it expired.
+func (s *Server) expireHead(ctx context.Context) (int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT seq, recipient, sender, kind, stanza_id, created_at FROM queue ORDER BY seq LIMIT ?", expireBatch)
+	if err != nil {
+		return 0, err
+	}
+	due := time.Now().Add(-s.cfg.QueueTTL).UnixMilli()
 	var batch []expired
 	for rows.Next() {
 		var e expired
-		if err := rows.Scan(&e.seq, &e.recipient, &e.sender, &e.kind, &e.id); err != nil {
+		var created int64
+		if err := rows.Scan(&e.seq, &e.recipient, &e.sender, &e.kind, &e.id, &created); err != nil {
 			rows.Close()
-			return err
+			return 0, err
+		}
+		if created >= due {
+			break
 		}
 		batch = append(batch, e)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || len(batch) == 0 {
-		return err
+		return 0, err
 	}
 	var items []*storeItem
 	for _, e := range batch {
@@ -82,7 +107,7 @@ func (s *Server) expire(ctx context.Context) error {
 			MessageIds: []string{e.id}, Peer: e.recipient, T: time.Now().Unix()}
 		payload, err := proto.Marshal(&chatdv1.Stanza{Body: &chatdv1.Stanza_Notification{Notification: n}})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// Queued on the sender's first slot; senders with several slots get
 		// it on shard 0.
@@ -97,7 +122,7 @@ func (s *Server) expire(ctx context.Context) error {
 	wg.Wait()
 	for i, it := range items {
 		if errs[i] != nil {
-			return errs[i]
+			return 0, errs[i]
 		}
 		// Like a routed stanza, a committed notice is offered to the
 		// sender's live connection.
@@ -105,5 +130,5 @@ func (s *Server) expire(ctx context.Context) error {
 			s.deliver(it.recipient, it.shard, it.seq, it.payload)
 		}
 	}
-	return nil
+	return len(batch), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,44 @@ func TestExpiry(t *testing.T) {
 	b := n.dial(t, B, kb, clientOpts{}).connected(t)
 	if first := b.recv(t); first.GetOfflineComplete() == nil || first.GetOfflineComplete().Count != 0 {
 		t.Errorf("B's first stanza = %v, want OfflineComplete{0}", first)
+	}
+}
+
+// TestExpiryByAge: the janitor expires rows by age under the TTL in force,
+// from the lowest seq, more than one batch in a pass, and stops at the
+// first row that is not due: a fresh row holds back an old one queued
+// after it (a clock set back), which expires once the fresh one is due.
+func TestExpiryByAge(t *testing.T) {
+	t.Parallel()
+	n := startNet(t, Config{QueueTTL: time.Hour})
+	const recipient, old = "15550009001", 2*expireBatch + 10
+	now := time.Now()
+	insert := func(count int, created time.Time) {
+		t.Helper()
+		for start := 0; start < count; start += 500 {
+			rows := min(500, count-start)
+			q := "INSERT INTO queue (recipient, shard, sender, kind, stanza_id, payload, created_at, expires_at) VALUES (?,0,'15550009002',?,?,?,?,?)" +
+				strings.Repeat(",(?,0,'15550009002',?,?,?,?,?)", rows-1)
+			var args []any
+			for i := range rows {
+				args = append(args, recipient, kindReceipt, fmt.Sprintf("r-%d-%d", created.UnixNano(), start+i), []byte{1}, created.UnixMilli(), created.Add(time.Hour).UnixMilli())
+			}
+			if _, err := n.db.ExecContext(t.Context(), q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insert(old, now.Add(-2*time.Hour))
+	insert(1, now)                   // fresh
+	insert(1, now.Add(-3*time.Hour)) // old, but queued after the fresh one
+	if err := n.srv.expire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := queueRows(t, n, recipient); got != 2 {
+		t.Fatalf("rows left = %d, want 2 (the %d due ones before the fresh one expired in one pass)", got, old)
+	}
+	var fresh int64
+	if err := n.db.QueryRowContext(t.Context(), "SELECT MIN(created_at) FROM queue WHERE recipient = ? AND created_at >= ?", recipient, now.UnixMilli()).Scan(&fresh); err != nil || fresh != now.UnixMilli() {
+		t.Fatalf("the fresh row is gone (%d, %v)", fresh, err)
 	}
 }
