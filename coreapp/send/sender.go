@@ -368,11 +368,13 @@ func (s *Sender) loadPending(ctx context.Context, after int64) ([]Message, error
 	return out, rows.Err()
 }
 
-// sendMessages seals what is not sealed yet, then sends what is not in
-// flight (or waited too long for its ack).
-func (s *Sender) sendMessages(ctx context.Context, msgs []Message) error {
-	now := time.Now()
+// due is what of msgs is to be sent at now: what is not in flight, or
+// was sent resendAfter ago with no ack. An acked message is not due until
+// Recorded forgets it: its sent status may still be waiting to be written
+// (send.sentLinger), and a scan meanwhile still sees it unsent.
+func (s *Sender) due(msgs []Message, now time.Time) []Message {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	todo := msgs[:0:0]
 	for _, m := range msgs {
 		if f, ok := s.inflight[m.ID]; ok && (f.acked || now.Sub(f.at) < resendAfter) {
@@ -380,7 +382,13 @@ func (s *Sender) sendMessages(ctx context.Context, msgs []Message) error {
 		}
 		todo = append(todo, m)
 	}
-	s.mu.Unlock()
+	return todo
+}
+
+// sendMessages seals what is not sealed yet, then sends what is not in
+// flight (or waited too long for its ack).
+func (s *Sender) sendMessages(ctx context.Context, msgs []Message) error {
+	todo := s.due(msgs, time.Now())
 	if len(todo) == 0 {
 		return nil
 	}
