@@ -282,6 +282,25 @@ func IdentityChangedEvent(accountID int64, customer, id, fingerprint string, t i
 // StatusEvent is a status event.
 func StatusEvent(accountID int64, s Status) Event { return Event{accountID, KindStatus, s} }
 
+// topic is topicOf the event, read from its typed payload where it has
+// one, without decoding b (its JSON) again.
+func (e Event) topic(b []byte) (topic, ref string) {
+	switch p := e.Payload.(type) {
+	case Status:
+		if e.Kind == KindStatus {
+			return TopicStatuses + "." + p.Status, p.ID
+		}
+	case messageEvent:
+		if e.Kind == KindMessage {
+			if p.Message.Type == "system" {
+				return TopicSystem, p.Message.ID
+			}
+			return TopicMessages, p.Message.ID
+		}
+	}
+	return topicOf(e.Kind, b)
+}
+
 // Enqueue inserts events in tx with one statement. The dispatcher fans
 // each out to the number's endpoints (a delivery per endpoint whose
 // filter takes it) and delivers it.
@@ -296,7 +315,7 @@ func Enqueue(tx *sql.Tx, events ...Event) error {
 		if err != nil {
 			return err
 		}
-		topic, ref := topicOf(e.Kind, b)
+		topic, ref := e.topic(b)
 		args = append(args, e.AccountID, e.Kind, topic, ref, b, now, now)
 	}
 	// At most 1,000 rows a statement: SQLite caps the variables of one.
