@@ -190,3 +190,46 @@ func TestPadding(t *testing.T) {
 		}
 	}
 }
+
+// TestTamperedMessageLeavesTheSession: a message whose MAC fails changes
+// nothing the store keeps (libsignal advances the decoded record before it
+// checks the MAC; MemStore hands out its last stored record decoded, and a
+// record loaded and not stored back is forgotten), so the real message and
+// the one skipped before it still open.
+func TestTamperedMessageLeavesTheSession(t *testing.T) {
+	ctx := t.Context()
+	biz, phone := newDevice(t, "15550100"), newDevice(t, "15551234567")
+	first, err := Seal(ctx, biz.st, phone.number, []byte("hello"), phone.bundle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, phone.st, biz.number, first); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := Seal(ctx, phone.st, biz.number, []byte("hi back"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, biz.st, phone.number, reply); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*chatdv1.Enc
+	for _, text := range []string{"second", "third"} {
+		m, err := Seal(ctx, biz.st, phone.number, []byte(text), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	tampered := &chatdv1.Enc{Type: msgs[1].Type, Ciphertext: bytes.Clone(msgs[1].Ciphertext)}
+	tampered.Ciphertext[len(tampered.Ciphertext)-1] ^= 0xff // the MAC
+	if _, err := Open(ctx, phone.st, biz.number, tampered); err == nil {
+		t.Fatal("a message with a broken MAC opened")
+	}
+	for i, want := range []string{"third", "second"} {
+		m := msgs[1-i]
+		if got, err := Open(ctx, phone.st, biz.number, m); err != nil || string(got.Plaintext) != want {
+			t.Fatalf("Open %q after the tampered copy = %q, %v", want, got.Plaintext, err)
+		}
+	}
+}

@@ -18,11 +18,18 @@ import (
 // LoadMemStore persist it (waphone writes the snapshot to its home
 // directory). It is safe for concurrent use.
 type MemStore struct {
-	mu         sync.Mutex // guards the fields below
-	id         *Identity
-	prekeys    map[uint32][]byte // raw private keys
-	signed     map[uint32]signedPreKey
-	sessions   map[string][]byte // address → serialized record
+	mu       sync.Mutex // guards the fields below
+	id       *Identity
+	prekeys  map[uint32][]byte // raw private keys
+	signed   map[uint32]signedPreKey
+	sessions map[string][]byte // address → serialized record
+	// idle holds the record last stored for an address, decoded, while no
+	// one has it: LoadSession hands it out (and forgets it) instead of
+	// decoding sessions[address] again, which was a tenth of a phone's CPU
+	// per message (libsignal encodes records as JSON). A record loaded and
+	// not stored back (a failed decryption may have changed it) is gone:
+	// the next load decodes the last stored bytes.
+	idle       map[string]*record.Session
 	identities map[string][]byte // address → serialized public identity key
 	nextPreKey uint32
 	preKeyGen  uint64 // bumped on every change of the one-time pre-keys
@@ -39,7 +46,7 @@ var _ Store = (*MemStore)(nil)
 // NewMemStore returns an empty store for a new identity.
 func NewMemStore(id *Identity) *MemStore {
 	return &MemStore{id: id, prekeys: map[uint32][]byte{}, signed: map[uint32]signedPreKey{},
-		sessions: map[string][]byte{}, identities: map[string][]byte{}, nextPreKey: 1,
+		sessions: map[string][]byte{}, idle: map[string]*record.Session{}, identities: map[string][]byte{}, nextPreKey: 1,
 		dirtySessions: map[string]bool{}, dirtyIdentities: map[string]bool{}}
 }
 
@@ -90,6 +97,7 @@ func (m *MemStore) ApplyChanges(c Changes) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for a, b := range c.Sessions {
+		delete(m.idle, a)
 		if b == nil {
 			delete(m.sessions, a)
 		} else {
@@ -350,7 +358,13 @@ func (m *MemStore) RemoveSignedPreKey(_ context.Context, id uint32) error {
 // LoadSession implements store.Session; a missing session is a fresh record.
 func (m *MemStore) LoadSession(_ context.Context, a *protocol.SignalAddress) (*record.Session, error) {
 	m.mu.Lock()
-	b, ok := m.sessions[a.String()]
+	key := a.String()
+	if r, ok := m.idle[key]; ok {
+		delete(m.idle, key)
+		m.mu.Unlock()
+		return r, nil
+	}
+	b, ok := m.sessions[key]
 	m.mu.Unlock()
 	if !ok {
 		return record.NewSession(Serializer.Session, Serializer.State), nil
@@ -365,8 +379,10 @@ func (m *MemStore) GetSubDeviceSessions(context.Context, string) ([]uint32, erro
 func (m *MemStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r *record.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sessions[a.String()] = r.Serialize()
-	m.dirtySessions[a.String()] = true
+	key := a.String()
+	m.sessions[key] = r.Serialize()
+	m.idle[key] = r // libsignal does not change a record after storing it
+	m.dirtySessions[key] = true
 	return nil
 }
 
@@ -383,6 +399,7 @@ func (m *MemStore) DeleteSession(_ context.Context, a *protocol.SignalAddress) e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.sessions, a.String())
+	delete(m.idle, a.String())
 	m.dirtySessions[a.String()] = true
 	return nil
 }
@@ -395,6 +412,7 @@ func (m *MemStore) DeleteAllSessions(context.Context) error {
 		m.dirtySessions[a] = true
 	}
 	clear(m.sessions)
+	clear(m.idle)
 	return nil
 }
 
