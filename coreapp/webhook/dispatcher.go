@@ -568,9 +568,11 @@ func (d *Dispatcher) claim(ctx context.Context, limit int, full []endpointKey) (
 		if last := out[len(out)-1]; len(out) == limit && last.batch != 0 {
 			// A pinned group's members share batch and next_attempt_at, so
 			// they are contiguous in this order: the last one may be cut by
-			// the limit, and is left whole for the next round.
+			// the limit, and is left whole for the next round. Every group
+			// with that pin is: the groups prePin makes for two endpoints
+			// from the same first event share it, and interleave.
 			if kept := slices.DeleteFunc(slices.Clone(out), func(e delivery) bool {
-				return e.batch == last.batch && e.account == last.account && e.endpoint == last.endpoint
+				return e.batch == last.batch
 			}); len(kept) > 0 {
 				out = kept
 			}

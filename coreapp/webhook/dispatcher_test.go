@@ -732,6 +732,47 @@ func TestClaimKeepsPinnedGroupsWhole(t *testing.T) {
 	}
 }
 
+// TestClaimKeepsSharedPinsWhole: prePin gives two endpoints' groups made
+// from the same first event the same pin, and their rows interleave; a
+// limit inside them leaves both whole, not the last row's endpoint alone.
+func TestClaimKeepsSharedPinsWhole(t *testing.T) {
+	d := dbtest.New(t, db.Core)
+	disp := NewDispatcher(d, settings.NewStore(d), slog.New(slog.DiscardHandler), Options{})
+	// Delivery 1 unpinned and due first; 2 and 4 to endpoint 0, 3 and 5 to
+	// endpoint 1, all pinned -2 (events 2 and 3 fanned out to both
+	// endpoints).
+	for id := int64(1); id <= 5; id++ {
+		batch, endpoint, event, due := int64(0), int64(0), int64(1), 0
+		if id >= 2 {
+			batch, endpoint, event, due = -2, (id+1)%2, 2+(id-2)/2, 1
+		}
+		if _, err := d.Exec("INSERT INTO webhook_deliveries (id, event_id, account_id, endpoint_id, state, attempts, batch, next_attempt_at, created_at, updated_at, retry_since) VALUES (?,?,1,?,2,1,?,?,1,1,1)",
+			id, event, endpoint, batch, due); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(ds []delivery) (out []int64) {
+		for _, dl := range ds {
+			out = append(out, dl.id)
+		}
+		return out
+	}
+	first, err := disp.claim(t.Context(), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := disp.claim(t.Context(), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(first); !slices.Equal(got, []int64{1}) {
+		t.Errorf("first claim %v, want 1 (both groups pinned -2 left whole)", got)
+	}
+	if got := ids(second); !slices.Equal(got, []int64{2, 3, 4, 5}) {
+		t.Errorf("second claim %v, want both groups, 2 to 5", got)
+	}
+}
+
 // TestFullLaneRefillsAtOnce: deliveries that found their lane full go back
 // to the table, and come due again as soon as the lane is half empty, not
 // after the deferral (an hour here): a backlog larger than a lane drains
